@@ -1,0 +1,97 @@
+//! read(2), write(2), close(2): the calls every fd shares, sockets included.
+
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+
+use crate::error::{SysError, SysResult};
+use crate::trace::{escape_bytes, narrate};
+
+/// How many bytes of data a narrated read or write shows.
+const SHOWN: usize = 32;
+
+/// `read(2)`: reads at most `buf.len()` bytes; 0 means end of stream.
+///
+/// One read returns what has arrived so far, which may be less than the peer wrote
+/// in one write (TCP keeps no message boundaries: ch02, ch05).
+pub fn read(fd: impl AsFd, buf: &mut [u8]) -> SysResult<usize> {
+    let raw = fd.as_fd().as_raw_fd();
+    let result = nix::unistd::read(fd, buf);
+    narrate(
+        || match &result {
+            Ok(n) => format!(
+                "read({raw}, {}, {})",
+                escape_bytes(&buf[..*n], SHOWN),
+                buf.len()
+            ),
+            Err(_) => format!("read({raw}, {})", buf.len()),
+        },
+        &result,
+        |n| n.to_string(),
+    );
+    result.map_err(|e| SysError::new(format!("read({raw})"), e))
+}
+
+/// `write(2)`: writes some prefix of `buf` and returns how much; it may be less than
+/// all of it (a full socket buffer, a signal), so callers that must send everything
+/// use [`write_all`].
+pub fn write(fd: impl AsFd, buf: &[u8]) -> SysResult<usize> {
+    let raw = fd.as_fd().as_raw_fd();
+    let result = nix::unistd::write(fd, buf);
+    narrate(
+        || format!("write({raw}, {}, {})", escape_bytes(buf, SHOWN), buf.len()),
+        &result,
+        |n| n.to_string(),
+    );
+    result.map_err(|e| SysError::new(format!("write({raw})"), e))
+}
+
+/// Calls [`write`] until every byte of `buf` is written.
+///
+/// Not a system call of its own: the loop the book's C leaves out. EINTR is returned to
+/// the caller, which knows whether a signal means "stop".
+pub fn write_all(fd: impl AsFd, mut buf: &[u8]) -> SysResult<()> {
+    let fd = fd.as_fd();
+    while !buf.is_empty() {
+        let n = write(fd, buf)?;
+        buf = &buf[n..];
+    }
+    Ok(())
+}
+
+/// `close(2)`: gives the descriptor back to the kernel; its number is free for reuse.
+///
+/// Dropping an `OwnedFd` also closes it, silently; chapters call this where the book
+/// calls close(), so that the call is seen.
+pub fn close(fd: OwnedFd) -> SysResult<()> {
+    let raw = fd.as_raw_fd();
+    let result = nix::unistd::close(fd);
+    narrate(|| format!("close({raw})"), &result, |_| "0".into());
+    result.map_err(|e| SysError::new(format!("close({raw})"), e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn write_then_read_through_a_pipe() {
+        let (r, w) = nix::unistd::pipe().expect("pipe failed");
+        write_all(&w, b"hello").expect("write_all failed");
+        close(w).expect("close failed");
+        let mut buf = [0u8; 16];
+        assert_eq!(read(&r, &mut buf).expect("read failed"), 5);
+        assert_eq!(&buf[..5], b"hello");
+        assert_eq!(read(&r, &mut buf).expect("read at end failed"), 0);
+    }
+
+    #[test]
+    fn a_failed_call_names_itself_and_its_errno() {
+        let (r, w) = nix::unistd::pipe().expect("pipe failed");
+        drop(r);
+        // SIGPIPE is ignored by the Rust test runtime, so the write fails with EPIPE.
+        let err = write(&w, b"x").unwrap_err();
+        assert!(err.is_peer_gone());
+        let text = err.to_string();
+        assert!(text.starts_with("write("), "{text}");
+        assert!(text.ends_with("EPIPE: Broken pipe"), "{text}");
+    }
+}

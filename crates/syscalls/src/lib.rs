@@ -1,0 +1,32 @@
+//! # syscalls: the narrated system-call layer
+//!
+//! Every chapter of the workbook makes its system calls through this crate, so that a
+//! reader finds `socket`, `bind`, `listen`, `accept` in the chapter's code in the book's
+//! order, and so that each call can narrate itself.
+//!
+//! One function, one system call, its man page named in its doc comment. Each function:
+//!
+//! * makes the call through [`nix`] (or `libc` where nix lacks it, said in a comment),
+//! * prints it to stderr in strace style when tracing is on (`--trace` or
+//!   `WORKBOOK_TRACE=1`): `socket(AF_INET, SOCK_STREAM, 0) = 3`,
+//!   `accept(3) = 4 (127.0.0.1:53422)`, `bind(3, 127.0.0.1:9190) = -1 EADDRINUSE (...)`,
+//! * returns a [`SysError`] that names the call and its arguments, so that a binary's
+//!   error reads `bind 127.0.0.1:9190: EADDRINUSE: Address already in use`.
+//!
+//! What this crate is not: a networking library. It hides nothing a chapter teaches;
+//! it only adds the narration and the error context that the book's C programs lack.
+
+mod error;
+pub mod io;
+pub mod net;
+pub mod signal;
+pub mod trace;
+
+pub use error::{SysError, SysResult};
+pub use io::{close, read, write, write_all};
+pub use net::{
+    Shutdown, accept, bind, connect, getsockname, listen, recvfrom, sendto, set_reuseaddr,
+    shutdown, socket, tcp_socket, udp_socket,
+};
+pub use nix::errno::Errno;
+pub use signal::{StopSignals, ignore_sigpipe};

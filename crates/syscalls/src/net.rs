@@ -1,0 +1,320 @@
+//! The socket calls: socket(2), bind(2), listen(2), accept(2), connect(2), shutdown(2),
+//! sendto(2), recvfrom(2), getsockname(2), setsockopt(2).
+//!
+//! Addresses go in and come out as `std::net::SocketAddr`, so chapters read like the
+//! book (`127.0.0.1:9190`) while the calls themselves stay nix's.
+
+use std::net::{SocketAddr, SocketAddrV4, SocketAddrV6};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+
+use nix::sys::socket::{self as sock, SockaddrStorage};
+pub use nix::sys::socket::{AddressFamily, SockType};
+
+use crate::error::{SysError, SysResult};
+use crate::trace::{escape_bytes, narrate};
+
+/// How many bytes of a datagram a narrated sendto/recvfrom shows.
+const SHOWN: usize = 32;
+
+fn family_name(family: AddressFamily) -> &'static str {
+    match family {
+        AddressFamily::Inet => "AF_INET",
+        AddressFamily::Inet6 => "AF_INET6",
+        AddressFamily::Unix => "AF_UNIX",
+        _ => "AF_?",
+    }
+}
+
+fn type_name(ty: SockType) -> &'static str {
+    match ty {
+        SockType::Stream => "SOCK_STREAM",
+        SockType::Datagram => "SOCK_DGRAM",
+        SockType::Raw => "SOCK_RAW",
+        _ => "SOCK_?",
+    }
+}
+
+/// The nix form of an address, for the calls that take one.
+fn to_nix(addr: &SocketAddr) -> SockaddrStorage {
+    match addr {
+        SocketAddr::V4(v4) => SockaddrStorage::from(*v4),
+        SocketAddr::V6(v6) => SockaddrStorage::from(*v6),
+    }
+}
+
+/// The std form of an address the kernel gave back (IPv4 or IPv6 only).
+fn from_nix(addr: &SockaddrStorage) -> Option<SocketAddr> {
+    if let Some(v4) = addr.as_sockaddr_in() {
+        Some(SocketAddr::V4(SocketAddrV4::from(*v4)))
+    } else {
+        addr.as_sockaddr_in6()
+            .map(|v6| SocketAddr::V6(SocketAddrV6::from(*v6)))
+    }
+}
+
+fn family_of(addr: &SocketAddr) -> AddressFamily {
+    match addr {
+        SocketAddr::V4(_) => AddressFamily::Inet,
+        SocketAddr::V6(_) => AddressFamily::Inet6,
+    }
+}
+
+/// `socket(2)`: a new, unbound socket. The kernel gives it the lowest free fd number.
+pub fn socket(family: AddressFamily, ty: SockType) -> SysResult<OwnedFd> {
+    let result = sock::socket(family, ty, sock::SockFlag::empty(), None);
+    let raw = result.as_ref().map(|fd| fd.as_raw_fd()).map_err(|e| *e);
+    narrate(
+        || format!("socket({}, {}, 0)", family_name(family), type_name(ty)),
+        &raw,
+        |fd: &i32| fd.to_string(),
+    );
+    result.map_err(|e| {
+        SysError::new(
+            format!("socket({}, {})", family_name(family), type_name(ty)),
+            e,
+        )
+    })
+}
+
+/// A TCP socket (`SOCK_STREAM`) of the family that `addr` needs.
+pub fn tcp_socket(addr: &SocketAddr) -> SysResult<OwnedFd> {
+    socket(family_of(addr), SockType::Stream)
+}
+
+/// A UDP socket (`SOCK_DGRAM`) of the family that `addr` needs.
+pub fn udp_socket(addr: &SocketAddr) -> SysResult<OwnedFd> {
+    socket(family_of(addr), SockType::Datagram)
+}
+
+/// `bind(2)`: gives the socket its local address. Port 0 asks the kernel for a free
+/// port; [`getsockname`] tells which one it chose.
+pub fn bind(fd: impl AsFd, addr: SocketAddr) -> SysResult<()> {
+    let raw = fd.as_fd().as_raw_fd();
+    let result = sock::bind(raw, &to_nix(&addr));
+    narrate(|| format!("bind({raw}, {addr})"), &result, |_| "0".into());
+    result.map_err(|e| SysError::new(format!("bind {addr}"), e))
+}
+
+/// `listen(2)`: marks the socket as one that accepts connections. From here on the
+/// kernel completes three-way handshakes by itself and queues the connections, at most
+/// about `backlog` of them, until accept() takes them (ch09 shows it).
+pub fn listen(fd: impl AsFd, backlog: i32) -> SysResult<()> {
+    let fd = fd.as_fd();
+    let raw = fd.as_raw_fd();
+    let result = sock::Backlog::new(backlog).and_then(|b| sock::listen(&fd, b));
+    narrate(
+        || format!("listen({raw}, {backlog})"),
+        &result,
+        |_| "0".into(),
+    );
+    result.map_err(|e| SysError::new(format!("listen({raw}, {backlog})"), e))
+}
+
+/// `accept(2)`: takes the oldest completed connection off the listening socket's
+/// queue, waiting for one if there is none. Returns a new fd for that one client and
+/// the client's address (read with getpeername(2)).
+pub fn accept(fd: impl AsFd) -> SysResult<(OwnedFd, SocketAddr)> {
+    let raw = fd.as_fd().as_raw_fd();
+    let result = sock::accept(raw).map(|client| {
+        // SAFETY: accept(2) just returned this fd; nothing else owns it.
+        unsafe { OwnedFd::from_raw_fd(client) }
+    });
+    let peer = result.as_ref().ok().and_then(|client| {
+        sock::getpeername::<SockaddrStorage>(client.as_raw_fd())
+            .ok()
+            .and_then(|a| from_nix(&a))
+    });
+    let shown = result.as_ref().map(|c| c.as_raw_fd()).map_err(|e| *e);
+    narrate(
+        || format!("accept({raw})"),
+        &shown,
+        |client: &i32| match peer {
+            Some(p) => format!("{client} ({p})"),
+            None => client.to_string(),
+        },
+    );
+    let client = result.map_err(|e| SysError::new(format!("accept({raw})"), e))?;
+    // A connection the peer already reset may have no peer name any more; show the
+    // unspecified address rather than failing the accept that did succeed.
+    let peer = peer.unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
+    Ok((client, peer))
+}
+
+/// `connect(2)`: on TCP, the three-way handshake with `addr`; on UDP, only fixes the
+/// peer (ch06).
+pub fn connect(fd: impl AsFd, addr: SocketAddr) -> SysResult<()> {
+    let raw = fd.as_fd().as_raw_fd();
+    let result = sock::connect(raw, &to_nix(&addr));
+    narrate(
+        || format!("connect({raw}, {addr})"),
+        &result,
+        |_| "0".into(),
+    );
+    result.map_err(|e| SysError::new(format!("connect {addr}"), e))
+}
+
+/// Which direction [`shutdown`] closes.
+pub use nix::sys::socket::Shutdown;
+
+/// `shutdown(2)`: closes one direction of a connection. `Shutdown::Write` sends FIN
+/// (the peer reads end of stream) while we can still read: half-close (ch07).
+pub fn shutdown(fd: impl AsFd, how: Shutdown) -> SysResult<()> {
+    let raw = fd.as_fd().as_raw_fd();
+    let name = match how {
+        Shutdown::Read => "SHUT_RD",
+        Shutdown::Write => "SHUT_WR",
+        Shutdown::Both => "SHUT_RDWR",
+    };
+    let result = sock::shutdown(raw, how);
+    narrate(
+        || format!("shutdown({raw}, {name})"),
+        &result,
+        |_| "0".into(),
+    );
+    result.map_err(|e| SysError::new(format!("shutdown({raw}, {name})"), e))
+}
+
+/// `getsockname(2)`: the local address the socket is bound to, e.g. the port that
+/// bind() to port 0 was given.
+pub fn getsockname(fd: impl AsFd) -> SysResult<SocketAddr> {
+    let raw = fd.as_fd().as_raw_fd();
+    let result = sock::getsockname::<SockaddrStorage>(raw)
+        .and_then(|a| from_nix(&a).ok_or(nix::errno::Errno::EAFNOSUPPORT));
+    narrate(|| format!("getsockname({raw})"), &result, |a| a.to_string());
+    result.map_err(|e| SysError::new(format!("getsockname({raw})"), e))
+}
+
+/// `sendto(2)`: sends one datagram to `addr`. UDP keeps its boundary: the receiver's
+/// recvfrom() gets exactly this datagram (ch02, ch06).
+pub fn sendto(fd: impl AsFd, buf: &[u8], addr: SocketAddr) -> SysResult<usize> {
+    let raw = fd.as_fd().as_raw_fd();
+    let result = sock::sendto(raw, buf, &to_nix(&addr), sock::MsgFlags::empty());
+    narrate(
+        || {
+            format!(
+                "sendto({raw}, {}, {}, {addr})",
+                escape_bytes(buf, SHOWN),
+                buf.len()
+            )
+        },
+        &result,
+        |n| n.to_string(),
+    );
+    result.map_err(|e| SysError::new(format!("sendto({raw}) {addr}"), e))
+}
+
+/// `recvfrom(2)`: receives one datagram and its sender's address. A datagram larger
+/// than `buf` is cut and the rest is lost, so give a buffer as large as the largest
+/// datagram (65,507 bytes for UDP over IPv4).
+pub fn recvfrom(fd: impl AsFd, buf: &mut [u8]) -> SysResult<(usize, SocketAddr)> {
+    let raw = fd.as_fd().as_raw_fd();
+    let result = sock::recvfrom::<SockaddrStorage>(raw, buf).map(|(n, from)| {
+        let from = from
+            .as_ref()
+            .and_then(from_nix)
+            .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
+        (n, from)
+    });
+    narrate(
+        || match &result {
+            Ok((n, _)) => format!(
+                "recvfrom({raw}, {}, {})",
+                escape_bytes(&buf[..*n], SHOWN),
+                buf.len()
+            ),
+            Err(_) => format!("recvfrom({raw}, {})", buf.len()),
+        },
+        &result,
+        |(n, from)| format!("{n} ({from})"),
+    );
+    result.map_err(|e| SysError::new(format!("recvfrom({raw})"), e))
+}
+
+/// `setsockopt(2)` with `SO_REUSEADDR`: lets bind() take a port whose last connection
+/// is still in TIME_WAIT, so a restarted server does not fail with EADDRINUSE (ch09).
+pub fn set_reuseaddr(fd: impl AsFd, on: bool) -> SysResult<()> {
+    let fd = fd.as_fd();
+    let raw = fd.as_raw_fd();
+    let result = sock::setsockopt(&fd, sock::sockopt::ReuseAddr, &on);
+    narrate(
+        || format!("setsockopt({raw}, SOL_SOCKET, SO_REUSEADDR, {})", on as i32),
+        &result,
+        |_| "0".into(),
+    );
+    result.map_err(|e| SysError::new(format!("setsockopt({raw}, SO_REUSEADDR)"), e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::io::{read, write_all};
+
+    fn loopback_any_port() -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], 0))
+    }
+
+    #[test]
+    fn a_tcp_connection_through_every_call() {
+        let listener = tcp_socket(&loopback_any_port()).expect("socket failed");
+        bind(&listener, loopback_any_port()).expect("bind failed");
+        listen(&listener, 128).expect("listen failed");
+        let addr = getsockname(&listener).expect("getsockname failed");
+        assert_ne!(addr.port(), 0, "the kernel chose a port");
+
+        let client = tcp_socket(&addr).expect("socket failed");
+        connect(&client, addr).expect("connect failed");
+        let (served, peer) = accept(&listener).expect("accept failed");
+        assert_eq!(peer, getsockname(&client).expect("getsockname failed"));
+
+        write_all(&client, b"ping").expect("write_all failed");
+        shutdown(&client, Shutdown::Write).expect("shutdown failed");
+        let mut buf = [0u8; 8];
+        assert_eq!(read(&served, &mut buf).expect("read failed"), 4);
+        assert_eq!(read(&served, &mut buf).expect("read at FIN failed"), 0);
+    }
+
+    #[test]
+    fn bind_to_a_taken_port_names_the_address_and_errno() {
+        let first = tcp_socket(&loopback_any_port()).expect("socket failed");
+        bind(&first, loopback_any_port()).expect("bind failed");
+        listen(&first, 1).expect("listen failed");
+        let taken = getsockname(&first).expect("getsockname failed");
+
+        let second = tcp_socket(&taken).expect("socket failed");
+        let err = bind(&second, taken).unwrap_err();
+        assert_eq!(err.errno, nix::errno::Errno::EADDRINUSE);
+        assert_eq!(
+            err.to_string(),
+            format!("bind {taken}: EADDRINUSE: Address already in use")
+        );
+    }
+
+    #[test]
+    fn datagrams_keep_their_boundaries() {
+        let a = udp_socket(&loopback_any_port()).expect("socket failed");
+        bind(&a, loopback_any_port()).expect("bind failed");
+        let b = udp_socket(&loopback_any_port()).expect("socket failed");
+        bind(&b, loopback_any_port()).expect("bind failed");
+        let a_addr = getsockname(&a).expect("getsockname failed");
+        let b_addr = getsockname(&b).expect("getsockname failed");
+
+        sendto(&b, b"one", a_addr).expect("sendto failed");
+        sendto(&b, b"three", a_addr).expect("sendto failed");
+        let mut buf = [0u8; 64];
+        assert_eq!(
+            recvfrom(&a, &mut buf).expect("recvfrom failed"),
+            (3, b_addr)
+        );
+        assert_eq!(
+            recvfrom(&a, &mut buf).expect("recvfrom failed"),
+            (5, b_addr)
+        );
+    }
+
+    #[test]
+    fn reuseaddr_can_be_set() {
+        let fd = tcp_socket(&loopback_any_port()).expect("socket failed");
+        set_reuseaddr(&fd, true).expect("setsockopt failed");
+        assert!(sock::getsockopt(&fd, sock::sockopt::ReuseAddr).expect("getsockopt failed"));
+    }
+}
