@@ -1,1 +1,58 @@
-fn main() {}
+//! # xtask: the workbook's commands
+//!
+//! `cargo xtask <verb>` (an alias in `.cargo/config.toml`):
+//!
+//! * `test-all`: builds everything, runs every test binary, prints one line per test
+//!   binary and `N passed, M failed` counted from libtest's own `test result:` lines;
+//! * `list`: chapters, roles and their placeholders, check ids and titles;
+//! * `check <chapter>`: runs a chapter's suite against our binaries, or against the
+//!   templates given (`--server './echo_server {port}'`).
+//!
+//! Exit statuses: 0 all passed; 1 a check or test failed; 2 a command line that
+//! cannot run (an unknown chapter, a bad template), said in one line before anything
+//! runs.
+
+mod cargo;
+mod check;
+mod list;
+mod test_all;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "cargo xtask",
+    about = "The socket workbook's commands: test, list and check"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Build everything and run every test; exit 0 only when all pass
+    TestAll,
+    /// List chapters, their roles (with placeholders) and their checks
+    List,
+    /// Grade a chapter: our reference programs, or yours given as templates
+    Check(check::CheckArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::TestAll => test_all::run(),
+        Command::List => list::run(),
+        Command::Check(args) => check::run(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}

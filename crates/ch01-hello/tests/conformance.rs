@@ -1,0 +1,104 @@
+//! ch01's conformance suite on our binary, and the gallery's ch01 submissions graded.
+
+use assert_cmd::Command;
+use harness::testing::{assert_reference_passes, assert_submission};
+use predicates::prelude::*;
+
+/// Our server and client pass every ch01 check.
+#[test]
+fn reference_passes_every_check() {
+    assert_reference_passes("ch01", env!("CARGO_BIN_EXE_ch01-hello"));
+}
+
+/// The book's C, made correct, passes.
+#[test]
+fn book_style_c_passes() {
+    assert_submission("ch01/book-style");
+}
+
+/// The book's sizeof() bug puts a NUL byte on the wire: `ch01/hello` catches it.
+#[test]
+fn twin_that_sends_the_nul_byte() {
+    assert_submission("ch01/sizeof-nul");
+}
+
+#[test]
+fn twin_client_with_swapped_arguments() {
+    assert_submission("ch01/swapped-arguments");
+}
+
+/// `fds`: 0, 1 and 2 are taken before main(), so the file and the two sockets get 3,
+/// 4 and 5, and the listing shows them as lsof would.
+#[test]
+fn fds_shows_three_four_and_five() {
+    Command::new(env!("CARGO_BIN_EXE_ch01-hello"))
+        .arg("fds")
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("file descriptor 1: 3 (a file)"))
+        .stdout(predicate::str::contains(
+            "file descriptor 2: 4 (a TCP socket)",
+        ))
+        .stdout(predicate::str::contains(
+            "file descriptor 3: 5 (a UDP socket)",
+        ))
+        .stdout(predicate::str::is_match(r"(?m)^4 +sock +socket:\[\d+\]$").unwrap());
+}
+
+/// The demo runs the server as a child process, narrates both sides, and exits 0.
+#[test]
+fn demo_narrates_both_sides_and_exits_zero() {
+    Command::new(env!("CARGO_BIN_EXE_ch01-hello"))
+        .timeout(std::time::Duration::from_secs(30))
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(
+            "[server] socket(AF_INET, SOCK_STREAM, 0) = 3",
+        ))
+        .stdout(predicate::str::contains("[server] listen(3, 128) = 0"))
+        .stdout(
+            predicate::str::is_match(r"\[server\] accept\(3\) = 4 \(127\.0\.0\.1:\d+\)").unwrap(),
+        )
+        .stdout(predicate::str::contains(
+            "[server] write(4, \"Hello World!\", 12) = 12",
+        ))
+        .stdout(predicate::str::contains(
+            "[client] Message from server: Hello World!",
+        ));
+}
+
+/// A port in use is a one-line error naming the call, the address and errno: exit 1.
+#[test]
+fn port_in_use_is_a_clear_error() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind failed");
+    let port = taken.local_addr().unwrap().port().to_string();
+    Command::new(env!("CARGO_BIN_EXE_ch01-hello"))
+        .args(["server", &port])
+        .timeout(std::time::Duration::from_secs(30))
+        .assert()
+        .code(1)
+        .stderr(format!(
+            "error: bind 127.0.0.1:{port}: EADDRINUSE: Address already in use\n"
+        ));
+}
+
+/// A client given something that is not an IP address: exit 1, one line.
+#[test]
+fn bad_address_is_a_clear_error() {
+    Command::new(env!("CARGO_BIN_EXE_ch01-hello"))
+        .args(["client", "not-an-ip", "9190"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::starts_with(
+            "error: invalid address \"not-an-ip\"",
+        ));
+}
+
+/// A command line clap rejects: exit 2.
+#[test]
+fn bad_command_line_exits_two() {
+    Command::new(env!("CARGO_BIN_EXE_ch01-hello"))
+        .args(["server", "not-a-port"])
+        .assert()
+        .code(2);
+}

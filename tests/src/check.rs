@@ -1,0 +1,402 @@
+//! What a check is, and what it has at hand while it runs.
+//!
+//! A chapter has roles (the programs a student may hand in) and checks (each aimed at
+//! one role, or reference-only). A check is a plain function of a [`Ctx`], which
+//! starts the programs under test from their templates, supervises them, and explains
+//! their deaths.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use crate::peer::{self, Conn};
+use crate::procfs::{self, Proto};
+use crate::pty::TerminalProgram;
+use crate::supervise::{Spawned, Streams, Supervisor, describe_status};
+use crate::template::Template;
+
+/// What kind of program a role is, which decides how the checker runs it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RoleKind {
+    /// A server: started with a free `{port}`, ready once it listens (TCP) or is bound
+    /// (UDP) there.
+    Server(Proto),
+    /// An interactive client: run under a pseudo-terminal against a checker's server.
+    Client,
+}
+
+/// A program a student may hand in for a chapter.
+#[derive(Debug, Clone)]
+pub struct Role {
+    pub name: &'static str,
+    pub kind: RoleKind,
+    /// Our binary's arguments for this role, placeholders included:
+    /// `["server", "{port}"]`.
+    pub reference: &'static [&'static str],
+    /// Placeholders a template of this role must use.
+    pub required: &'static [&'static str],
+    /// Placeholders a template of this role may use (the required ones included).
+    pub allowed: &'static [&'static str],
+    /// A template as a student would write it, for `list` and error messages.
+    pub example: &'static str,
+}
+
+/// Why a check did not pass.
+#[derive(Debug, Clone)]
+pub enum Problem {
+    Fail(Box<Failure>),
+    Skip(String),
+}
+
+/// A check's result: `Ok(())` is PASS.
+pub type Outcome = Result<(), Problem>;
+
+/// What went wrong, with the evidence: what was sent, what was expected, what came.
+#[derive(Debug, Clone, Default)]
+pub struct Failure {
+    pub message: String,
+    pub sent: Option<Vec<u8>>,
+    pub expected: Option<String>,
+    pub got: Option<Vec<u8>>,
+    /// The last lines the program under test wrote to stderr (the runner adds them).
+    pub stderr: Option<String>,
+}
+
+impl Failure {
+    pub fn new(message: impl Into<String>) -> Failure {
+        Failure {
+            message: message.into(),
+            ..Failure::default()
+        }
+    }
+    pub fn sent(mut self, bytes: &[u8]) -> Failure {
+        self.sent = Some(bytes.to_vec());
+        self
+    }
+    pub fn expected(mut self, what: impl Into<String>) -> Failure {
+        self.expected = Some(what.into());
+        self
+    }
+    pub fn got(mut self, bytes: &[u8]) -> Failure {
+        self.got = Some(bytes.to_vec());
+        self
+    }
+}
+
+impl From<Failure> for Problem {
+    fn from(f: Failure) -> Problem {
+        Problem::Fail(Box::new(f))
+    }
+}
+
+/// A FAIL with just a message.
+pub fn fail(message: impl Into<String>) -> Problem {
+    Failure::new(message).into()
+}
+
+/// One check of a chapter's suite.
+#[derive(Debug, Clone)]
+pub struct Check {
+    /// `<chapter>/<name>`: the contract other tools and manifests use.
+    pub id: String,
+    pub title: &'static str,
+    /// The role it tests; None for a reference-only check (a demo observed from
+    /// outside).
+    pub role: Option<&'static str>,
+    /// What to reread when it fails: the chapter README section.
+    pub hint: &'static str,
+    pub run: fn(&mut Ctx) -> Outcome,
+}
+
+/// A chapter: its crate, roles and checks.
+#[derive(Debug, Clone)]
+pub struct Chapter {
+    /// The book's chapter: `ch04`.
+    pub id: &'static str,
+    pub title: &'static str,
+    /// The cargo package and binary of our reference programs.
+    pub package: &'static str,
+    pub roles: Vec<Role>,
+    pub checks: Vec<Check>,
+}
+
+impl Chapter {
+    pub fn role(&self, name: &str) -> Option<&Role> {
+        self.roles.iter().find(|r| r.name == name)
+    }
+}
+
+/// How the checks run: the deadline factor and what to record.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Every deadline is multiplied by this (`--timeout`).
+    pub timeout: f64,
+    /// Under CI (`CI=true`) a missing tool fails a check instead of skipping it.
+    pub ci: bool,
+}
+
+impl Default for Settings {
+    fn default() -> Settings {
+        Settings {
+            timeout: 1.0,
+            ci: std::env::var("CI").is_ok_and(|v| v == "true"),
+        }
+    }
+}
+
+/// A server under test that is listening.
+#[derive(Debug, Clone)]
+pub struct Server {
+    /// Where the checker connects: 127.0.0.1 and the port it gave.
+    pub addr: SocketAddr,
+    /// The process that holds the listening socket, whatever wrapper started it.
+    pub pid: i32,
+    /// The program the checker started (the wrapper, when there is one).
+    pub spawned: Spawned,
+}
+
+/// What a check has at hand: the templates, the deadlines, its own processes.
+#[derive(Debug)]
+pub struct Ctx<'a> {
+    pub chapter: &'a Chapter,
+    pub check: &'a Check,
+    templates: &'a BTreeMap<String, Template>,
+    pub settings: &'a Settings,
+    pub sup: Supervisor,
+}
+
+impl<'a> Ctx<'a> {
+    pub fn new(
+        chapter: &'a Chapter,
+        check: &'a Check,
+        templates: &'a BTreeMap<String, Template>,
+        settings: &'a Settings,
+    ) -> anyhow::Result<Ctx<'a>> {
+        let grace = Duration::from_secs_f64(1.0 * settings.timeout);
+        Ok(Ctx {
+            chapter,
+            check,
+            templates,
+            settings,
+            sup: Supervisor::new(grace)?,
+        })
+    }
+
+    /// `base` scaled by `--timeout`.
+    pub fn deadline(&self, base: Duration) -> Duration {
+        base.mul_f64(self.settings.timeout)
+    }
+
+    /// `secs` seconds, scaled by `--timeout`.
+    pub fn secs(&self, secs: f64) -> Duration {
+        self.deadline(Duration::from_secs_f64(secs))
+    }
+
+    fn template(&self, role: &str) -> Result<&'a Template, Problem> {
+        self.templates
+            .get(role)
+            .ok_or_else(|| Problem::Skip(format!("no template for role {role}")))
+    }
+
+    /// A tool a check needs (cc, curl, ...): SKIP with the package to install when it
+    /// is missing, or FAIL under CI, so that CI cannot pass by skipping.
+    pub fn require_tool(&self, tool: &str, package: &str) -> Outcome {
+        if crate::template::resolve_program(tool).is_ok() {
+            return Ok(());
+        }
+        let why = format!("needs {tool}: install it with `apt-get install {package}`");
+        if self.settings.ci {
+            Err(fail(why))
+        } else {
+            Err(Problem::Skip(why))
+        }
+    }
+
+    /// Starts the check's role as a server on a free port and waits until it listens.
+    pub fn server(&mut self) -> Result<Server, Problem> {
+        let role = self.check.role.expect("a server check names its role");
+        self.server_of(role, &[])
+    }
+
+    /// Starts `role` as a server with extra placeholder values (`{file}`, ...).
+    pub fn server_of(
+        &mut self,
+        role: &str,
+        extra: &[(&'static str, String)],
+    ) -> Result<Server, Problem> {
+        let template = self.template(role)?;
+        let RoleKind::Server(proto) = self.chapter.role(role).expect("known role").kind else {
+            panic!("role {role} is not a server");
+        };
+        let port = peer::free_port().map_err(fail)?;
+        let mut values: BTreeMap<&str, String> = BTreeMap::new();
+        values.insert("{host}", "127.0.0.1".into());
+        values.insert("{port}", port.to_string());
+        values.extend(extra.iter().cloned());
+        let argv = template.render(&values);
+        let spawned = self
+            .sup
+            .spawn(&argv, Streams::Logged)
+            .map_err(|e| fail(format!("{e:#}")))?;
+        let pid = self.wait_ready(&spawned, proto, port)?;
+        Ok(Server {
+            addr: SocketAddr::from(([127, 0, 0, 1], port)),
+            pid,
+            spawned,
+        })
+    }
+
+    /// Waits until a socket on `port` is listening (TCP) or bound (UDP) in
+    /// /proc/net, held by one of this check's processes. Never connects to find out:
+    /// a probe connection would use up one of the server's accepts.
+    fn wait_ready(&mut self, spawned: &Spawned, proto: Proto, port: u16) -> Result<i32, Problem> {
+        let deadline = self.secs(10.0);
+        let until = Instant::now() + deadline;
+        let what = match proto {
+            Proto::Tcp => "listened",
+            Proto::Udp => "bound its socket",
+        };
+        loop {
+            if let Some(row) = procfs::ready_socket(proto, port) {
+                let holder =
+                    self.sup.processes().into_iter().find(|p| {
+                        p.state != 'Z' && procfs::socket_inodes(p.pid).contains(&row.inode)
+                    });
+                if let Some(holder) = holder {
+                    return Ok(holder.pid);
+                }
+            }
+            if let Some(status) = self.sup.status(spawned.pid) {
+                let mut message = format!(
+                    "your program {} before it {what} on port {port}",
+                    describe_status(&status)
+                );
+                let stderr = spawned.stderr_tail(5);
+                let stdout = spawned.stdout_tail(5);
+                if !stderr.trim().is_empty() {
+                    message.push_str(&format!("; its stderr ended with:\n{stderr}"));
+                } else if !stdout.trim().is_empty() {
+                    message.push_str(&format!("; its output ended with:\n{stdout}"));
+                }
+                message.push_str(&format!(
+                    "\n(it was run as: {})",
+                    shell_words::join(&spawned.argv)
+                ));
+                return Err(Failure::new(message).into());
+            }
+            if Instant::now() >= until {
+                return Err(fail(self.not_ready_reason(proto, port, deadline)));
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    fn not_ready_reason(&mut self, proto: Proto, port: u16, deadline: Duration) -> String {
+        let mut inodes = std::collections::HashSet::new();
+        for p in self.sup.processes() {
+            inodes.extend(procfs::socket_inodes(p.pid));
+        }
+        let elsewhere: Vec<String> = procfs::ready_sockets_among(proto, &inodes)
+            .iter()
+            .map(|row| row.local.to_string())
+            .collect();
+        if !elsewhere.is_empty() {
+            return format!(
+                "your program did not listen on port {port}, the port it was given; it listens on {} instead (use the {{port}} argument)",
+                elsewhere.join(", ")
+            );
+        }
+        if procfs::ready_socket(proto, port).is_some() {
+            return format!("port {port} is held by another program, not by yours");
+        }
+        format!(
+            "your program did not listen on port {port} within {deadline:.1?} (it is still running)"
+        )
+    }
+
+    /// Connects to the server under test; when it cannot, says whether the server died.
+    pub fn connect(&mut self, server: &Server) -> Result<Conn, Problem> {
+        Conn::connect(server.addr, self.secs(5.0))
+            .map_err(|e| self.explain(server, Failure::new(e)))
+    }
+
+    /// When the server process is gone: how it ended, in words.
+    pub fn server_gone(&mut self, server: &Server) -> Option<String> {
+        let alive = procfs::stat(server.pid).is_some_and(|p| p.state != 'Z');
+        if alive && server.pid != server.spawned.pid {
+            return None;
+        }
+        if let Some(status) = self.sup.status(server.spawned.pid) {
+            return Some(format!("your server {}", describe_status(&status)));
+        }
+        if !alive {
+            return Some(format!("your server process (pid {}) is gone", server.pid));
+        }
+        None
+    }
+
+    /// Explains a failed exchange: when the server died, that is the news.
+    ///
+    /// A dying process closes its sockets (the checker sees the reset) a moment before
+    /// it becomes a zombie whose status can be read, so this waits up to a second
+    /// (scaled) for the death to show before concluding the server is alive.
+    pub fn explain(&mut self, server: &Server, failure: Failure) -> Problem {
+        let until = Instant::now() + self.secs(1.0);
+        let mut gone = self.server_gone(server);
+        while gone.is_none() && Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(10));
+            gone = self.server_gone(server);
+        }
+        match gone {
+            Some(gone) => {
+                let mut failure = failure;
+                failure.message = format!("{}; {gone}", failure.message);
+                failure.into()
+            }
+            None => failure.into(),
+        }
+    }
+
+    /// Runs the check's client role on a terminal, pointed at `server`.
+    pub fn client(
+        &mut self,
+        server: SocketAddr,
+        extra: &[(&'static str, String)],
+    ) -> Result<TerminalProgram, Problem> {
+        let role = self.check.role.expect("a client check names its role");
+        let template = self.template(role)?;
+        let mut values: BTreeMap<&str, String> = BTreeMap::new();
+        values.insert("{host}", server.ip().to_string());
+        values.insert("{port}", server.port().to_string());
+        values.extend(extra.iter().cloned());
+        let argv = template.render(&values);
+        TerminalProgram::spawn(&mut self.sup, &argv).map_err(|e| fail(format!("{e:#}")))
+    }
+
+    /// Waits for a line of the client's output equal to `expected` (trailing white
+    /// space aside).
+    pub fn expect_line(
+        &mut self,
+        client: &TerminalProgram,
+        expected: &str,
+        deadline: Duration,
+    ) -> Outcome {
+        if client
+            .wait_for_line(deadline, |l| crate::pty::line_shows(l, expected))
+            .is_some()
+        {
+            return Ok(());
+        }
+        let mut failure = Failure::new(format!(
+            "your client did not print the expected line within {deadline:.1?}"
+        ))
+        .expected(format!("a line {expected:?}"))
+        .got(&client.output());
+        if let Some(status) = self.sup.status(client.spawned.pid) {
+            failure
+                .message
+                .push_str(&format!("; it {}", describe_status(&status)));
+        }
+        Err(failure.into())
+    }
+}

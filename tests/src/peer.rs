@@ -1,0 +1,335 @@
+//! The checker's own peers: clients that talk to a server under test and servers that a
+//! client under test talks to. They are the examiner, not the lesson, so they use
+//! `std::net` and `socket2` (DESIGN.md).
+//!
+//! Every wait has a deadline; nothing here sleeps to synchronise.
+
+use std::io::{ErrorKind, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::fd::AsFd;
+use std::time::{Duration, Instant};
+
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use socket2::{Domain, Socket, Type};
+
+/// What came back when less came back than expected.
+#[derive(Debug)]
+pub struct Short {
+    /// The bytes that did arrive.
+    pub got: Vec<u8>,
+    /// Why the rest did not: "end of stream", "no more bytes within 5s",
+    /// "connection reset".
+    pub why: String,
+}
+
+fn describe_io(e: &std::io::Error) -> String {
+    match e.kind() {
+        ErrorKind::ConnectionReset => "the connection was reset (ECONNRESET)".into(),
+        ErrorKind::ConnectionRefused => "the connection was refused (ECONNREFUSED)".into(),
+        ErrorKind::BrokenPipe => "the connection is closed (EPIPE)".into(),
+        _ => e.to_string(),
+    }
+}
+
+/// A client connection of the checker's, with deadlines on every read.
+#[derive(Debug)]
+pub struct Conn {
+    pub stream: TcpStream,
+}
+
+impl Conn {
+    /// Connects to `addr`.
+    pub fn connect(addr: SocketAddr, deadline: Duration) -> Result<Conn, String> {
+        TcpStream::connect_timeout(&addr, deadline)
+            .map(|stream| Conn { stream })
+            .map_err(|e| format!("connect to {addr}: {}", describe_io(&e)))
+    }
+
+    /// Sets TCP_NODELAY: each write goes out as its own segment.
+    pub fn nodelay(&self) -> &Self {
+        let _ = self.stream.set_nodelay(true);
+        self
+    }
+
+    /// Writes all of `data`.
+    pub fn send(&mut self, data: &[u8]) -> Result<(), String> {
+        self.stream
+            .write_all(data)
+            .map_err(|e| format!("send: {}", describe_io(&e)))
+    }
+
+    /// Reads until `n` bytes have arrived, or end of stream, an error, or `deadline`.
+    pub fn recv_exact(&mut self, n: usize, deadline: Duration) -> Result<Vec<u8>, Short> {
+        let until = Instant::now() + deadline;
+        let mut got = Vec::with_capacity(n);
+        let mut buf = vec![0u8; 64 * 1024];
+        while got.len() < n {
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(Short {
+                    got,
+                    why: format!("no more bytes came within {deadline:.1?}"),
+                });
+            }
+            let _ = self.stream.set_read_timeout(Some(left));
+            let want = (n - got.len()).min(buf.len());
+            match self.stream.read(&mut buf[..want]) {
+                Ok(0) => {
+                    return Err(Short {
+                        got,
+                        why: "the server closed the connection (end of stream)".into(),
+                    });
+                }
+                Ok(k) => got.extend_from_slice(&buf[..k]),
+                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => {
+                    return Err(Short {
+                        got,
+                        why: describe_io(&e),
+                    });
+                }
+            }
+        }
+        Ok(got)
+    }
+
+    /// Reads until end of stream, at most `limit` bytes, within `deadline`.
+    pub fn recv_to_end(&mut self, limit: usize, deadline: Duration) -> Result<Vec<u8>, Short> {
+        let until = Instant::now() + deadline;
+        let mut got = Vec::new();
+        let mut buf = [0u8; 16 * 1024];
+        loop {
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(Short {
+                    got,
+                    why: format!("the connection was still open after {deadline:.1?}"),
+                });
+            }
+            let _ = self.stream.set_read_timeout(Some(left));
+            match self.stream.read(&mut buf) {
+                Ok(0) => return Ok(got),
+                Ok(k) => {
+                    got.extend_from_slice(&buf[..k]);
+                    if got.len() > limit {
+                        return Err(Short {
+                            got,
+                            why: format!("more than {limit} bytes came"),
+                        });
+                    }
+                }
+                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => {
+                    return Err(Short {
+                        got,
+                        why: describe_io(&e),
+                    });
+                }
+            }
+        }
+    }
+
+    /// Closes with SO_LINGER 0: the kernel sends RST instead of FIN, as when a client
+    /// crashes or its machine drops off the network.
+    pub fn reset(self) {
+        let socket = Socket::from(self.stream);
+        let _ = socket.set_linger(Some(Duration::ZERO));
+        drop(socket);
+    }
+}
+
+/// A client that stops reading, for real: its receive buffer is shrunk before connect
+/// (so the kernel's autotuning cannot absorb megabytes), and it sends until its own
+/// non-blocking send stays at EAGAIN, which means every buffer between it and the
+/// server is full and the server is blocked or must wait.
+#[derive(Debug)]
+pub struct StalledClient {
+    pub socket: Socket,
+    /// How many bytes it managed to send before everything filled up.
+    pub sent: usize,
+}
+
+impl StalledClient {
+    /// Connects to `addr` and sends at most `max` bytes, until the send stays at EAGAIN
+    /// for `settle` (everything is full) or `max` is reached.
+    pub fn fill(
+        addr: SocketAddr,
+        max: usize,
+        settle: Duration,
+        deadline: Duration,
+    ) -> Result<StalledClient, String> {
+        let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)
+            .map_err(|e| format!("socket: {e}"))?;
+        socket
+            .set_recv_buffer_size(4096)
+            .map_err(|e| format!("setsockopt(SO_RCVBUF): {e}"))?;
+        socket
+            .connect_timeout(&addr.into(), deadline)
+            .map_err(|e| format!("connect to {addr}: {}", describe_io(&e)))?;
+        socket
+            .set_nonblocking(true)
+            .map_err(|e| format!("set non-blocking: {e}"))?;
+        let chunk = vec![b'x'; 64 * 1024];
+        let mut sent = 0;
+        let until = Instant::now() + deadline;
+        let mut blocked_since: Option<Instant> = None;
+        while sent < max && Instant::now() < until {
+            match socket.send(&chunk[..chunk.len().min(max - sent)]) {
+                Ok(n) => {
+                    sent += n;
+                    blocked_since = None;
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                    let since = *blocked_since.get_or_insert_with(Instant::now);
+                    if since.elapsed() >= settle {
+                        break;
+                    }
+                    // Wait until the socket is writable again or `settle` has passed.
+                    let left = settle.saturating_sub(since.elapsed());
+                    let mut fds = [PollFd::new(socket.as_fd(), PollFlags::POLLOUT)];
+                    let ms = left.as_millis().clamp(1, 1000) as u16;
+                    let _ = poll(&mut fds, PollTimeout::from(ms));
+                }
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                // The server closed or reset the connection first: nothing more can be
+                // sent, and the client is as stalled as it will get.
+                Err(e)
+                    if matches!(e.kind(), ErrorKind::ConnectionReset | ErrorKind::BrokenPipe) =>
+                {
+                    break;
+                }
+                Err(e) => return Err(format!("send: {}", describe_io(&e))),
+            }
+        }
+        Ok(StalledClient { socket, sent })
+    }
+
+    /// Closes without reading: with unread data in its receive buffer the kernel
+    /// answers with RST.
+    pub fn close(self) {
+        drop(self.socket);
+    }
+}
+
+/// A server of the checker's on 127.0.0.1 and a port the kernel chose, for checks of
+/// client programs.
+#[derive(Debug)]
+pub struct HarnessServer {
+    pub listener: TcpListener,
+    pub addr: SocketAddr,
+}
+
+impl HarnessServer {
+    /// Listens on 127.0.0.1, port 0.
+    pub fn start() -> Result<HarnessServer, String> {
+        let listener = TcpListener::bind("127.0.0.1:0").map_err(|e| format!("bind: {e}"))?;
+        let addr = listener
+            .local_addr()
+            .map_err(|e| format!("getsockname: {e}"))?;
+        Ok(HarnessServer { listener, addr })
+    }
+
+    /// Waits for the client under test to connect, up to `deadline`.
+    pub fn accept(&self, deadline: Duration) -> Result<Conn, String> {
+        let mut fds = [PollFd::new(self.listener.as_fd(), PollFlags::POLLIN)];
+        let ms = deadline.as_millis().min(i32::MAX as u128) as i32;
+        match poll(
+            &mut fds,
+            PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX),
+        ) {
+            Ok(0) => Err(format!(
+                "your client did not connect to {} within {deadline:.1?}",
+                self.addr
+            )),
+            Ok(_) => self
+                .listener
+                .accept()
+                .map(|(stream, _)| Conn { stream })
+                .map_err(|e| format!("accept: {e}")),
+            Err(e) => Err(format!("poll: {e}")),
+        }
+    }
+}
+
+/// Picks a port for a server under test: free now on every address (a bind to
+/// 0.0.0.0 succeeds, so no socket of any state holds it), below the kernel's ephemeral
+/// range (so no outgoing connection of a parallel test takes it meanwhile), and never
+/// handed out twice by this process.
+pub fn free_port() -> Result<u16, String> {
+    use std::collections::HashSet;
+    use std::sync::Mutex;
+    static GIVEN: Mutex<Option<HashSet<u16>>> = Mutex::new(None);
+    let (low, high) = ephemeral_range();
+    // The pool ends where the ephemeral range starts (32768 by default).
+    let pool_high = low.saturating_sub(1).max(2000);
+    let pool_low = 10_000.min(pool_high - 1000);
+    let mut seed = (std::process::id() as u64) << 32
+        ^ std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(1);
+    let _ = high;
+    let mut given = GIVEN.lock().expect("port registry");
+    let given = given.get_or_insert_with(HashSet::new);
+    for _ in 0..500 {
+        // xorshift: spread the tries over the pool.
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        let port = pool_low + (seed % u64::from(pool_high - pool_low)) as u16;
+        if given.contains(&port) {
+            continue;
+        }
+        if TcpListener::bind(("0.0.0.0", port)).is_ok()
+            && std::net::UdpSocket::bind(("0.0.0.0", port)).is_ok()
+        {
+            given.insert(port);
+            return Ok(port);
+        }
+    }
+    Err("no free port found below the ephemeral range".into())
+}
+
+fn ephemeral_range() -> (u16, u16) {
+    std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|text| {
+            let mut it = text.split_whitespace().map(|n| n.parse().ok());
+            Some((it.next()??, it.next()??))
+        })
+        .unwrap_or((32768, 60999))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn free_ports_are_distinct_and_bindable() {
+        let a = free_port().unwrap();
+        let b = free_port().unwrap();
+        assert_ne!(a, b);
+        TcpListener::bind(("127.0.0.1", a)).expect("bind to the free port");
+    }
+
+    #[test]
+    fn a_stalled_client_really_stalls() {
+        // A server that accepts and never reads: the client must stop at EAGAIN long
+        // before the 64 MiB it is allowed.
+        let server = HarnessServer::start().unwrap();
+        let stalled = StalledClient::fill(
+            server.addr,
+            64 << 20,
+            Duration::from_millis(200),
+            Duration::from_secs(20),
+        )
+        .unwrap();
+        assert!(
+            stalled.sent > 0 && stalled.sent < 64 << 20,
+            "sent {}",
+            stalled.sent
+        );
+    }
+}

@@ -1,0 +1,254 @@
+//! Process and socket facts from /proc (Linux only): what the checker sees of a program
+//! without talking to it.
+//!
+//! Plain reads of /proc files; each function says which file it reads.
+
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+
+/// A process as /proc/PID/stat describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProcStat {
+    pub pid: i32,
+    /// The command name, as in `ps -o comm`.
+    pub comm: String,
+    /// The state letter: R running, S sleeping, Z zombie, ...
+    pub state: char,
+    pub ppid: i32,
+    /// User plus system CPU time, in clock ticks.
+    pub cpu_ticks: u64,
+}
+
+/// Reads /proc/PID/stat; None when the process is gone.
+pub fn stat(pid: i32) -> Option<ProcStat> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name is in parentheses and may itself contain ") ", so split at the
+    // last ')'.
+    let open = text.find('(')?;
+    let close = text.rfind(')')?;
+    let comm = text[open + 1..close].to_string();
+    let rest: Vec<&str> = text[close + 2..].split_whitespace().collect();
+    let state = rest.first()?.chars().next()?;
+    let ppid = rest.get(1)?.parse().ok()?;
+    let utime: u64 = rest.get(11)?.parse().ok()?;
+    let stime: u64 = rest.get(12)?.parse().ok()?;
+    Some(ProcStat {
+        pid,
+        comm,
+        state,
+        ppid,
+        cpu_ticks: utime + stime,
+    })
+}
+
+/// Every process on the machine (the numeric entries of /proc).
+pub fn all_pids() -> Vec<i32> {
+    std::fs::read_dir("/proc")
+        .map(|dir| {
+            dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The processes whose parent is `pid`, from every /proc/PID/stat.
+pub fn children(pid: i32) -> Vec<ProcStat> {
+    all_pids()
+        .into_iter()
+        .filter_map(stat)
+        .filter(|s| s.ppid == pid)
+        .collect()
+}
+
+/// `pid` and every process below it, parents before children.
+pub fn subtree(pid: i32) -> Vec<ProcStat> {
+    let all: Vec<ProcStat> = all_pids().into_iter().filter_map(stat).collect();
+    let mut by_parent: HashMap<i32, Vec<&ProcStat>> = HashMap::new();
+    for s in &all {
+        by_parent.entry(s.ppid).or_default().push(s);
+    }
+    let mut out: Vec<ProcStat> = all.iter().filter(|s| s.pid == pid).cloned().collect();
+    let mut i = 0;
+    while i < out.len() {
+        if let Some(kids) = by_parent.get(&out[i].pid) {
+            out.extend(kids.iter().map(|k| (*k).clone()));
+        }
+        i += 1;
+    }
+    out
+}
+
+/// How many descriptors the process has open (entries of /proc/PID/fd).
+pub fn fd_count(pid: i32) -> Option<usize> {
+    Some(std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?.count())
+}
+
+/// How many threads the process has (entries of /proc/PID/task).
+pub fn thread_count(pid: i32) -> Option<usize> {
+    Some(std::fs::read_dir(format!("/proc/{pid}/task")).ok()?.count())
+}
+
+/// The socket inodes the process holds (links `socket:[N]` in /proc/PID/fd).
+pub fn socket_inodes(pid: i32) -> HashSet<u64> {
+    let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return HashSet::new();
+    };
+    dir.filter_map(|e| {
+        let target = std::fs::read_link(e.ok()?.path()).ok()?;
+        let target = target.to_str()?;
+        target
+            .strip_prefix("socket:[")?
+            .strip_suffix(']')?
+            .parse()
+            .ok()
+    })
+    .collect()
+}
+
+/// Whether the process's environment (as it was at exec, /proc/PID/environ) holds
+/// `entry` exactly, such as `WORKBOOK_CHECK=abc123`.
+pub fn environ_has(pid: i32, entry: &str) -> bool {
+    std::fs::read(format!("/proc/{pid}/environ"))
+        .map(|env| env.split(|b| *b == 0).any(|e| e == entry.as_bytes()))
+        .unwrap_or(false)
+}
+
+/// The transport a socket table describes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Proto {
+    Tcp,
+    Udp,
+}
+
+/// One row of /proc/net/{tcp,tcp6,udp,udp6}.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SocketRow {
+    pub local: std::net::SocketAddr,
+    pub remote: std::net::SocketAddr,
+    /// The kernel's state number: 0x0A is TCP LISTEN, 0x07 is CLOSE (an unconnected
+    /// UDP socket), 0x01 ESTABLISHED.
+    pub state: u8,
+    /// Bytes queued to send (tx_queue) and to read (rx_queue); for a listening socket
+    /// rx_queue is the number of connections waiting for accept().
+    pub tx_queue: u64,
+    pub rx_queue: u64,
+    pub inode: u64,
+}
+
+/// The TCP state number of LISTEN in /proc/net/tcp.
+pub const TCP_LISTEN: u8 = 0x0A;
+
+fn parse_addr(hex: &str) -> Option<std::net::SocketAddr> {
+    let (ip, port) = hex.split_once(':')?;
+    let port = u16::from_str_radix(port, 16).ok()?;
+    // The kernel prints the address as 32-bit words in host byte order.
+    let ip: std::net::IpAddr = match ip.len() {
+        8 => std::net::Ipv4Addr::from(u32::from_str_radix(ip, 16).ok()?.to_ne_bytes()).into(),
+        32 => {
+            let mut bytes = [0u8; 16];
+            for (i, chunk) in bytes.chunks_mut(4).enumerate() {
+                let word = u32::from_str_radix(&ip[i * 8..i * 8 + 8], 16).ok()?;
+                chunk.copy_from_slice(&word.to_ne_bytes());
+            }
+            std::net::Ipv6Addr::from(bytes).into()
+        }
+        _ => return None,
+    };
+    Some(std::net::SocketAddr::new(ip, port))
+}
+
+fn parse_table(path: &Path) -> Vec<SocketRow> {
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return Vec::new();
+    };
+    text.lines()
+        .skip(1)
+        .filter_map(|line| {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            let (tx, rx) = f.get(4)?.split_once(':')?;
+            Some(SocketRow {
+                local: parse_addr(f.get(1)?)?,
+                remote: parse_addr(f.get(2)?)?,
+                state: u8::from_str_radix(f.get(3)?, 16).ok()?,
+                tx_queue: u64::from_str_radix(tx, 16).ok()?,
+                rx_queue: u64::from_str_radix(rx, 16).ok()?,
+                inode: f.get(9)?.parse().ok()?,
+            })
+        })
+        .collect()
+}
+
+/// Every socket of `proto`, IPv4 and IPv6 (/proc/net/tcp and tcp6, or udp and udp6).
+pub fn sockets(proto: Proto) -> Vec<SocketRow> {
+    let (v4, v6) = match proto {
+        Proto::Tcp => ("/proc/net/tcp", "/proc/net/tcp6"),
+        Proto::Udp => ("/proc/net/udp", "/proc/net/udp6"),
+    };
+    let mut rows = parse_table(Path::new(v4));
+    rows.extend(parse_table(Path::new(v6)));
+    rows
+}
+
+/// The socket ready to take clients on `port`: a TCP socket in LISTEN, or a bound UDP
+/// socket with no peer.
+pub fn ready_socket(proto: Proto, port: u16) -> Option<SocketRow> {
+    sockets(proto).into_iter().find(|row| {
+        row.local.port() == port
+            && match proto {
+                Proto::Tcp => row.state == TCP_LISTEN,
+                Proto::Udp => row.remote.port() == 0,
+            }
+    })
+}
+
+/// The sockets ready to take clients among `inodes` (where a program listens when it
+/// does not listen where it was told to).
+pub fn ready_sockets_among(proto: Proto, inodes: &HashSet<u64>) -> Vec<SocketRow> {
+    sockets(proto)
+        .into_iter()
+        .filter(|row| inodes.contains(&row.inode))
+        .filter(|row| match proto {
+            Proto::Tcp => row.state == TCP_LISTEN,
+            Proto::Udp => row.remote.port() == 0,
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn our_own_listening_socket_is_seen_with_its_inode() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind failed");
+        let port = listener.local_addr().unwrap().port();
+        let row = ready_socket(Proto::Tcp, port).expect("LISTEN row in /proc/net/tcp");
+        assert_eq!(row.local, listener.local_addr().unwrap());
+        assert!(socket_inodes(std::process::id() as i32).contains(&row.inode));
+    }
+
+    #[test]
+    fn our_own_process_facts() {
+        let me = std::process::id() as i32;
+        let s = stat(me).expect("own stat");
+        assert_eq!(s.pid, me);
+        assert!(matches!(s.state, 'R' | 'S'));
+        assert!(fd_count(me).unwrap() >= 3);
+        assert!(thread_count(me).unwrap() >= 1);
+        assert!(subtree(me).iter().any(|p| p.pid == me));
+    }
+
+    #[test]
+    fn parses_ipv4_and_ipv6_addresses_as_the_kernel_prints_them() {
+        assert_eq!(
+            parse_addr("0100007F:1F90").unwrap().to_string(),
+            "127.0.0.1:8080"
+        );
+        assert_eq!(
+            parse_addr("00000000000000000000000001000000:0016")
+                .unwrap()
+                .to_string(),
+            "[::1]:22"
+        );
+    }
+}

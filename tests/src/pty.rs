@@ -1,0 +1,200 @@
+//! Client roles run under a pseudo-terminal, as a person runs them: on a pipe, C stdio
+//! and Python buffer their output until exit and would look hung.
+//!
+//! The checker types on the terminal's master side and reads what the program prints.
+//! Echo is turned off, so the output holds only what the program wrote; canonical mode
+//! stays on, so Ctrl-D (VEOF) at the start of a line is end of input, as at a keyboard.
+
+use std::io::Write;
+use std::os::fd::{AsFd, FromRawFd, IntoRawFd, OwnedFd};
+use std::os::unix::fs::OpenOptionsExt;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use nix::fcntl::OFlag;
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::sys::termios::{self, LocalFlags, SetArg};
+
+use crate::supervise::{Spawned, Streams, Supervisor};
+
+/// What the program printed so far, shared with the reader thread.
+#[derive(Debug, Default)]
+struct Output {
+    bytes: Mutex<Vec<u8>>,
+    grew: Condvar,
+}
+
+/// A program running on a pseudo-terminal.
+#[derive(Debug)]
+pub struct TerminalProgram {
+    pub spawned: Spawned,
+    master: std::fs::File,
+    output: Arc<Output>,
+    stop: Arc<AtomicBool>,
+    reader: Option<JoinHandle<()>>,
+}
+
+/// Opens a pseudo-terminal pair, both sides close-on-exec from the start, so that a
+/// program spawned by a parallel check never inherits them.
+fn open_terminal() -> anyhow::Result<(OwnedFd, OwnedFd)> {
+    let master = nix::pty::posix_openpt(OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC)
+        .context("posix_openpt")?;
+    nix::pty::grantpt(&master).context("grantpt")?;
+    nix::pty::unlockpt(&master).context("unlockpt")?;
+    let name = nix::pty::ptsname_r(&master).context("ptsname")?;
+    let slave = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_NOCTTY)
+        .open(&name)
+        .with_context(|| format!("open {name}"))?;
+    let slave = OwnedFd::from(slave);
+    let mut attrs = termios::tcgetattr(&slave).context("tcgetattr")?;
+    attrs.local_flags.remove(LocalFlags::ECHO);
+    termios::tcsetattr(&slave, SetArg::TCSANOW, &attrs).context("tcsetattr")?;
+    // SAFETY: posix_openpt returned an open fd that we own; OwnedFd takes it over.
+    let master = unsafe { OwnedFd::from_raw_fd(master.into_raw_fd()) };
+    Ok((master, slave))
+}
+
+impl TerminalProgram {
+    /// Starts `argv` under `supervisor` with its stdin and stdout on a new terminal.
+    pub fn spawn(supervisor: &mut Supervisor, argv: &[String]) -> anyhow::Result<TerminalProgram> {
+        let (master, slave) = open_terminal()?;
+        let spawned = supervisor.spawn(argv, Streams::Terminal(slave))?;
+        let output = Arc::new(Output::default());
+        let stop = Arc::new(AtomicBool::new(false));
+        let reader_master = master.try_clone().context("dup terminal master")?;
+        let reader = {
+            let output = output.clone();
+            let stop = stop.clone();
+            std::thread::spawn(move || read_until_stopped(reader_master, &output, &stop))
+        };
+        Ok(TerminalProgram {
+            spawned,
+            master: std::fs::File::from(master),
+            output,
+            stop,
+            reader: Some(reader),
+        })
+    }
+
+    /// Types `text` at the keyboard (add `\n` to press Enter).
+    pub fn type_text(&mut self, text: &str) -> anyhow::Result<()> {
+        self.master
+            .write_all(text.as_bytes())
+            .context("type on the terminal")?;
+        self.master.flush().context("type on the terminal")
+    }
+
+    /// Presses Ctrl-D at the start of a line: the program's next read gets end of input.
+    pub fn end_input(&mut self) -> anyhow::Result<()> {
+        self.type_text("\x04")
+    }
+
+    /// Everything printed so far.
+    pub fn output(&self) -> Vec<u8> {
+        self.output.bytes.lock().expect("output lock").clone()
+    }
+
+    /// What was printed, as lines with `\r` and trailing white space removed (the book
+    /// prints `"%s \n"`).
+    pub fn lines(&self) -> Vec<String> {
+        lines_of(&self.output())
+    }
+
+    /// Waits until some printed line satisfies `wanted`, up to `deadline`; returns the
+    /// line, or None when the deadline passed.
+    pub fn wait_for_line(
+        &self,
+        deadline: Duration,
+        wanted: impl Fn(&str) -> bool,
+    ) -> Option<String> {
+        let until = Instant::now() + deadline;
+        let mut bytes = self.output.bytes.lock().expect("output lock");
+        loop {
+            if let Some(line) = lines_of(&bytes).into_iter().find(|l| wanted(l)) {
+                return Some(line);
+            }
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return None;
+            }
+            bytes = self
+                .output
+                .grew
+                .wait_timeout(bytes, left)
+                .expect("output lock")
+                .0;
+        }
+    }
+
+    /// Stops the reader after the program is gone, keeping what it printed last.
+    pub fn close(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(reader) = self.reader.take() {
+            let _ = reader.join();
+        }
+    }
+}
+
+impl Drop for TerminalProgram {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+/// Whether an output line shows `expected`: the line is `expected`, or it ends with
+/// `expected` right after a prompt (text ending in `: `, `? ` or `> `). A client that
+/// prints `Input message: ` and then, with no newline typed on the terminal, its reply
+/// puts both on one line.
+pub fn line_shows(line: &str, expected: &str) -> bool {
+    line == expected
+        || line.strip_suffix(expected).is_some_and(|before| {
+            before.ends_with(": ") || before.ends_with("? ") || before.ends_with("> ")
+        })
+}
+
+/// Splits output into lines, dropping `\r` (the terminal turns `\n` into `\r\n`) and
+/// trailing white space.
+pub fn lines_of(bytes: &[u8]) -> Vec<String> {
+    String::from_utf8_lossy(bytes)
+        .split('\n')
+        .map(|l| l.replace('\r', "").trim_end().to_string())
+        .collect()
+}
+
+/// Reads the master side until told to stop and nothing more is waiting. It does not
+/// wait for EIO (all slave fds closed), because a program's own children may keep the
+/// terminal open long after it exited.
+fn read_until_stopped(master: OwnedFd, output: &Output, stop: &AtomicBool) {
+    let mut buf = [0u8; 4096];
+    loop {
+        let mut fds = [PollFd::new(master.as_fd(), PollFlags::POLLIN)];
+        let ready = poll(&mut fds, PollTimeout::from(20u16)).unwrap_or(0);
+        if ready == 0 {
+            if stop.load(Ordering::SeqCst) {
+                return;
+            }
+            continue;
+        }
+        match nix::unistd::read(&master, &mut buf) {
+            Ok(0) | Err(_) => {
+                // EIO: every slave side is closed. Nothing more can come.
+                return;
+            }
+            Ok(n) => {
+                let mut bytes = output.bytes.lock().expect("output lock");
+                bytes.extend_from_slice(&buf[..n]);
+                // Every read has a limit: a program that prints without end is cut.
+                if bytes.len() > 16 * 1024 * 1024 {
+                    return;
+                }
+                output.grew.notify_all();
+            }
+        }
+    }
+}

@@ -1,0 +1,92 @@
+//! ch01: the hello server and client.
+
+use crate::check::{Chapter, Ctx, Failure, Outcome, fail};
+use crate::peer::HarnessServer;
+use crate::supervise::describe_status;
+
+use super::{check, client_role, tcp_server_role};
+
+const GREETING: &[u8] = b"Hello World!";
+
+pub fn chapter() -> Chapter {
+    Chapter {
+        id: "ch01",
+        title: "hello server and client; file descriptors",
+        package: "ch01-hello",
+        roles: vec![
+            tcp_server_role("server", "./hello_server {port}"),
+            client_role("client", "./hello_client {host} {port}"),
+        ],
+        checks: vec![
+            check(
+                "ch01",
+                "hello",
+                "the server sends exactly `Hello World!`, then end of stream",
+                Some("server"),
+                "write the 12 bytes of the text, not sizeof() of the array, which counts its NUL; then close() (ch01 README, \"What the book gets wrong\")",
+                hello,
+            ),
+            check(
+                "ch01",
+                "client-prints",
+                "the client prints `Message from server: Hello World!` and exits 0",
+                Some("client"),
+                "connect to the address and port you are given, read until read() returns 0, print the text (ch01 README, \"The client\")",
+                client_prints,
+            ),
+        ],
+    }
+}
+
+fn hello(ctx: &mut Ctx) -> Outcome {
+    let server = ctx.server()?;
+    let mut conn = ctx.connect(&server)?;
+    match conn.recv_to_end(64 * 1024, ctx.secs(5.0)) {
+        Ok(got) if got == GREETING => Ok(()),
+        Ok(got) => Err(
+            Failure::new("the server sent something other than the greeting")
+                .expected(format!(
+                    "{:?} (12 bytes), then end of stream",
+                    "Hello World!"
+                ))
+                .got(&got)
+                .into(),
+        ),
+        Err(short) => Err(ctx.explain(
+            &server,
+            Failure::new(format!(
+                "no end of stream after the greeting: {}",
+                short.why
+            ))
+            .expected("\"Hello World!\", then end of stream (the server closes the connection)")
+            .got(&short.got),
+        )),
+    }
+}
+
+fn client_prints(ctx: &mut Ctx) -> Outcome {
+    let server = HarnessServer::start().map_err(fail)?;
+    let client = ctx.client(server.addr, &[])?;
+    let mut conn = server.accept(ctx.secs(10.0)).map_err(fail)?;
+    conn.send(GREETING).map_err(fail)?;
+    drop(conn);
+    ctx.expect_line(&client, "Message from server: Hello World!", ctx.secs(5.0))?;
+    match ctx.sup.wait_exit(client.spawned.pid, ctx.secs(5.0)) {
+        Some(status)
+            if status
+                == nix::sys::wait::WaitStatus::Exited(
+                    nix::unistd::Pid::from_raw(client.spawned.pid),
+                    0,
+                ) =>
+        {
+            Ok(())
+        }
+        Some(status) => Err(fail(format!(
+            "your client printed the greeting, then {}",
+            describe_status(&status)
+        ))),
+        None => Err(fail(
+            "your client printed the greeting but did not exit after the server closed the connection",
+        )),
+    }
+}

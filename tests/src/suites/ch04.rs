@@ -1,0 +1,184 @@
+//! ch04: the TCP echo server and the book's echo client.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use nix::sys::wait::WaitStatus;
+
+use crate::check::{Chapter, Ctx, Outcome, fail};
+use crate::peer::{Conn, HarnessServer};
+use crate::supervise::describe_status;
+
+use super::{check, client_role, echo, tcp_server_role};
+
+pub fn chapter() -> Chapter {
+    let server = Some("server");
+    let client = Some("client");
+    Chapter {
+        id: "ch04",
+        title: "TCP echo server and client",
+        package: "ch04-tcp-echo",
+        roles: vec![
+            tcp_server_role("server", "./echo_server {port}"),
+            client_role("client", "./echo_client {host} {port}"),
+        ],
+        checks: vec![
+            check(
+                "ch04",
+                "echo-line",
+                "a line comes back as sent",
+                server,
+                "read() what the client sent and write() the same bytes back (ch04 README, \"The server\")",
+                echo::echo_line,
+            ),
+            check(
+                "ch04",
+                "large-message",
+                "1 MiB in one write comes back byte-identical",
+                server,
+                "one read() returns what has arrived so far: keep reading and writing until read() returns 0, and write every byte you read (ch04 README, \"Reading until end of stream\")",
+                echo::large_message,
+            ),
+            check(
+                "ch04",
+                "byte-at-a-time",
+                "one byte per write (TCP_NODELAY): every byte comes back",
+                server,
+                "TCP keeps no message boundaries: a write of 1 byte arrives as a read of 1 byte; loop on read() (ch04 README, \"Reading until end of stream\")",
+                echo::byte_at_a_time,
+            ),
+            check(
+                "ch04",
+                "sequential-clients",
+                "5 clients one after another are all served",
+                server,
+                "after one client's read() returns 0, close() its socket and go back to accept() (ch04 README, \"The server\")",
+                echo::sequential_clients,
+            ),
+            check(
+                "ch04",
+                "abrupt-disconnect",
+                "a client that resets mid-stream does not stop the server",
+                server,
+                "read() and write() return -1 with ECONNRESET or EPIPE when a client vanishes: end that client, keep serving (ch04 README, \"Clients that vanish\")",
+                echo::abrupt_disconnect,
+            ),
+            check(
+                "ch04",
+                "peer-stops-reading",
+                "a client that sends 4 MiB and closes without reading does not kill the server",
+                server,
+                "writing to a closed connection raises SIGPIPE, which kills by default: ignore it (signal(SIGPIPE, SIG_IGN)) and handle EPIPE (ch04 README, \"SIGPIPE\")",
+                echo::peer_stops_reading,
+            ),
+            check(
+                "ch04",
+                "client-echo",
+                "lines typed come back printed; Q ends the client with status 0",
+                client,
+                "print \"Message from server: \" and the reply for each line; stop at q or Q (ch04 README, \"The client\")",
+                client_echo,
+            ),
+            check(
+                "ch04",
+                "client-eof",
+                "end of input (Ctrl-D) ends the client with status 0 within 2 s",
+                client,
+                "fgets() returns NULL at end of input: stop there instead of sending the old line again (ch04 README, \"End of input\")",
+                client_eof,
+            ),
+        ],
+    }
+}
+
+/// The checker's echo server for a client under test: echoes on a thread and counts
+/// what it received.
+fn echo_for_client(
+    ctx: &Ctx,
+    server: &HarnessServer,
+) -> Result<Arc<AtomicUsize>, crate::check::Problem> {
+    let conn = server.accept(ctx.secs(10.0)).map_err(fail)?;
+    let received = Arc::new(AtomicUsize::new(0));
+    let counter = received.clone();
+    std::thread::spawn(move || echo_until_closed(conn, &counter));
+    Ok(received)
+}
+
+fn echo_until_closed(mut conn: Conn, received: &AtomicUsize) {
+    use std::io::{Read, Write};
+    let mut buf = [0u8; 4096];
+    // Bounded: a client that never stops sending is cut off after 64 MiB.
+    while received.load(Ordering::Relaxed) < 64 << 20 {
+        match conn.stream.read(&mut buf) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => {
+                received.fetch_add(n, Ordering::Relaxed);
+                if conn.stream.write_all(&buf[..n]).is_err() {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+fn exited_zero(status: &WaitStatus) -> bool {
+    matches!(status, WaitStatus::Exited(_, 0))
+}
+
+fn client_echo(ctx: &mut Ctx) -> Outcome {
+    let server = HarnessServer::start().map_err(fail)?;
+    let mut client = ctx.client(server.addr, &[])?;
+    echo_for_client(ctx, &server)?;
+    for line in ["Hello, echo client!", "a second line"] {
+        client
+            .type_text(&format!("{line}\n"))
+            .map_err(|e| fail(format!("{e:#}")))?;
+        ctx.expect_line(
+            &client,
+            &format!("Message from server: {line}"),
+            ctx.secs(5.0),
+        )?;
+    }
+    client
+        .type_text("Q\n")
+        .map_err(|e| fail(format!("{e:#}")))?;
+    match ctx.sup.wait_exit(client.spawned.pid, ctx.secs(5.0)) {
+        Some(status) if exited_zero(&status) => Ok(()),
+        Some(status) => Err(fail(format!(
+            "after Q your client {}",
+            describe_status(&status)
+        ))),
+        None => Err(fail("your client was still running 5 s after Q was typed")),
+    }
+}
+
+fn client_eof(ctx: &mut Ctx) -> Outcome {
+    let server = HarnessServer::start().map_err(fail)?;
+    let mut client = ctx.client(server.addr, &[])?;
+    let received = echo_for_client(ctx, &server)?;
+    client
+        .type_text("last line\n")
+        .map_err(|e| fail(format!("{e:#}")))?;
+    ctx.expect_line(&client, "Message from server: last line", ctx.secs(5.0))?;
+    let before = received.load(Ordering::Relaxed);
+    client.end_input().map_err(|e| fail(format!("{e:#}")))?;
+    let deadline = ctx.secs(2.0);
+    match ctx.sup.wait_exit(client.spawned.pid, deadline) {
+        Some(status) if exited_zero(&status) => Ok(()),
+        Some(status) => Err(fail(format!(
+            "at end of input your client {}",
+            describe_status(&status)
+        ))),
+        None => {
+            let after = received.load(Ordering::Relaxed).saturating_sub(before);
+            let mut message =
+                format!("your client was still running {deadline:.1?} after end of input (Ctrl-D)");
+            if after > 0 {
+                message.push_str(&format!(
+                    "; meanwhile it sent {after} more bytes: it sends the last line again and again"
+                ));
+            }
+            Err(fail(message))
+        }
+    }
+}

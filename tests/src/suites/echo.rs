@@ -1,0 +1,206 @@
+//! Checks of an echo server, shared by every chapter that has one (ch04's iterative
+//! server now; the concurrent servers of later chapters reuse them under their own
+//! chapter prefix).
+
+use crate::check::{Ctx, Failure, Outcome, Server, fail};
+use crate::peer::{Conn, StalledClient};
+
+use super::pattern;
+
+/// Sends `message` on `conn` and expects it back byte for byte.
+pub fn round_trip(ctx: &mut Ctx, server: &Server, conn: &mut Conn, message: &[u8]) -> Outcome {
+    conn.send(message)
+        .map_err(|e| ctx.explain(server, Failure::new(e).sent(message)))?;
+    match conn.recv_exact(message.len(), ctx.secs(5.0)) {
+        Ok(got) if got == message => Ok(()),
+        Ok(got) => Err(Failure::new("the echo differs from what was sent")
+            .sent(message)
+            .expected("the same bytes back")
+            .got(&got)
+            .into()),
+        Err(short) => Err(ctx.explain(
+            server,
+            Failure::new(format!(
+                "{} of {} bytes came back: {}",
+                short.got.len(),
+                message.len(),
+                short.why
+            ))
+            .sent(message)
+            .expected("the same bytes back")
+            .got(&short.got),
+        )),
+    }
+}
+
+/// One line, one echo.
+pub fn echo_line(ctx: &mut Ctx) -> Outcome {
+    let server = ctx.server()?;
+    let mut conn = ctx.connect(&server)?;
+    round_trip(ctx, &server, &mut conn, b"Hello, echo server!\n")
+}
+
+/// 1 MiB in one write comes back byte-identical. The checker writes from a second
+/// thread while it reads, as the server echoes while it still receives.
+pub fn large_message(ctx: &mut Ctx) -> Outcome {
+    const SIZE: usize = 1 << 20;
+    let server = ctx.server()?;
+    let mut conn = ctx.connect(&server)?;
+    let message = pattern(SIZE, 0x5eed_0004);
+    let mut writer = conn
+        .stream
+        .try_clone()
+        .map_err(|e| fail(format!("dup socket: {e}")))?;
+    let to_send = message.clone();
+    let sender = std::thread::spawn(move || std::io::Write::write_all(&mut writer, &to_send));
+    let received = conn.recv_exact(SIZE, ctx.secs(30.0));
+    // Unblock the writer if the server stopped reading, then collect it.
+    let _ = conn.stream.shutdown(std::net::Shutdown::Both);
+    let _ = sender.join();
+    match received {
+        Ok(got) if got == message => Ok(()),
+        Ok(got) => {
+            let at = got.iter().zip(&message).position(|(a, b)| a != b).unwrap_or(0);
+            Err(Failure::new(format!("the echo of a 1 MiB message differs from byte {at} on"))
+                .expected(format!("byte {at} = {:#04x}", message[at]))
+                .got(&got[at..(at + 32).min(got.len())])
+                .into())
+        }
+        Err(short) => Err(ctx.explain(
+            &server,
+            Failure::new(format!(
+                "only {} of {SIZE} bytes came back: {}",
+                short.got.len(),
+                short.why
+            ))
+            .sent(&message[..64])
+            .expected("all 1,048,576 bytes back (one read() returns only what has arrived: loop until read() returns 0)"),
+        )),
+    }
+}
+
+/// One byte per write, TCP_NODELAY: each byte is its own segment. Half the bytes go
+/// first and the checker waits until some echo comes back, so the server has surely
+/// read before the rest arrives: a server that reads once is caught every time.
+pub fn byte_at_a_time(ctx: &mut Ctx) -> Outcome {
+    let message = b"one byte per write, each its own segment\n";
+    let server = ctx.server()?;
+    let mut conn = ctx.connect(&server)?;
+    conn.nodelay();
+    let half = message.len() / 2;
+    let mut send_error = None;
+    for byte in &message[..half] {
+        if let Err(e) = conn.send(std::slice::from_ref(byte)) {
+            send_error = Some(e);
+            break;
+        }
+    }
+    // Some echo first: proof the server's read() happened. No echo within the wait is
+    // not a failure by itself; the full comparison below decides.
+    let mut got = conn.recv_exact(1, ctx.secs(2.0)).unwrap_or_default();
+    if send_error.is_none() {
+        for byte in &message[half..] {
+            if let Err(e) = conn.send(std::slice::from_ref(byte)) {
+                send_error = Some(e);
+                break;
+            }
+        }
+    }
+    match conn.recv_exact(message.len() - got.len(), ctx.secs(5.0)) {
+        Ok(rest) => got.extend(rest),
+        Err(short) => {
+            got.extend(short.got);
+            let sending = send_error
+                .map(|e| format!(" (sending stopped: {e})"))
+                .unwrap_or_default();
+            return Err(ctx.explain(
+                &server,
+                Failure::new(format!(
+                    "{} of {} bytes came back: {}{sending}",
+                    got.len(),
+                    message.len(),
+                    short.why
+                ))
+                .sent(message)
+                .expected("every byte back, each echoed as it arrives")
+                .got(&got),
+            ));
+        }
+    }
+    if got != message {
+        return Err(Failure::new("the echo differs from what was sent")
+            .sent(message)
+            .got(&got)
+            .into());
+    }
+    Ok(())
+}
+
+/// Five clients, one after another, each served in turn.
+pub fn sequential_clients(ctx: &mut Ctx) -> Outcome {
+    let server = ctx.server()?;
+    for i in 1..=5 {
+        let mut conn = ctx
+            .connect(&server)
+            .map_err(|p| with_prefix(p, &format!("client {i} of 5")))?;
+        let line = format!("client {i} of 5\n");
+        round_trip(ctx, &server, &mut conn, line.as_bytes())
+            .map_err(|p| with_prefix(p, &format!("client {i} of 5")))?;
+        drop(conn);
+    }
+    Ok(())
+}
+
+/// A client that resets mid-conversation does not stop the server: the next one is
+/// served.
+///
+/// The reset comes after a complete round trip, while the server waits in read() with
+/// nothing in flight, so what is tested is exactly one thing: read() returning -1
+/// (ECONNRESET) ends that client, not the server. (With data in flight the server
+/// might meet the reset in write() instead, and SIGPIPE is `peer-stops-reading`'s
+/// business.)
+pub fn abrupt_disconnect(ctx: &mut Ctx) -> Outcome {
+    let server = ctx.server()?;
+    let mut first = ctx.connect(&server)?;
+    round_trip(ctx, &server, &mut first, b"I will vanish\n")?;
+    first.reset();
+    let mut next = ctx.connect(&server).map_err(|p| {
+        with_prefix(
+            p,
+            "after a client reset its connection (SO_LINGER 0), the next client",
+        )
+    })?;
+    round_trip(ctx, &server, &mut next, b"are you still there?\n").map_err(|p| {
+        with_prefix(
+            p,
+            "after a client reset its connection (SO_LINGER 0), the next client",
+        )
+    })
+}
+
+/// A client sends up to 4 MiB without reading any echo, then closes: the server's
+/// write() fails (EPIPE, or SIGPIPE for a server that has not ignored it). The next
+/// client must be served; when the server died, the report says of what.
+pub fn peer_stops_reading(ctx: &mut Ctx) -> Outcome {
+    let server = ctx.server()?;
+    let stalled =
+        StalledClient::fill(server.addr, 4 << 20, ctx.secs(0.3), ctx.secs(20.0)).map_err(fail)?;
+    let sent = stalled.sent;
+    stalled.close();
+    let context =
+        format!("a client sent {sent} bytes without reading the echo and closed; the next client");
+    let mut next = ctx.connect(&server).map_err(|p| with_prefix(p, &context))?;
+    round_trip(ctx, &server, &mut next, b"next client\n").map_err(|p| with_prefix(p, &context))?;
+    Ok(())
+}
+
+/// Puts `prefix` before a failure's message.
+pub fn with_prefix(problem: crate::check::Problem, prefix: &str) -> crate::check::Problem {
+    match problem {
+        crate::check::Problem::Fail(mut f) => {
+            f.message = format!("{prefix}: {}", f.message);
+            crate::check::Problem::Fail(f)
+        }
+        skip => skip,
+    }
+}

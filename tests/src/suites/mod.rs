@@ -1,0 +1,75 @@
+//! Every chapter's suite, written once against targets: the same checks grade our
+//! reference binaries and a student's programs.
+
+use crate::check::{Chapter, Check, Ctx, Outcome, Role, RoleKind};
+use crate::procfs::Proto;
+
+pub mod ch01;
+pub mod ch04;
+pub mod echo;
+
+/// Every chapter the checker knows, in the book's order.
+pub fn chapters() -> Vec<Chapter> {
+    vec![ch01::chapter(), ch04::chapter()]
+}
+
+/// The chapter with id `id` (`ch04`).
+pub fn chapter(id: &str) -> Option<Chapter> {
+    chapters().into_iter().find(|c| c.id == id)
+}
+
+/// A check with id `<chapter>/<name>`.
+pub fn check(
+    chapter: &str,
+    name: &str,
+    title: &'static str,
+    role: Option<&'static str>,
+    hint: &'static str,
+    run: fn(&mut Ctx) -> Outcome,
+) -> Check {
+    Check {
+        id: format!("{chapter}/{name}"),
+        title,
+        role,
+        hint,
+        run,
+    }
+}
+
+/// The book's `server <port>` role over TCP.
+pub fn tcp_server_role(name: &'static str, example: &'static str) -> Role {
+    Role {
+        name,
+        kind: RoleKind::Server(Proto::Tcp),
+        reference: &["server", "{port}"],
+        required: &["{port}"],
+        allowed: &["{host}", "{port}"],
+        example,
+    }
+}
+
+/// The book's `client <ip> <port>` role.
+pub fn client_role(name: &'static str, example: &'static str) -> Role {
+    Role {
+        name,
+        kind: RoleKind::Client,
+        reference: &["client", "{host}", "{port}"],
+        required: &["{port}"],
+        allowed: &["{host}", "{port}"],
+        example,
+    }
+}
+
+/// Deterministic bytes that look random (xorshift), so that a failure is repeatable
+/// and a misplaced byte is seen.
+pub fn pattern(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect()
+}

@@ -1,0 +1,125 @@
+//! `cargo xtask check <chapter>`: one chapter's suite against our binaries or the
+//! templates given.
+
+use std::collections::BTreeMap;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use harness::check::Settings;
+use harness::report;
+use harness::runner::{Status, Targets, run_chapter, summary};
+
+#[derive(clap::Args, Debug)]
+pub struct CheckArgs {
+    /// Chapter to check: ch01, ch04, ... (see `cargo xtask list`)
+    chapter: String,
+    /// Template for the server role, e.g. './echo_server {port}'
+    #[arg(long, value_name = "TEMPLATE")]
+    server: Option<String>,
+    /// Template for the client role, e.g. './echo_client {host} {port}'
+    #[arg(long, value_name = "TEMPLATE")]
+    client: Option<String>,
+    /// Template for any role: NAME=TEMPLATE, e.g. calc-client='./op_client {host} {port}'
+    #[arg(long = "role", value_name = "NAME=TEMPLATE")]
+    roles: Vec<String>,
+    /// Run only this check, e.g. ch04/large-message
+    #[arg(long, value_name = "ID")]
+    only: Option<String>,
+    /// Multiply every deadline by this factor (for a slow or busy machine)
+    #[arg(long, default_value_t = 1.0, value_name = "FACTOR")]
+    timeout: f64,
+}
+
+/// A mistake on the command line: one line, exit 2, before any check runs.
+fn usage_error(message: impl std::fmt::Display) -> anyhow::Result<ExitCode> {
+    eprintln!("error: {message}");
+    Ok(ExitCode::from(2))
+}
+
+pub fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
+    let Some(chapter) = harness::suites::chapter(&args.chapter) else {
+        let known: Vec<&str> = harness::suites::chapters()
+            .iter()
+            .map(|c| c.id)
+            .collect::<Vec<_>>();
+        return usage_error(format!(
+            "unknown chapter {:?}; the chapters are {}",
+            args.chapter,
+            known.join(", ")
+        ));
+    };
+    if !(args.timeout.is_finite() && args.timeout > 0.0) {
+        return usage_error(format!(
+            "--timeout must be a positive factor, not {}",
+            args.timeout
+        ));
+    }
+    let mut given: BTreeMap<String, String> = BTreeMap::new();
+    if let Some(t) = args.server {
+        given.insert("server".into(), t);
+    }
+    if let Some(t) = args.client {
+        given.insert("client".into(), t);
+    }
+    for pair in &args.roles {
+        let Some((name, template)) = pair.split_once('=') else {
+            return usage_error(format!("--role takes NAME=TEMPLATE, not {pair:?}"));
+        };
+        if given
+            .insert(name.to_string(), template.to_string())
+            .is_some()
+        {
+            return usage_error(format!("role {name} was given twice"));
+        }
+    }
+
+    let targets = if given.is_empty() {
+        let targets_for = |binary: &std::path::Path| Targets::reference(&chapter, binary);
+        let only_ok = args.only.as_deref().map_or(Ok(()), |only| {
+            targets_for(std::path::Path::new("")).check_only(&chapter, only)
+        });
+        if let Err(e) = only_ok {
+            return usage_error(e);
+        }
+        let binary = crate::cargo::binary_of(chapter.package)?;
+        targets_for(&binary)
+    } else {
+        let base = std::env::current_dir().context("find the current directory")?;
+        match Targets::given(&chapter, &given, &base, args.only.as_deref()) {
+            Ok(targets) => targets,
+            Err(e) => return usage_error(e),
+        }
+    };
+
+    raise_fd_limit();
+    let settings = Settings {
+        timeout: args.timeout,
+        ..Settings::default()
+    };
+    let results = run_chapter(
+        &chapter,
+        &targets,
+        args.only.as_deref(),
+        &settings,
+        |result| {
+            println!("{}", report::check_line(result));
+            print!("{}", report::details(result));
+        },
+    );
+    println!("{}", summary(&results));
+    let failed = results.iter().any(|r| r.status == Status::Fail);
+    Ok(if failed {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// Raises the open-file soft limit to the hard limit: checks with many connections
+/// need more descriptors than the usual soft limit of 1024.
+pub fn raise_fd_limit() {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    if let Ok((_, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
+        let _ = setrlimit(Resource::RLIMIT_NOFILE, hard, hard);
+    }
+}

@@ -1,0 +1,41 @@
+//! `cargo xtask list`: what can be checked, and how to name it.
+
+use std::process::ExitCode;
+
+use harness::check::RoleKind;
+
+pub fn run() -> anyhow::Result<ExitCode> {
+    for chapter in harness::suites::chapters() {
+        println!(
+            "{}  {}  (cargo run -p {})",
+            chapter.id, chapter.title, chapter.package
+        );
+        println!("  roles:");
+        for role in &chapter.roles {
+            let kind = match role.kind {
+                RoleKind::Server(_) => "server",
+                RoleKind::Client => "client, run on a terminal",
+            };
+            println!(
+                "    {:<18} {}   placeholders: {}   ({kind})",
+                role.name,
+                role.example,
+                role.allowed.join(" ")
+            );
+        }
+        println!("  checks:");
+        for check in &chapter.checks {
+            let role = check.role.unwrap_or("reference-only");
+            println!("    {:<28} [{role}] {}", check.id, check.title);
+        }
+        println!();
+    }
+    println!("Placeholders: {{host}} is 127.0.0.1, {{port}} a free port the checker chooses.");
+    println!(
+        "A template is split like a shell splits words, but no shell runs it; it runs in a fresh"
+    );
+    println!(
+        "temporary directory, so paths to your files are made absolute from where you run the check."
+    );
+    Ok(ExitCode::SUCCESS)
+}
