@@ -35,3 +35,99 @@ fn twin_that_echoes_its_first_read_only() {
 fn twin_client_that_loops_at_end_of_input() {
     assert_submission("ch04/loops-at-eof");
 }
+
+mod commands {
+    use std::io::{Read, Write};
+    use std::net::TcpListener;
+
+    use assert_cmd::Command;
+    use predicates::prelude::*;
+
+    const BIN: &str = env!("CARGO_BIN_EXE_ch04-tcp-echo");
+
+    /// The demo: the server is a child process whose own fds are narrated (3 listens,
+    /// 4 is the client), both sides are prefixed, and it all ends with status 0.
+    #[test]
+    fn demo_narrates_the_servers_own_fds_and_exits_zero() {
+        Command::new(BIN)
+            .timeout(std::time::Duration::from_secs(30))
+            .assert()
+            .success()
+            .stdout(predicate::str::contains(
+                "[server] socket(AF_INET, SOCK_STREAM, 0) = 3",
+            ))
+            .stdout(predicate::str::is_match(r"\[server\] bind\(3, 127\.0\.0\.1:0\) = 0").unwrap())
+            .stdout(predicate::str::contains("[server] listen(3, 128) = 0"))
+            .stdout(
+                predicate::str::is_match(r"\[server\] accept\(3\) = 4 \(127\.0\.0\.1:\d+\)")
+                    .unwrap(),
+            )
+            .stdout(predicate::str::contains(
+                "[server] read(4, \"Hello socket!\\n\", 1024) = 14",
+            ))
+            .stdout(predicate::str::contains(
+                "[client] Message from server: Hello socket!",
+            ));
+    }
+
+    /// Piped input: each line is echoed, and end of input ends the client with status 0
+    /// (the book's client would loop forever here).
+    #[test]
+    fn client_stops_at_end_of_piped_input() {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind failed");
+        let port = listener.local_addr().unwrap().port().to_string();
+        let echo = std::thread::spawn(move || {
+            let (mut conn, _) = listener.accept().expect("accept failed");
+            let mut buf = [0u8; 1024];
+            loop {
+                match conn.read(&mut buf) {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => conn.write_all(&buf[..n]).expect("write failed"),
+                }
+            }
+        });
+        Command::new(BIN)
+            .args(["client", "127.0.0.1", &port])
+            .write_stdin("first\nsecond\n")
+            .timeout(std::time::Duration::from_secs(30))
+            .assert()
+            .success()
+            .stdout(predicate::str::contains("Message from server: first\n"))
+            .stdout(predicate::str::contains("Message from server: second\n"));
+        echo.join().expect("echo thread");
+    }
+
+    /// With --trace the client narrates its calls on stderr.
+    #[test]
+    fn trace_flag_narrates_on_stderr() {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind failed");
+        let port = listener.local_addr().unwrap().port();
+        Command::new(BIN)
+            .args(["client", "127.0.0.1", &port.to_string(), "--trace"])
+            .write_stdin("Q\n")
+            .timeout(std::time::Duration::from_secs(30))
+            .assert()
+            .success()
+            .stderr(predicate::str::contains(format!(
+                "connect(3, 127.0.0.1:{port}) = 0"
+            )))
+            .stderr(predicate::str::contains("close(3) = 0"));
+    }
+
+    /// No server: a one-line error with errno, exit 1.
+    #[test]
+    fn client_without_server_is_a_clear_error() {
+        let port = {
+            let l = TcpListener::bind("127.0.0.1:0").expect("bind failed");
+            l.local_addr().unwrap().port()
+        };
+        Command::new(BIN)
+            .args(["client", "127.0.0.1", &port.to_string()])
+            .timeout(std::time::Duration::from_secs(30))
+            .assert()
+            .code(1)
+            .stderr(format!(
+                "error: connect 127.0.0.1:{port}: ECONNREFUSED: Connection refused\n"
+            ));
+    }
+}

@@ -33,7 +33,7 @@ pub fn ignore_sigpipe() -> SysResult<()> {
 
 static STOP_REQUESTED: AtomicBool = AtomicBool::new(false);
 
-extern "C" fn request_stop(_signal: libc::c_int) {
+extern "C" fn request_stop(_signal: std::ffi::c_int) {
     // Only an atomic store: the one kind of work that is async-signal-safe here. The
     // main loop sees the flag when its blocking call returns EINTR.
     STOP_REQUESTED.store(true, Ordering::SeqCst);
