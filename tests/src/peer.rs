@@ -31,6 +31,14 @@ fn describe_io(e: &std::io::Error) -> String {
     }
 }
 
+/// What one read brought.
+enum Step {
+    Data(usize),
+    End,
+    TimedOut,
+    Failed(String),
+}
+
 /// A client connection of the checker's, with deadlines on every read.
 #[derive(Debug)]
 pub struct Conn {
@@ -58,38 +66,44 @@ impl Conn {
             .map_err(|e| format!("send: {}", describe_io(&e)))
     }
 
+    /// One read() of at most `buf.len()` bytes, waiting no later than `until`.
+    fn read_step(&mut self, buf: &mut [u8], until: Instant) -> Step {
+        loop {
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Step::TimedOut;
+            }
+            let _ = self.stream.set_read_timeout(Some(left));
+            match self.stream.read(buf) {
+                Ok(0) => return Step::End,
+                Ok(n) => return Step::Data(n),
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted
+                    ) => {}
+                Err(e) => return Step::Failed(describe_io(&e)),
+            }
+        }
+    }
+
     /// Reads until `n` bytes have arrived, or end of stream, an error, or `deadline`.
     pub fn recv_exact(&mut self, n: usize, deadline: Duration) -> Result<Vec<u8>, Short> {
         let until = Instant::now() + deadline;
         let mut got = Vec::with_capacity(n);
         let mut buf = vec![0u8; 64 * 1024];
         while got.len() < n {
-            let left = until.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return Err(Short {
-                    got,
-                    why: format!("no more bytes came within {deadline:.1?}"),
-                });
-            }
-            let _ = self.stream.set_read_timeout(Some(left));
             let want = (n - got.len()).min(buf.len());
-            match self.stream.read(&mut buf[..want]) {
-                Ok(0) => {
-                    return Err(Short {
-                        got,
-                        why: "the server closed the connection (end of stream)".into(),
-                    });
+            let why = match self.read_step(&mut buf[..want], until) {
+                Step::Data(k) => {
+                    got.extend_from_slice(&buf[..k]);
+                    continue;
                 }
-                Ok(k) => got.extend_from_slice(&buf[..k]),
-                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
-                Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                Err(e) => {
-                    return Err(Short {
-                        got,
-                        why: describe_io(&e),
-                    });
-                }
-            }
+                Step::End => "the server closed the connection (end of stream)".into(),
+                Step::TimedOut => format!("no more bytes came within {deadline:.1?}"),
+                Step::Failed(why) => why,
+            };
+            return Err(Short { got, why });
         }
         Ok(got)
     }
@@ -100,34 +114,19 @@ impl Conn {
         let mut got = Vec::new();
         let mut buf = [0u8; 16 * 1024];
         loop {
-            let left = until.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return Err(Short {
-                    got,
-                    why: format!("the connection was still open after {deadline:.1?}"),
-                });
-            }
-            let _ = self.stream.set_read_timeout(Some(left));
-            match self.stream.read(&mut buf) {
-                Ok(0) => return Ok(got),
-                Ok(k) => {
+            let why = match self.read_step(&mut buf, until) {
+                Step::End => return Ok(got),
+                Step::Data(k) => {
                     got.extend_from_slice(&buf[..k]);
-                    if got.len() > limit {
-                        return Err(Short {
-                            got,
-                            why: format!("more than {limit} bytes came"),
-                        });
+                    if got.len() <= limit {
+                        continue;
                     }
+                    format!("more than {limit} bytes came")
                 }
-                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
-                Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                Err(e) => {
-                    return Err(Short {
-                        got,
-                        why: describe_io(&e),
-                    });
-                }
-            }
+                Step::TimedOut => format!("the connection was still open after {deadline:.1?}"),
+                Step::Failed(why) => why,
+            };
+            return Err(Short { got, why });
         }
     }
 

@@ -9,33 +9,19 @@ use crate::runner::{CheckResult, Status};
 /// How many bytes of a sent or received value a report shows before cutting it.
 pub const SHOWN_BYTES: usize = 200;
 
-/// Shows bytes escaped (`\n`, `\x00`), cut after `limit` bytes with a marker that says
-/// how many were left out.
+/// Shows bytes escaped as the narrated calls show them (`\n`, `\x00`), cut after
+/// `limit` bytes with a marker that says how many were left out.
 pub fn escape(bytes: &[u8], limit: usize) -> String {
-    let mut out = String::from("\"");
-    for &b in bytes.iter().take(limit) {
-        match b {
-            b'\n' => out.push_str("\\n"),
-            b'\r' => out.push_str("\\r"),
-            b'\t' => out.push_str("\\t"),
-            b'"' => out.push_str("\\\""),
-            b'\\' => out.push_str("\\\\"),
-            0x20..=0x7e => out.push(b as char),
-            _ => {
-                let _ = write!(out, "\\x{b:02x}");
-            }
-        }
-    }
-    out.push('"');
+    let shown = syscalls::trace::escape_bytes(&bytes[..bytes.len().min(limit)], limit);
     if bytes.len() > limit {
-        let _ = write!(
-            out,
-            "... ({} bytes in all, {} not shown)",
+        format!(
+            "{shown}... ({} bytes in all, {} not shown)",
             bytes.len(),
             bytes.len() - limit
-        );
+        )
+    } else {
+        shown
     }
-    out
 }
 
 /// The line for one check: `ch04/echo-line  PASS  0.05s  title`.

@@ -147,3 +147,41 @@ pub fn prompt_line(prompt: &str) -> anyhow::Result<Option<String>> {
     }
     Ok(Some(line))
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Parser, Debug)]
+    struct Server {
+        #[command(flatten)]
+        opts: ServerOpts,
+    }
+
+    #[test]
+    fn servers_bind_loopback_with_a_backlog_of_128_by_default() {
+        let s = Server::try_parse_from(["x", "9190"]).expect("parse");
+        assert_eq!(s.opts.addr(), "127.0.0.1:9190".parse().unwrap());
+        assert_eq!(s.opts.backlog, 128);
+        let s = Server::try_parse_from(["x", "0", "--host", "::1", "--backlog", "4096"])
+            .expect("parse");
+        assert_eq!(s.opts.addr(), "[::1]:0".parse().unwrap());
+        assert!(Server::try_parse_from(["x", "0", "--backlog", "5000"]).is_err());
+    }
+
+    #[test]
+    fn a_client_address_that_is_not_an_ip_is_a_one_line_error() {
+        let opts = ClientOpts {
+            ip: "localhost".into(),
+            port: 9190,
+        };
+        let err = format!("{:#}", opts.addr().unwrap_err());
+        assert!(
+            err.starts_with("invalid address \"localhost\": give an IPv4 or IPv6 address"),
+            "{err}"
+        );
+        assert!(!err.contains('\n'));
+    }
+}
