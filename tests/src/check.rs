@@ -23,6 +23,8 @@ pub enum RoleKind {
     Server(Proto),
     /// An interactive client: run under a pseudo-terminal against a checker's server.
     Client,
+    /// A one-shot command: run with arguments, its output and exit status compared.
+    Tool,
 }
 
 /// A program a student may hand in for a chapter.
@@ -30,6 +32,12 @@ pub enum RoleKind {
 pub struct Role {
     pub name: &'static str,
     pub kind: RoleKind,
+    /// The cargo package whose binary plays this role in our reference run.
+    pub package: &'static str,
+    /// A role only our own binary plays (a demo observed from outside): `check` takes
+    /// no template for it, and its checks run only against our binaries (or, to prove
+    /// they can fail, a gallery twin).
+    pub reference_only: bool,
     /// Our binary's arguments for this role, placeholders included:
     /// `["server", "{port}"]`.
     pub reference: &'static [&'static str],
@@ -100,9 +108,8 @@ pub struct Check {
     /// `<chapter>/<name>`: the contract other tools and manifests use.
     pub id: String,
     pub title: &'static str,
-    /// The role it tests; None for a reference-only check (a demo observed from
-    /// outside).
-    pub role: Option<&'static str>,
+    /// The role it tests.
+    pub role: &'static str,
     /// What to reread when it fails: the chapter README section.
     pub hint: &'static str,
     pub run: fn(&mut Ctx) -> Outcome,
@@ -114,8 +121,6 @@ pub struct Chapter {
     /// The book's chapter: `ch04`.
     pub id: &'static str,
     pub title: &'static str,
-    /// The cargo package and binary of our reference programs.
-    pub package: &'static str,
     pub roles: Vec<Role>,
     pub checks: Vec<Check>,
 }
@@ -123,6 +128,17 @@ pub struct Chapter {
 impl Chapter {
     pub fn role(&self, name: &str) -> Option<&Role> {
         self.roles.iter().find(|r| r.name == name)
+    }
+
+    /// The cargo packages of the chapter's reference programs, in role order.
+    pub fn packages(&self) -> Vec<&'static str> {
+        let mut packages: Vec<&'static str> = Vec::new();
+        for role in &self.roles {
+            if !packages.contains(&role.package) {
+                packages.push(role.package);
+            }
+        }
+        packages
     }
 }
 
@@ -153,6 +169,33 @@ pub struct Server {
     pub pid: i32,
     /// The program the checker started (the wrapper, when there is one).
     pub spawned: Spawned,
+}
+
+/// A finished run of a tool role.
+#[derive(Debug, Clone)]
+pub struct ToolRun {
+    pub command: String,
+    pub status: nix::sys::wait::WaitStatus,
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+}
+
+impl ToolRun {
+    /// The exit code, when it exited rather than died of a signal.
+    pub fn code(&self) -> Option<i32> {
+        match self.status {
+            nix::sys::wait::WaitStatus::Exited(_, code) => Some(code),
+            _ => None,
+        }
+    }
+
+    pub fn stdout_text(&self) -> String {
+        String::from_utf8_lossy(&self.stdout).into_owned()
+    }
+
+    pub fn stderr_text(&self) -> String {
+        String::from_utf8_lossy(&self.stderr).into_owned()
+    }
 }
 
 /// What a check has at hand: the templates, the deadlines, its own processes.
@@ -214,8 +257,7 @@ impl<'a> Ctx<'a> {
 
     /// Starts the check's role as a server on a free port and waits until it listens.
     pub fn server(&mut self) -> Result<Server, Problem> {
-        let role = self.check.role.expect("a server check names its role");
-        self.server_of(role, &[])
+        self.server_of(self.check.role, &[])
     }
 
     /// Starts `role` as a server with extra placeholder values (`{file}`, ...).
@@ -363,14 +405,38 @@ impl<'a> Ctx<'a> {
         server: SocketAddr,
         extra: &[(&'static str, String)],
     ) -> Result<TerminalProgram, Problem> {
-        let role = self.check.role.expect("a client check names its role");
-        let template = self.template(role)?;
+        let template = self.template(self.check.role)?;
         let mut values: BTreeMap<&str, String> = BTreeMap::new();
         values.insert("{host}", server.ip().to_string());
         values.insert("{port}", server.port().to_string());
         values.extend(extra.iter().cloned());
         let argv = template.render(&values);
         TerminalProgram::spawn(&mut self.sup, &argv).map_err(|e| fail(format!("{e:#}")))
+    }
+
+    /// Runs the check's tool role with `args` after its template's words, and waits
+    /// for it to exit (up to 10 s, scaled).
+    pub fn tool(&mut self, args: &[&str]) -> Result<ToolRun, Problem> {
+        let template = self.template(self.check.role)?;
+        let mut argv = template.render(&BTreeMap::new());
+        argv.extend(args.iter().map(|a| a.to_string()));
+        let spawned = self
+            .sup
+            .spawn(&argv, Streams::Logged)
+            .map_err(|e| fail(format!("{e:#}")))?;
+        let deadline = self.secs(10.0);
+        let Some(status) = self.sup.wait_exit(spawned.pid, deadline) else {
+            return Err(fail(format!(
+                "`{}` was still running after {deadline:.1?}",
+                shell_words::join(&argv)
+            )));
+        };
+        Ok(ToolRun {
+            command: shell_words::join(&argv),
+            status,
+            stdout: std::fs::read(&spawned.stdout_log).unwrap_or_default(),
+            stderr: std::fs::read(&spawned.stderr_log).unwrap_or_default(),
+        })
     }
 
     /// Waits for a line of the client's output equal to `expected` (trailing white

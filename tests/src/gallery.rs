@@ -135,7 +135,7 @@ pub fn grade(dir: &Path, settings: &Settings) -> Result<Graded, NotGraded> {
         build_step(command, build_dir.path(), Duration::from_secs(120))
             .with_context(|| format!("build {}", dir.display()))?;
     }
-    let targets = Targets::given(&chapter, &manifest.roles, build_dir.path(), None)
+    let targets = Targets::given(&chapter, &manifest.roles, build_dir.path(), None, true)
         .map_err(|e| anyhow::anyhow!("{}: {e}", dir.display()))?;
     let results = run_chapter(&chapter, &targets, None, settings, |_| {});
     Ok(Graded { manifest, results })

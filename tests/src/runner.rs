@@ -31,7 +31,7 @@ impl Status {
 pub struct CheckResult {
     pub id: String,
     pub title: &'static str,
-    pub role: Option<&'static str>,
+    pub role: &'static str,
     pub status: Status,
     pub duration: Duration,
     pub failure: Option<Failure>,
@@ -39,40 +39,44 @@ pub struct CheckResult {
     pub hint: &'static str,
 }
 
-/// The templates to grade, by role: either our reference binary for every role, or
-/// what the user gave.
+/// The templates to grade, by role: our reference binaries, or what the user gave.
+/// A check runs when its role has a template and is SKIP otherwise.
 #[derive(Debug, Clone)]
 pub struct Targets {
     pub templates: BTreeMap<String, Template>,
-    /// True when every role is our reference binary: reference-only checks run too.
-    pub reference: bool,
 }
 
 impl Targets {
-    /// Every role of `chapter` played by our binary at `binary`.
-    pub fn reference(chapter: &Chapter, binary: &Path) -> Targets {
+    /// The roles of `chapter` whose package has a binary in `binaries` (package name to
+    /// path), each played by that binary.
+    pub fn reference(
+        chapter: &Chapter,
+        binaries: &BTreeMap<String, std::path::PathBuf>,
+    ) -> Targets {
         let templates = chapter
             .roles
             .iter()
-            .map(|role| {
+            .filter_map(|role| {
+                let binary = binaries.get(role.package)?;
                 let mut words = vec![binary.to_string_lossy().into_owned()];
                 words.extend(role.reference.iter().map(|w| w.to_string()));
-                (role.name.to_string(), Template::from_words(words))
+                Some((role.name.to_string(), Template::from_words(words)))
             })
             .collect();
-        Targets {
-            templates,
-            reference: true,
-        }
+        Targets { templates }
     }
 
     /// The user's templates (`role -> template source`), parsed against `base` and
     /// validated. An error is one line saying what to fix: exit 2 before any check.
+    ///
+    /// Reference-only roles are refused unless `twin_of_reference` (the gallery's
+    /// broken twins of our own demos, which prove that those checks can fail).
     pub fn given(
         chapter: &Chapter,
         given: &BTreeMap<String, String>,
         base: &Path,
         only: Option<&str>,
+        twin_of_reference: bool,
     ) -> Result<Targets, TemplateError> {
         let mut templates = BTreeMap::new();
         for (role_name, source) in given {
@@ -84,9 +88,15 @@ impl Targets {
                     roles.join(", ")
                 )));
             };
+            if role.reference_only && !twin_of_reference {
+                return Err(TemplateError(format!(
+                    "role {role_name} of chapter {} is reference-only: its checks observe our own programs; run `cargo xtask check {}` without templates",
+                    chapter.id, chapter.id
+                )));
+            }
             let template = Template::parse(source, base)?;
             template.validate(role.name, role.required, role.allowed)?;
-            if !chapter.checks.iter().any(|c| c.role == Some(role.name)) {
+            if !chapter.checks.iter().any(|c| c.role == role.name) {
                 return Err(TemplateError(format!(
                     "no check of chapter {} tests role {}",
                     chapter.id, role.name
@@ -94,10 +104,7 @@ impl Targets {
             }
             templates.insert(role_name.clone(), template);
         }
-        let targets = Targets {
-            templates,
-            reference: false,
-        };
+        let targets = Targets { templates };
         if let Some(only) = only {
             targets.check_only(chapter, only)?;
         }
@@ -112,17 +119,18 @@ impl Targets {
                 chapter.id
             )));
         };
-        if self.reference {
-            return Ok(());
-        }
-        match check.role {
-            Some(role) if self.templates.contains_key(role) => Ok(()),
-            Some(role) => Err(TemplateError(format!(
-                "check {only} tests role {role}, but no template was given for it (--role {role}='...')"
-            ))),
-            None => Err(TemplateError(format!(
-                "check {only} observes our own demo (reference-only); run it without templates"
-            ))),
+        let role = chapter.role(check.role).expect("a check's role exists");
+        if self.templates.contains_key(check.role) {
+            Ok(())
+        } else if role.reference_only {
+            Err(TemplateError(format!(
+                "check {only} observes our own programs (reference-only); run it without templates"
+            )))
+        } else {
+            Err(TemplateError(format!(
+                "check {only} tests role {}, but no template was given for it (--role {}='...')",
+                check.role, check.role
+            )))
         }
     }
 }
@@ -142,14 +150,18 @@ pub fn run_chapter(
             continue;
         }
         let started = Instant::now();
-        let outcome = match check.role {
-            None if !targets.reference => Err(Problem::Skip(
-                "reference-only: it observes our own demo; run without templates".into(),
-            )),
-            Some(role) if !targets.templates.contains_key(role) => {
-                Err(Problem::Skip(format!("no template for role {role}")))
-            }
-            _ => run_one(chapter, check, targets, settings),
+        let reference_only = chapter.role(check.role).is_some_and(|r| r.reference_only);
+        let outcome = if targets.templates.contains_key(check.role) {
+            run_one(chapter, check, targets, settings)
+        } else if reference_only {
+            Err(Problem::Skip(
+                "reference-only: it observes our own programs; run without templates".into(),
+            ))
+        } else {
+            Err(Problem::Skip(format!(
+                "no template for role {}",
+                check.role
+            )))
         };
         let (status, failure, skip_reason) = match outcome {
             Ok(()) => (Status::Pass, None, None),

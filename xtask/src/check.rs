@@ -74,18 +74,26 @@ pub fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
     }
 
     let targets = if given.is_empty() {
-        let targets_for = |binary: &std::path::Path| Targets::reference(&chapter, binary);
+        // Check --only against placeholder paths first: a typo must not wait for a build.
+        let placeholders = chapter
+            .packages()
+            .into_iter()
+            .map(|p| (p.to_string(), std::path::PathBuf::new()))
+            .collect();
         let only_ok = args.only.as_deref().map_or(Ok(()), |only| {
-            targets_for(std::path::Path::new("")).check_only(&chapter, only)
+            Targets::reference(&chapter, &placeholders).check_only(&chapter, only)
         });
         if let Err(e) = only_ok {
             return usage_error(e);
         }
-        let binary = crate::cargo::binary_of(chapter.package)?;
-        targets_for(&binary)
+        let mut binaries = BTreeMap::new();
+        for package in chapter.packages() {
+            binaries.insert(package.to_string(), crate::cargo::binary_of(package)?);
+        }
+        Targets::reference(&chapter, &binaries)
     } else {
         let base = std::env::current_dir().context("find the current directory")?;
-        match Targets::given(&chapter, &given, &base, args.only.as_deref()) {
+        match Targets::given(&chapter, &given, &base, args.only.as_deref(), false) {
             Ok(targets) => targets,
             Err(e) => return usage_error(e),
         }

@@ -6,15 +6,19 @@ use harness::check::RoleKind;
 
 pub fn run() -> anyhow::Result<ExitCode> {
     for chapter in harness::suites::chapters() {
-        println!(
-            "{}  {}  (cargo run -p {})",
-            chapter.id, chapter.title, chapter.package
-        );
+        let run: Vec<String> = chapter
+            .packages()
+            .iter()
+            .map(|p| format!("cargo run -p {p}"))
+            .collect();
+        println!("{}  {}  ({})", chapter.id, chapter.title, run.join("; "));
         println!("  roles:");
         for role in &chapter.roles {
             let kind = match role.kind {
+                _ if role.reference_only => "reference-only: our own program",
                 RoleKind::Server(_) => "server",
                 RoleKind::Client => "client, run on a terminal",
+                RoleKind::Tool => "one-shot command",
             };
             println!(
                 "    {:<18} {}   placeholders: {}   ({kind})",
@@ -25,8 +29,7 @@ pub fn run() -> anyhow::Result<ExitCode> {
         }
         println!("  checks:");
         for check in &chapter.checks {
-            let role = check.role.unwrap_or("reference-only");
-            println!("    {:<28} [{role}] {}", check.id, check.title);
+            println!("    {:<28} [{}] {}", check.id, check.role, check.title);
         }
         println!();
     }

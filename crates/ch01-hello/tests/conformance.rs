@@ -7,7 +7,7 @@ use predicates::prelude::*;
 /// Our server and client pass every ch01 check.
 #[test]
 fn reference_passes_every_check() {
-    assert_reference_passes("ch01", env!("CARGO_BIN_EXE_ch01-hello"));
+    assert_reference_passes("ch01", "ch01-hello", env!("CARGO_BIN_EXE_ch01-hello"));
 }
 
 /// The book's C, made correct, passes.

@@ -7,7 +7,7 @@ use harness::testing::{assert_reference_passes, assert_submission};
 /// Our server and client pass every ch04 check.
 #[test]
 fn reference_passes_every_check() {
-    assert_reference_passes("ch04", env!("CARGO_BIN_EXE_ch04-tcp-echo"));
+    assert_reference_passes("ch04", "ch04-tcp-echo", env!("CARGO_BIN_EXE_ch04-tcp-echo"));
 }
 
 /// The book's C, made correct (a server that serves 5 clients and exits), passes.

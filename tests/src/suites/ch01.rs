@@ -12,17 +12,26 @@ pub fn chapter() -> Chapter {
     Chapter {
         id: "ch01",
         title: "hello server and client; file descriptors",
-        package: "ch01-hello",
         roles: vec![
-            tcp_server_role("server", "./hello_server {port}"),
-            client_role("client", "./hello_client {host} {port}"),
+            tcp_server_role(
+                "server",
+                "ch01-hello",
+                &["server", "{port}"],
+                "./hello_server {port}",
+            ),
+            client_role(
+                "client",
+                "ch01-hello",
+                &["client", "{host}", "{port}"],
+                "./hello_client {host} {port}",
+            ),
         ],
         checks: vec![
             check(
                 "ch01",
                 "hello",
                 "the server sends exactly `Hello World!`, then end of stream",
-                Some("server"),
+                "server",
                 "write the 12 bytes of the text, not sizeof() of the array, which counts its NUL; then close() (ch01 README, \"What the book gets wrong\")",
                 hello,
             ),
@@ -30,7 +39,7 @@ pub fn chapter() -> Chapter {
                 "ch01",
                 "client-prints",
                 "the client prints `Message from server: Hello World!` and exits 0",
-                Some("client"),
+                "client",
                 "connect to the address and port you are given, read until read() returns 0, print the text (ch01 README, \"The client\")",
                 client_prints,
             ),

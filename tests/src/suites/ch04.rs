@@ -12,15 +12,24 @@ use crate::supervise::describe_status;
 use super::{check, client_role, echo, tcp_server_role};
 
 pub fn chapter() -> Chapter {
-    let server = Some("server");
-    let client = Some("client");
+    let server = "server";
+    let client = "client";
     Chapter {
         id: "ch04",
         title: "TCP echo server and client",
-        package: "ch04-tcp-echo",
         roles: vec![
-            tcp_server_role("server", "./echo_server {port}"),
-            client_role("client", "./echo_client {host} {port}"),
+            tcp_server_role(
+                "server",
+                "ch04-tcp-echo",
+                &["server", "{port}"],
+                "./echo_server {port}",
+            ),
+            client_role(
+                "client",
+                "ch04-tcp-echo",
+                &["client", "{host}", "{port}"],
+                "./echo_client {host} {port}",
+            ),
         ],
         checks: vec![
             check(

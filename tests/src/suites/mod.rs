@@ -23,7 +23,7 @@ pub fn check(
     chapter: &str,
     name: &str,
     title: &'static str,
-    role: Option<&'static str>,
+    role: &'static str,
     hint: &'static str,
     run: fn(&mut Ctx) -> Outcome,
 ) -> Check {
@@ -36,27 +36,56 @@ pub fn check(
     }
 }
 
-/// The book's `server <port>` role over TCP.
-pub fn tcp_server_role(name: &'static str, example: &'static str) -> Role {
+/// The book's `server <port>` role over TCP, played by `package`'s subcommand
+/// `subcommand` in our reference run.
+pub fn tcp_server_role(
+    name: &'static str,
+    package: &'static str,
+    reference: &'static [&'static str],
+    example: &'static str,
+) -> Role {
     Role {
         name,
         kind: RoleKind::Server(Proto::Tcp),
-        reference: &["server", "{port}"],
+        package,
+        reference_only: false,
+        reference,
         required: &["{port}"],
         allowed: &["{host}", "{port}"],
         example,
     }
 }
 
-/// The book's `client <ip> <port>` role.
-pub fn client_role(name: &'static str, example: &'static str) -> Role {
+/// The book's `client <ip> <port>` role, run on a terminal.
+pub fn client_role(
+    name: &'static str,
+    package: &'static str,
+    reference: &'static [&'static str],
+    example: &'static str,
+) -> Role {
     Role {
         name,
         kind: RoleKind::Client,
-        reference: &["client", "{host}", "{port}"],
+        package,
+        reference_only: false,
+        reference,
         required: &["{port}"],
         allowed: &["{host}", "{port}"],
         example,
+    }
+}
+
+/// A reference-only one-shot role: our binary run with each check's arguments.
+pub fn reference_tool_role(name: &'static str, package: &'static str) -> Role {
+    Role {
+        name,
+        kind: RoleKind::Tool,
+        package,
+        reference_only: true,
+        reference: &[],
+        required: &[],
+        allowed: &[],
+        example: "(our own binary)",
     }
 }
 
