@@ -439,30 +439,47 @@ impl<'a> Ctx<'a> {
         })
     }
 
-    /// Waits for a line of the client's output equal to `expected` (trailing white
-    /// space aside).
+    /// Waits for a line of the client's output showing `expected` (see
+    /// [`crate::pty::line_shows`]), up to `deadline`, or until the client has exited and
+    /// its last output is in.
     pub fn expect_line(
         &mut self,
         client: &TerminalProgram,
         expected: &str,
         deadline: Duration,
     ) -> Outcome {
-        if client
-            .wait_for_line(deadline, |l| crate::pty::line_shows(l, expected))
-            .is_some()
-        {
-            return Ok(());
+        let shows = |l: &str| crate::pty::line_shows(l, expected);
+        let until = Instant::now() + deadline;
+        let mut exited = None;
+        while Instant::now() < until {
+            let step = until
+                .saturating_duration_since(Instant::now())
+                .min(Duration::from_millis(50));
+            if client.wait_for_line(step, shows).is_some() {
+                return Ok(());
+            }
+            if let Some(status) = self.sup.status(client.spawned.pid) {
+                // It exited: give the terminal a moment to hand over its last output.
+                if client
+                    .wait_for_line(Duration::from_millis(200), shows)
+                    .is_some()
+                {
+                    return Ok(());
+                }
+                exited = Some(status);
+                break;
+            }
         }
-        let mut failure = Failure::new(format!(
-            "your client did not print the expected line within {deadline:.1?}"
-        ))
-        .expected(format!("a line {expected:?}"))
-        .got(&client.output());
-        if let Some(status) = self.sup.status(client.spawned.pid) {
-            failure
-                .message
-                .push_str(&format!("; it {}", describe_status(&status)));
-        }
-        Err(failure.into())
+        let message = match exited {
+            Some(status) => format!(
+                "your client {} without printing the expected line",
+                describe_status(&status)
+            ),
+            None => format!("your client did not print the expected line within {deadline:.1?}"),
+        };
+        Err(Failure::new(message)
+            .expected(format!("a line {expected:?}"))
+            .got(&client.output())
+            .into())
     }
 }

@@ -1,0 +1,64 @@
+//! ch02's conformance suite on our binary, the gallery's ch02 submissions, and the
+//! datagrams demo.
+
+use assert_cmd::Command;
+use harness::testing::{assert_reference_passes, assert_submission};
+use predicates::prelude::*;
+
+const BIN: &str = env!("CARGO_BIN_EXE_ch02-socket-types");
+
+#[test]
+fn reference_passes_every_check() {
+    assert_reference_passes("ch02", "ch02-socket-types", BIN);
+}
+
+#[test]
+fn book_style_c_passes() {
+    assert_submission("ch02/book-style");
+}
+
+/// A client that reads once prints `H` when the bytes come one per write.
+#[test]
+fn twin_that_reads_once() {
+    assert_submission("ch02/reads-once");
+}
+
+/// Three sendto() calls, three recvfrom() results, each a whole datagram.
+#[test]
+fn datagrams_keep_their_boundaries() {
+    Command::new(BIN)
+        .arg("datagrams")
+        .timeout(std::time::Duration::from_secs(30))
+        .assert()
+        .success()
+        .stdout(
+            predicate::str::is_match(r"recvfrom\(\) #1: 3 bytes from 127\.0\.0\.1:\d+: Hi!\n")
+                .unwrap(),
+        )
+        .stdout(
+            predicate::str::is_match(r"recvfrom\(\) #2: 21 bytes from .*: I'm another UDP host!\n")
+                .unwrap(),
+        )
+        .stdout(
+            predicate::str::is_match(r"recvfrom\(\) #3: 16 bytes from .*: Nice to meet you\n")
+                .unwrap(),
+        );
+}
+
+/// The demo: one write on the server's side, twelve reads on the client's.
+#[test]
+fn demo_shows_one_write_and_twelve_reads() {
+    Command::new(BIN)
+        .timeout(std::time::Duration::from_secs(30))
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(
+            "[server] write(4, \"Hello World!\", 12) = 12",
+        ))
+        .stdout(predicate::str::contains(
+            "[client] Function read call count: 12",
+        ))
+        .stdout(predicate::str::contains(
+            "[udp] 3 recvfrom() calls, one per datagram",
+        ));
+}
