@@ -95,7 +95,7 @@ fn run_client(ctx: &mut Ctx, sending: Sending) -> Outcome {
         .into());
     }
     match ctx.sup.wait_exit(client.spawned.pid, ctx.secs(5.0)) {
-        Some(status) if matches!(status, nix::sys::wait::WaitStatus::Exited(_, 0)) => Ok(()),
+        Some(nix::sys::wait::WaitStatus::Exited(_, 0)) => Ok(()),
         Some(status) => Err(fail(format!("your client {}", describe_status(&status)))),
         None => Err(fail(
             "your client did not exit after the server closed the connection",

@@ -6,12 +6,18 @@ use crate::procfs::Proto;
 
 pub mod ch01;
 pub mod ch02;
+pub mod ch03;
 pub mod ch04;
 pub mod echo;
 
 /// Every chapter the checker knows, in the book's order.
 pub fn chapters() -> Vec<Chapter> {
-    vec![ch01::chapter(), ch02::chapter(), ch04::chapter()]
+    vec![
+        ch01::chapter(),
+        ch02::chapter(),
+        ch03::chapter(),
+        ch04::chapter(),
+    ]
 }
 
 /// The chapter with id `id` (`ch04`).
