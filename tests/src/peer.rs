@@ -53,6 +53,26 @@ impl Conn {
             .map_err(|e| format!("connect to {addr}: {}", describe_io(&e)))
     }
 
+    /// Waits until the peer's program has read everything sent so far (seen in
+    /// /proc/net/tcp), up to `deadline`. Returns false when it has not by then. This is
+    /// how a check sends "one byte per read" for certain: the next byte goes only once
+    /// the program has taken the last one.
+    pub fn wait_consumed(&self, deadline: Duration) -> bool {
+        let (Ok(from), Ok(to)) = (self.stream.local_addr(), self.stream.peer_addr()) else {
+            return false;
+        };
+        let until = Instant::now() + deadline;
+        loop {
+            if crate::procfs::consumed(from, to) == Some(true) {
+                return true;
+            }
+            if Instant::now() >= until {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+
     /// Sets TCP_NODELAY: each write goes out as its own segment.
     pub fn nodelay(&self) -> &Self {
         let _ = self.stream.set_nodelay(true);
@@ -128,6 +148,33 @@ impl Conn {
             };
             return Err(Short { got, why });
         }
+    }
+
+    /// Reads until `delimiter` has arrived (included), at most `limit` bytes, within
+    /// `deadline`. Reads one byte at a time so nothing after the delimiter is taken.
+    pub fn recv_until(
+        &mut self,
+        delimiter: u8,
+        limit: usize,
+        deadline: Duration,
+    ) -> Result<Vec<u8>, Short> {
+        let until = Instant::now() + deadline;
+        let mut got = Vec::new();
+        let mut byte = [0u8; 1];
+        while got.last() != Some(&delimiter) {
+            let why = match self.read_step(&mut byte, until) {
+                Step::Data(_) if got.len() < limit => {
+                    got.push(byte[0]);
+                    continue;
+                }
+                Step::Data(_) => format!("no {:?} within {limit} bytes", delimiter as char),
+                Step::End => "the peer closed the connection (end of stream)".into(),
+                Step::TimedOut => format!("nothing more came within {deadline:.1?}"),
+                Step::Failed(why) => why,
+            };
+            return Err(Short { got, why });
+        }
+        Ok(got)
     }
 
     /// Closes with SO_LINGER 0: the kernel sends RST instead of FIN, as when a client

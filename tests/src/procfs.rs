@@ -41,6 +41,15 @@ pub fn stat(pid: i32) -> Option<ProcStat> {
     })
 }
 
+/// Clock ticks per second, the unit of `cpu_ticks` (sysconf(_SC_CLK_TCK), 100 on Linux).
+pub fn ticks_per_second() -> u64 {
+    nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
+        .ok()
+        .flatten()
+        .map(|t| t as u64)
+        .unwrap_or(100)
+}
+
 /// Every process on the machine (the numeric entries of /proc).
 pub fn all_pids() -> Vec<i32> {
     std::fs::read_dir("/proc")
@@ -199,6 +208,18 @@ pub fn ready_socket(proto: Proto, port: u16) -> Option<SocketRow> {
                 Proto::Udp => row.remote.port() == 0,
             }
     })
+}
+
+/// Whether everything sent on the connection `from -> to` has been read by the
+/// program at `to`: our socket's send queue is acknowledged (tx_queue 0) and the other
+/// end's receive queue is empty (rx_queue 0). None when either row is not found.
+pub fn consumed(from: std::net::SocketAddr, to: std::net::SocketAddr) -> Option<bool> {
+    let rows = sockets(Proto::Tcp);
+    let ours = rows.iter().find(|r| r.local == from && r.remote == to)?;
+    let theirs = rows
+        .iter()
+        .find(|r| r.local.port() == to.port() && r.remote == from)?;
+    Some(ours.tx_queue == 0 && theirs.rx_queue == 0)
 }
 
 /// The sockets ready to take clients among `inodes` (where a program listens when it

@@ -131,3 +131,33 @@ mod commands {
             ));
     }
 }
+
+/// The lesson of chapter 5, asserted: our chapter 4 client, which keeps the book's
+/// single read() per line, fails `ch05/fragmented-reply`.
+#[test]
+fn our_chapter_4_client_fails_the_chapter_5_check() {
+    use harness::check::Settings;
+    use harness::runner::{Status, Targets, run_chapter};
+    let chapter = harness::suites::chapter("ch05").expect("ch05");
+    let template = format!(
+        "{} client {{host}} {{port}}",
+        env!("CARGO_BIN_EXE_ch04-tcp-echo")
+    );
+    let given = std::collections::BTreeMap::from([("client".to_string(), template)]);
+    let targets = Targets::given(&chapter, &given, std::path::Path::new("/"), None, false)
+        .expect("valid template");
+    let results = run_chapter(
+        &chapter,
+        &targets,
+        Some("ch05/fragmented-reply"),
+        &Settings::default(),
+        |_| {},
+    );
+    assert_eq!(results.len(), 1);
+    assert_eq!(results[0].status, Status::Fail, "{results:?}");
+    let message = &results[0].failure.as_ref().expect("failure").message;
+    assert!(
+        message.contains("printed the reply before it was whole"),
+        "{message}"
+    );
+}

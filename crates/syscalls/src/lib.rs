@@ -25,8 +25,8 @@ pub mod trace;
 pub use error::{SysError, SysResult};
 pub use io::{close, read, write, write_all};
 pub use net::{
-    Shutdown, accept, bind, connect, getsockname, listen, recvfrom, sendto, set_reuseaddr,
-    shutdown, socket, tcp_socket, udp_socket,
+    Shutdown, accept, bind, connect, getsockname, listen, recvfrom, sendto, set_recv_timeout,
+    set_reuseaddr, shutdown, socket, tcp_socket, udp_socket,
 };
 pub use nix::errno::Errno;
 pub use signal::{StopSignals, ignore_sigpipe};

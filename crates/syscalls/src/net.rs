@@ -244,6 +244,30 @@ pub fn set_reuseaddr(fd: impl AsFd, on: bool) -> SysResult<()> {
     result.map_err(|e| SysError::new(format!("setsockopt({raw}, SO_REUSEADDR)"), e))
 }
 
+/// `setsockopt(2)` with `SO_RCVTIMEO`: a blocking read() or accept() on this socket
+/// waits at most `timeout`, then fails with EAGAIN. A server uses it so that a client
+/// that sends half a request and stalls cannot hold it forever.
+pub fn set_recv_timeout(fd: impl AsFd, timeout: std::time::Duration) -> SysResult<()> {
+    let fd = fd.as_fd();
+    let raw = fd.as_raw_fd();
+    let tv = nix::sys::time::TimeVal::new(
+        timeout.as_secs() as nix::sys::time::time_t,
+        timeout.subsec_micros() as nix::sys::time::suseconds_t,
+    );
+    let result = sock::setsockopt(&fd, sock::sockopt::ReceiveTimeout, &tv);
+    narrate(
+        || {
+            format!(
+                "setsockopt({raw}, SOL_SOCKET, SO_RCVTIMEO, {:.3}s)",
+                timeout.as_secs_f64()
+            )
+        },
+        &result,
+        |_| "0".into(),
+    );
+    result.map_err(|e| SysError::new(format!("setsockopt({raw}, SO_RCVTIMEO)"), e))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -309,6 +333,15 @@ mod tests {
             recvfrom(&a, &mut buf).expect("recvfrom failed"),
             (5, b_addr)
         );
+    }
+
+    #[test]
+    fn a_receive_timeout_turns_a_stalled_read_into_eagain() {
+        let a = udp_socket(&loopback_any_port()).expect("socket failed");
+        bind(&a, loopback_any_port()).expect("bind failed");
+        set_recv_timeout(&a, std::time::Duration::from_millis(20)).expect("setsockopt failed");
+        let err = read(&a, &mut [0u8; 8]).unwrap_err();
+        assert_eq!(err.errno, nix::errno::Errno::EAGAIN);
     }
 
     #[test]

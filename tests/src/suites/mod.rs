@@ -8,6 +8,7 @@ pub mod ch01;
 pub mod ch02;
 pub mod ch03;
 pub mod ch04;
+pub mod ch05;
 pub mod echo;
 
 /// Every chapter the checker knows, in the book's order.
@@ -17,6 +18,7 @@ pub fn chapters() -> Vec<Chapter> {
         ch02::chapter(),
         ch03::chapter(),
         ch04::chapter(),
+        ch05::chapter(),
     ]
 }
 

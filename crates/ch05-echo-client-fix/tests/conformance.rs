@@ -1,0 +1,41 @@
+//! ch05's echo roles on our binary, and the gallery's echo twins.
+
+use assert_cmd::Command;
+use harness::testing::{assert_reference_passes, assert_submission};
+use predicates::prelude::*;
+
+const BIN: &str = env!("CARGO_BIN_EXE_ch05-echo-client-fix");
+
+/// Our server and our fixed client pass ch05's echo checks.
+#[test]
+fn reference_passes_every_check() {
+    assert_reference_passes("ch05", "ch05-echo-client-fix", BIN);
+}
+
+/// Chapter 4's client, which reads once per line, prints half a reply.
+#[test]
+fn twin_echo_client_that_reads_once() {
+    assert_submission("ch05/echo-client-reads-once");
+}
+
+#[test]
+fn twin_echo_server_that_reads_once() {
+    assert_submission("ch05/echo-server-reads-once");
+}
+
+/// The demo sends a 1,501-byte line: the reply takes more than one read, and is
+/// printed whole.
+#[test]
+fn demo_prints_a_long_reply_whole() {
+    let long_line = "0123456789".repeat(150);
+    Command::new(BIN)
+        .timeout(std::time::Duration::from_secs(30))
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(
+            "[client] read(3, \"01234567890123456789012345678901\"..., 1024) = 1024",
+        ))
+        .stdout(predicate::str::contains(format!(
+            "[client] Message from server: {long_line}\n"
+        )));
+}

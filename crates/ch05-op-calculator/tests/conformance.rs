@@ -1,0 +1,70 @@
+//! ch05's calculator roles on our binary, the book-style C (all four ch05 roles), and
+//! the calculator twins.
+
+use assert_cmd::Command;
+use harness::testing::{assert_reference_passes, assert_submission};
+use predicates::prelude::*;
+
+const BIN: &str = env!("CARGO_BIN_EXE_ch05-op-calculator");
+
+#[test]
+fn reference_passes_every_check() {
+    assert_reference_passes("ch05", "ch05-op-calculator", BIN);
+}
+
+/// The book's four ch05 programs in C, made correct, pass every ch05 check.
+#[test]
+fn book_style_c_passes() {
+    assert_submission("ch05/book-style");
+}
+
+/// The book's op_server.c as written: spins on a truncated request (caught by CPU
+/// time from /proc), answers an unknown operator.
+#[test]
+fn twin_book_op_server_as_written() {
+    assert_submission("ch05/op-server-as-written");
+}
+
+#[test]
+fn twin_calc_server_big_endian() {
+    assert_submission("ch05/calc-big-endian");
+}
+
+#[test]
+fn twin_calc_server_without_32_bit_wrap() {
+    assert_submission("ch05/calc-unbounded-ints");
+}
+
+#[test]
+fn twin_calc_server_that_reads_the_body_once() {
+    assert_submission("ch05/calc-recv-once");
+}
+
+#[test]
+fn twin_calc_client_big_endian() {
+    assert_submission("ch05/op-client-big-endian");
+}
+
+/// The demo: three calculations and an overflow that wraps.
+#[test]
+fn demo_calculates_and_wraps() {
+    Command::new(BIN)
+        .timeout(std::time::Duration::from_secs(30))
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("[client] Operation result: 15"))
+        .stdout(predicate::str::contains("[client] Operation result: -24"))
+        .stdout(predicate::str::contains(
+            "[client] Operation result: -2147483648",
+        ));
+}
+
+/// Bad input on the client's command line: one line, exit 1, nothing sent.
+#[test]
+fn client_rejects_an_unknown_operator() {
+    Command::new(BIN)
+        .args(["calc-client", "127.0.0.1", "9", "--operator", "/", "1", "2"])
+        .assert()
+        .code(1)
+        .stderr("error: unknown operator '/': use +, - or *\n");
+}
