@@ -169,6 +169,16 @@ pub struct Server {
     pub pid: i32,
     /// The program the checker started (the wrapper, when there is one).
     pub spawned: Spawned,
+    /// Its stdin and stdout: a terminal, as when a person runs it, so that C stdio and
+    /// Python print each line as it comes rather than when their buffer fills.
+    pub terminal: std::sync::Arc<TerminalProgram>,
+}
+
+impl Server {
+    /// The lines the server printed so far.
+    pub fn lines(&self) -> Vec<String> {
+        self.terminal.lines()
+    }
 }
 
 /// A finished run of a tool role.
@@ -276,22 +286,28 @@ impl<'a> Ctx<'a> {
         values.insert("{port}", port.to_string());
         values.extend(extra.iter().cloned());
         let argv = template.render(&values);
-        let spawned = self
-            .sup
-            .spawn(&argv, Streams::Logged)
-            .map_err(|e| fail(format!("{e:#}")))?;
-        let pid = self.wait_ready(&spawned, proto, port)?;
+        let terminal =
+            TerminalProgram::spawn(&mut self.sup, &argv).map_err(|e| fail(format!("{e:#}")))?;
+        let spawned = terminal.spawned.clone();
+        let pid = self.wait_ready(&spawned, &terminal, proto, port)?;
         Ok(Server {
             addr: SocketAddr::from(([127, 0, 0, 1], port)),
             pid,
             spawned,
+            terminal: std::sync::Arc::new(terminal),
         })
     }
 
     /// Waits until a socket on `port` is listening (TCP) or bound (UDP) in
     /// /proc/net, held by one of this check's processes. Never connects to find out:
     /// a probe connection would use up one of the server's accepts.
-    fn wait_ready(&mut self, spawned: &Spawned, proto: Proto, port: u16) -> Result<i32, Problem> {
+    fn wait_ready(
+        &mut self,
+        spawned: &Spawned,
+        terminal: &TerminalProgram,
+        proto: Proto,
+        port: u16,
+    ) -> Result<i32, Problem> {
         let deadline = self.secs(10.0);
         let until = Instant::now() + deadline;
         let what = match proto {
@@ -314,7 +330,10 @@ impl<'a> Ctx<'a> {
                     describe_status(&status)
                 );
                 let stderr = spawned.stderr_tail(5);
-                let stdout = spawned.stdout_tail(5);
+                // Let the terminal hand over the last output before quoting it.
+                let _ = terminal.wait_for_line(Duration::from_millis(100), |_| false);
+                let lines = terminal.lines();
+                let stdout = lines[lines.len().saturating_sub(6)..].join("\n");
                 if !stderr.trim().is_empty() {
                     message.push_str(&format!("; its stderr ended with:\n{stderr}"));
                 } else if !stdout.trim().is_empty() {
@@ -397,6 +416,30 @@ impl<'a> Ctx<'a> {
             }
             None => failure.into(),
         }
+    }
+
+    /// Waits until the server prints a line showing `expected`, up to `deadline`.
+    pub fn expect_server_line(
+        &mut self,
+        server: &Server,
+        expected: &str,
+        deadline: Duration,
+    ) -> Outcome {
+        if server
+            .terminal
+            .wait_for_line(deadline, |l| crate::pty::line_shows(l, expected))
+            .is_some()
+        {
+            return Ok(());
+        }
+        Err(self.explain(
+            server,
+            Failure::new(format!(
+                "your server did not print the expected line within {deadline:.1?}"
+            ))
+            .expected(format!("a line {expected:?}"))
+            .got(&server.terminal.output()),
+        ))
     }
 
     /// Runs the check's client role on a terminal, pointed at `server`.

@@ -38,11 +38,12 @@ fn list_shows_chapters_roles_placeholders_and_check_ids() {
 
 #[test]
 fn an_unknown_chapter_exits_two_with_one_line() {
-    xtask()
-        .args(["check", "ch99"])
-        .assert()
-        .code(2)
-        .stderr("error: unknown chapter \"ch99\"; the chapters are ch01, ch04\n");
+    xtask().args(["check", "ch99"]).assert().code(2).stderr(
+        predicate::str::is_match(
+            r#"^error: unknown chapter "ch99"; the chapters are (ch\d\d, )+ch\d\d\n$"#,
+        )
+        .unwrap(),
+    );
 }
 
 #[test]

@@ -57,6 +57,21 @@ pub fn write_all(fd: impl AsFd, mut buf: &[u8]) -> SysResult<()> {
     Ok(())
 }
 
+/// `open(2)` for reading (`O_RDONLY | O_CLOEXEC`): a file gets the lowest free fd, as a
+/// socket does.
+pub fn open_read(path: &std::path::Path) -> SysResult<OwnedFd> {
+    use nix::fcntl::OFlag;
+    use nix::sys::stat::Mode;
+    let result = nix::fcntl::open(path, OFlag::O_RDONLY | OFlag::O_CLOEXEC, Mode::empty());
+    let shown = result.as_ref().map(|fd| fd.as_raw_fd()).map_err(|e| *e);
+    narrate(
+        || format!("open({:?}, O_RDONLY)", path.display().to_string()),
+        &shown,
+        |fd| fd.to_string(),
+    );
+    result.map_err(|e| SysError::new(format!("open {}", path.display()), e))
+}
+
 /// `close(2)`: gives the descriptor back to the kernel; its number is free for reuse.
 ///
 /// Dropping an `OwnedFd` also closes it, silently; chapters call this where the book
@@ -81,6 +96,15 @@ mod tests {
         assert_eq!(read(&r, &mut buf).expect("read failed"), 5);
         assert_eq!(&buf[..5], b"hello");
         assert_eq!(read(&r, &mut buf).expect("read at end failed"), 0);
+    }
+
+    #[test]
+    fn open_names_the_path_when_it_fails() {
+        let err = open_read(std::path::Path::new("/no/such/file")).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "open /no/such/file: ENOENT: No such file or directory"
+        );
     }
 
     #[test]

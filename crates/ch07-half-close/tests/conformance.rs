@@ -1,0 +1,66 @@
+//! ch07's conformance suite on our binary, the gallery's ch07 submissions, and the
+//! start-up error for a missing file.
+
+use assert_cmd::Command;
+use harness::testing::{assert_reference_passes, assert_submission};
+use predicates::prelude::*;
+
+const BIN: &str = env!("CARGO_BIN_EXE_ch07-half-close");
+
+#[test]
+fn reference_passes_every_check() {
+    assert_reference_passes("ch07", "ch07-half-close", BIN);
+}
+
+#[test]
+fn book_style_c_passes() {
+    assert_submission("ch07/book-style");
+}
+
+/// close() instead of shutdown(SHUT_WR): the file arrives, the last word is lost.
+#[test]
+fn twin_that_closes_instead_of_half_closing() {
+    assert_submission("ch07/close-instead-of-shutdown");
+}
+
+#[test]
+fn twin_that_reads_the_file_as_text() {
+    assert_submission("ch07/reads-file-as-text");
+}
+
+#[test]
+fn twin_client_that_saves_its_first_read() {
+    assert_submission("ch07/client-saves-first-read");
+}
+
+/// A missing file is a one-line error before the server listens (the book's crashes
+/// when the first client arrives).
+#[test]
+fn a_missing_file_fails_at_start_up() {
+    Command::new(BIN)
+        .args(["server", "0", "/no/such/file"])
+        .timeout(std::time::Duration::from_secs(30))
+        .assert()
+        .code(1)
+        .stdout("")
+        .stderr("error: open /no/such/file: ENOENT: No such file or directory\n");
+}
+
+/// The demo: the file goes, the server half-closes, the thanks come back and the saved
+/// copy is identical.
+#[test]
+fn demo_half_closes_and_hears_the_thanks() {
+    Command::new(BIN)
+        .timeout(std::time::Duration::from_secs(30))
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(
+            "[server] shutdown(4, SHUT_WR) = 0",
+        ))
+        .stdout(predicate::str::contains(
+            "[server] Message from client: Thank you",
+        ))
+        .stdout(predicate::str::contains(
+            "they are identical to the server's",
+        ));
+}
