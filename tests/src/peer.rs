@@ -299,6 +299,131 @@ impl HarnessServer {
     }
 }
 
+/// A UDP socket of the checker's on 127.0.0.1, with deadlines on every receive.
+#[derive(Debug)]
+pub struct UdpPeer {
+    pub socket: std::net::UdpSocket,
+}
+
+impl UdpPeer {
+    /// Binds 127.0.0.1, port 0, with a receive buffer large enough for a burst of
+    /// maximum-size datagrams.
+    pub fn bind() -> Result<UdpPeer, String> {
+        let socket =
+            Socket::new(Domain::IPV4, Type::DGRAM, None).map_err(|e| format!("socket: {e}"))?;
+        let _ = socket.set_recv_buffer_size(1 << 20);
+        socket
+            .bind(&SocketAddr::from(([127, 0, 0, 1], 0)).into())
+            .map_err(|e| format!("bind: {e}"))?;
+        Ok(UdpPeer {
+            socket: socket.into(),
+        })
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.socket
+            .local_addr()
+            .expect("bound socket has an address")
+    }
+
+    pub fn send_to(&self, data: &[u8], to: SocketAddr) -> Result<(), String> {
+        self.socket
+            .send_to(data, to)
+            .map(|_| ())
+            .map_err(|e| format!("sendto {to}: {}", describe_io(&e)))
+    }
+
+    /// The next datagram and its sender, or None after `deadline`.
+    pub fn recv_from(&self, deadline: Duration) -> Result<Option<(Vec<u8>, SocketAddr)>, String> {
+        let mut buf = vec![0u8; 65_536];
+        let until = Instant::now() + deadline;
+        loop {
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Ok(None);
+            }
+            let _ = self.socket.set_read_timeout(Some(left));
+            match self.socket.recv_from(&mut buf) {
+                Ok((n, from)) => return Ok(Some((buf[..n].to_vec(), from))),
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted
+                    ) => {}
+                Err(e) => return Err(format!("recvfrom: {}", describe_io(&e))),
+            }
+        }
+    }
+}
+
+/// A UDP echo server of the checker's, for client checks: echoes every datagram to its
+/// sender, except that it drops the first `drop_first` it receives (a lossy network),
+/// and, when `stranger` is set, sends a datagram from a second socket before each echo.
+#[derive(Debug)]
+pub struct UdpEchoServer {
+    pub addr: SocketAddr,
+    pub received: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+/// What the second socket of [`UdpEchoServer`] sends.
+pub const STRANGER_SAYS: &[u8] = b"a stranger says hello\n";
+
+impl UdpEchoServer {
+    pub fn start(drop_first: usize, stranger: bool) -> Result<UdpEchoServer, String> {
+        use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+        let peer = UdpPeer::bind()?;
+        let addr = peer.addr();
+        let other = if stranger {
+            Some(UdpPeer::bind()?)
+        } else {
+            None
+        };
+        let received = std::sync::Arc::new(AtomicUsize::new(0));
+        let stop = std::sync::Arc::new(AtomicBool::new(false));
+        let thread = {
+            let (received, stop) = (received.clone(), stop.clone());
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::SeqCst) {
+                    let Ok(Some((data, from))) = peer.recv_from(Duration::from_millis(50)) else {
+                        continue;
+                    };
+                    let n = received.fetch_add(1, Ordering::SeqCst) + 1;
+                    if n <= drop_first {
+                        continue;
+                    }
+                    if let Some(other) = &other {
+                        let _ = other.send_to(STRANGER_SAYS, from);
+                    }
+                    let _ = peer.send_to(&data, from);
+                }
+            })
+        };
+        Ok(UdpEchoServer {
+            addr,
+            received,
+            stop,
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for UdpEchoServer {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// A UDP port with nothing bound to it right now (for "no server" checks).
+pub fn unused_udp_port() -> Result<SocketAddr, String> {
+    let port = free_port()?;
+    Ok(SocketAddr::from(([127, 0, 0, 1], port)))
+}
+
 /// Picks a port for a server under test: free now on every address (a bind to
 /// 0.0.0.0 succeeds, so no socket of any state holds it), below the kernel's ephemeral
 /// range (so no outgoing connection of a parallel test takes it meanwhile), and never

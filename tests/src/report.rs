@@ -27,7 +27,7 @@ pub fn escape(bytes: &[u8], limit: usize) -> String {
 /// The line for one check: `ch04/echo-line  PASS  0.05s  title`.
 pub fn check_line(result: &CheckResult) -> String {
     format!(
-        "{:<28} {}  {:>6.2}s  {}",
+        "{:<34} {}  {:>6.2}s  {}",
         result.id,
         result.status.label(),
         result.duration.as_secs_f64(),

@@ -29,7 +29,7 @@ pub fn run() -> anyhow::Result<ExitCode> {
         }
         println!("  checks:");
         for check in &chapter.checks {
-            println!("    {:<28} [{}] {}", check.id, check.role, check.title);
+            println!("    {:<34} [{}] {}", check.id, check.role, check.title);
         }
         println!();
     }

@@ -119,7 +119,12 @@ impl DemoServer {
     /// Starts the server (`args` such as `["server", "0"]`) and waits for its first
     /// line, `listening on ADDR` or `bound to ADDR`, to learn its port.
     pub fn start(args: &[&str]) -> anyhow::Result<DemoServer> {
-        let side = Side::spawn("server", args)?;
+        DemoServer::start_as("server", args)
+    }
+
+    /// Like [`DemoServer::start`], with another prefix than `[server]`.
+    pub fn start_as(side: &'static str, args: &[&str]) -> anyhow::Result<DemoServer> {
+        let side = Side::spawn(side, args)?;
         let line = side.wait_for("'listening on' line from the server", |line| {
             line.starts_with("listening on ") || line.starts_with("bound to ")
         })?;

@@ -9,6 +9,7 @@ pub mod ch02;
 pub mod ch03;
 pub mod ch04;
 pub mod ch05;
+pub mod ch06;
 pub mod ch07;
 pub mod echo;
 
@@ -20,6 +21,7 @@ pub fn chapters() -> Vec<Chapter> {
         ch03::chapter(),
         ch04::chapter(),
         ch05::chapter(),
+        ch06::chapter(),
         ch07::chapter(),
     ]
 }

@@ -1,0 +1,381 @@
+//! ch06: the UDP echo server and client, and the connected UDP client.
+
+use std::time::{Duration, Instant};
+
+use crate::check::{Chapter, Ctx, Failure, Outcome, Problem, Role, RoleKind, Server, fail};
+use crate::peer::{STRANGER_SAYS, UdpEchoServer, UdpPeer, unused_udp_port};
+use crate::procfs::Proto;
+use crate::pty::TerminalProgram;
+use crate::supervise::describe_status;
+
+use super::{check, client_role, pattern};
+
+pub fn chapter() -> Chapter {
+    Chapter {
+        id: "ch06",
+        title: "UDP echo and connected UDP",
+        roles: vec![
+            Role {
+                name: "server",
+                kind: RoleKind::Server(Proto::Udp),
+                package: "ch06-udp-echo",
+                reference_only: false,
+                reference: &["server", "{port}"],
+                required: &["{port}"],
+                allowed: &["{host}", "{port}"],
+                example: "./uecho_server {port}",
+            },
+            client_role(
+                "client",
+                "ch06-udp-echo",
+                &["client", "{host}", "{port}"],
+                "./uecho_client {host} {port}",
+            ),
+            client_role(
+                "connected-client",
+                "ch06-connected-udp",
+                &["client", "{host}", "{port}"],
+                "./uecho_con_client {host} {port}",
+            ),
+        ],
+        checks: vec![
+            check(
+                "ch06",
+                "echo-datagram",
+                "a datagram comes back to its sender",
+                "server",
+                "recvfrom() gives the sender's address: sendto() the same bytes back to it (ch06 README, \"The server\")",
+                echo_datagram,
+            ),
+            check(
+                "ch06",
+                "boundaries-kept",
+                "datagrams of 1, 100 and 1000 bytes come back as 3 replies of those sizes",
+                "server",
+                "one recvfrom() is one datagram: echo each on its own (ch06 README, \"Boundaries\")",
+                boundaries_kept,
+            ),
+            check(
+                "ch06",
+                "max-datagram",
+                "a 65,507-byte datagram comes back whole",
+                "server",
+                "recvfrom() cuts a datagram longer than the buffer and the rest is lost: receive into 65,507 bytes (ch06 README, \"Buffer size\")",
+                max_datagram,
+            ),
+            check(
+                "ch06",
+                "two-clients-interleaved",
+                "replies go to the right sender when two clients take turns",
+                "server",
+                "reply to the address recvfrom() returned for this datagram (ch06 README, \"The server\")",
+                two_clients_interleaved,
+            ),
+            check(
+                "ch06",
+                "empty-datagram",
+                "an empty datagram is echoed and the server goes on",
+                "server",
+                "recvfrom() returning 0 is an empty datagram, not end of stream: UDP has no stream (ch06 README, \"Boundaries\")",
+                empty_datagram,
+            ),
+            check(
+                "ch06",
+                "client-echo",
+                "lines typed come back printed; q ends the client with status 0",
+                "client",
+                "sendto() the line, recvfrom() the reply, print \"Message from server: \" and it (ch06 README, \"The client\")",
+                client_echo,
+            ),
+            check(
+                "ch06",
+                "client-retries",
+                "the first datagram is lost: the client sends again and prints the reply",
+                "client",
+                "UDP loses datagrams: wait with a timeout (SO_RCVTIMEO), then send again (ch06 README, \"Loss\")",
+                client_retries,
+            ),
+            check(
+                "ch06",
+                "client-gives-up",
+                "no server: the client exits 1 with a message within a few seconds",
+                "client",
+                "after a few tries without a reply, say so and exit 1; never wait forever (ch06 README, \"Loss\")",
+                client_gives_up,
+            ),
+            check(
+                "ch06",
+                "connected-echo",
+                "a connected UDP client's lines come back printed",
+                "connected-client",
+                "connect() the UDP socket to the server, then write() and read() (ch06 README, \"Connected UDP\")",
+                connected_echo,
+            ),
+            check(
+                "ch06",
+                "connected-ignores-strangers",
+                "a datagram from another address is not printed as the reply",
+                "connected-client",
+                "a connected UDP socket receives only from its peer: connect() it (ch06 README, \"Connected UDP\")",
+                connected_ignores_strangers,
+            ),
+            check(
+                "ch06",
+                "connected-refused",
+                "no server: ECONNREFUSED reported, exit 1 within 2 s",
+                "connected-client",
+                "on a connected UDP socket the ICMP port-unreachable comes back as ECONNREFUSED from read(): report it and stop (ch06 README, \"Connected UDP\")",
+                connected_refused,
+            ),
+        ],
+    }
+}
+
+/// Sends `data` and waits for the reply from the server, resending up to 3 times (the
+/// checker tolerates loss, even though loopback loses nothing).
+fn exchange(
+    ctx: &mut Ctx,
+    server: &Server,
+    peer: &UdpPeer,
+    data: &[u8],
+) -> Result<Vec<u8>, Problem> {
+    for _ in 0..3 {
+        peer.send_to(data, server.addr).map_err(fail)?;
+        let until = Instant::now() + ctx.secs(2.0);
+        while let Some((reply, from)) = peer
+            .recv_from(until.saturating_duration_since(Instant::now()))
+            .map_err(fail)?
+        {
+            if from == server.addr {
+                return Ok(reply);
+            }
+        }
+    }
+    Err(ctx.explain(
+        server,
+        Failure::new("no reply after 3 tries, 2 s each")
+            .sent(&data[..data.len().min(64)])
+            .expected(format!(
+                "the same {} bytes back from {}",
+                data.len(),
+                server.addr
+            )),
+    ))
+}
+
+fn compare(sent: &[u8], got: &[u8], what: &str) -> Outcome {
+    if got == sent {
+        return Ok(());
+    }
+    let mut message = format!("{what}: {} bytes sent, {} came back", sent.len(), got.len());
+    if got.len() < sent.len() && sent.starts_with(got) {
+        message.push_str(&format!(
+            ": the datagram was cut to {} bytes (a receive buffer of that size?)",
+            got.len()
+        ));
+    }
+    Err(Failure::new(message)
+        .sent(&sent[..sent.len().min(64)])
+        .got(&got[..got.len().min(64)])
+        .into())
+}
+
+fn echo_datagram(ctx: &mut Ctx) -> Outcome {
+    let server = ctx.server()?;
+    let peer = UdpPeer::bind().map_err(fail)?;
+    let sent = b"Hello, UDP echo server!\n";
+    let got = exchange(ctx, &server, &peer, sent)?;
+    compare(sent, &got, "the echo differs")
+}
+
+fn boundaries_kept(ctx: &mut Ctx) -> Outcome {
+    let server = ctx.server()?;
+    let peer = UdpPeer::bind().map_err(fail)?;
+    let sizes = [1usize, 100, 1000];
+    let datagrams: Vec<Vec<u8>> = sizes.iter().map(|n| pattern(*n, *n as u64)).collect();
+    for d in &datagrams {
+        peer.send_to(d, server.addr).map_err(fail)?;
+    }
+    let mut got = Vec::new();
+    let until = Instant::now() + ctx.secs(5.0);
+    while got.len() < sizes.len() {
+        match peer
+            .recv_from(until.saturating_duration_since(Instant::now()))
+            .map_err(fail)?
+        {
+            Some((reply, from)) if from == server.addr => got.push(reply),
+            Some(_) => {}
+            None => break,
+        }
+    }
+    let got_sizes: Vec<usize> = got.iter().map(Vec::len).collect();
+    if got != datagrams {
+        return Err(ctx.explain(
+            &server,
+            Failure::new(format!(
+                "3 datagrams of 1, 100 and 1000 bytes were sent back to back; replies of {got_sizes:?} bytes came back"
+            ))
+            .expected("3 replies of 1, 100 and 1000 bytes, each identical to its datagram"),
+        ));
+    }
+    Ok(())
+}
+
+fn max_datagram(ctx: &mut Ctx) -> Outcome {
+    let server = ctx.server()?;
+    let peer = UdpPeer::bind().map_err(fail)?;
+    let sent = pattern(65_507, 65_507);
+    let got = exchange(ctx, &server, &peer, &sent)?;
+    compare(&sent, &got, "a maximum-size datagram")
+}
+
+fn two_clients_interleaved(ctx: &mut Ctx) -> Outcome {
+    let server = ctx.server()?;
+    let a = UdpPeer::bind().map_err(fail)?;
+    let b = UdpPeer::bind().map_err(fail)?;
+    for round in 1..=3 {
+        for (name, peer) in [("A", &a), ("B", &b)] {
+            let sent = format!("client {name}, datagram {round}\n");
+            let got = exchange(ctx, &server, peer, sent.as_bytes())?;
+            compare(
+                sent.as_bytes(),
+                &got,
+                &format!("client {name} got someone else's reply"),
+            )?;
+        }
+    }
+    Ok(())
+}
+
+fn empty_datagram(ctx: &mut Ctx) -> Outcome {
+    let server = ctx.server()?;
+    let peer = UdpPeer::bind().map_err(fail)?;
+    let got = exchange(ctx, &server, &peer, b"")?;
+    compare(b"", &got, "an empty datagram")?;
+    let after = b"after the empty one\n";
+    let got = exchange(ctx, &server, &peer, after)
+        .map_err(|p| super::echo::with_prefix(p, "after an empty datagram"))?;
+    compare(after, &got, "after an empty datagram")
+}
+
+/// Types each line and waits for its reply line, then `q` and a clean exit.
+fn type_and_expect(ctx: &mut Ctx, client: &mut TerminalProgram, lines: &[&str]) -> Outcome {
+    for line in lines {
+        client
+            .type_text(&format!("{line}\n"))
+            .map_err(|e| fail(format!("{e:#}")))?;
+        ctx.expect_line(
+            client,
+            &format!("Message from server: {line}"),
+            ctx.secs(6.0),
+        )?;
+    }
+    client
+        .type_text("q\n")
+        .map_err(|e| fail(format!("{e:#}")))?;
+    match ctx.sup.wait_exit(client.spawned.pid, ctx.secs(5.0)) {
+        Some(nix::sys::wait::WaitStatus::Exited(_, 0)) => Ok(()),
+        Some(status) => Err(fail(format!(
+            "after q your client {}",
+            describe_status(&status)
+        ))),
+        None => Err(fail("your client was still running 5 s after q")),
+    }
+}
+
+fn client_echo(ctx: &mut Ctx) -> Outcome {
+    let server = UdpEchoServer::start(0, false).map_err(fail)?;
+    let mut client = ctx.client(server.addr, &[])?;
+    type_and_expect(ctx, &mut client, &["Hello, UDP!", "a second datagram"])
+}
+
+fn client_retries(ctx: &mut Ctx) -> Outcome {
+    let server = UdpEchoServer::start(1, false).map_err(fail)?;
+    let mut client = ctx.client(server.addr, &[])?;
+    type_and_expect(ctx, &mut client, &["this one is lost the first time"])
+}
+
+/// No server: the client must give up by itself, with status 1 and a message.
+fn gives_up(ctx: &mut Ctx, within: Duration, what: &str) -> Outcome {
+    let nobody = unused_udp_port().map_err(fail)?;
+    let mut client = ctx.client(nobody, &[])?;
+    client
+        .type_text("is anyone there?\n")
+        .map_err(|e| fail(format!("{e:#}")))?;
+    let status = ctx.sup.wait_exit(client.spawned.pid, within);
+    let _ = client.wait_for_line(Duration::from_millis(100), |_| false);
+    let printed_reply = client
+        .lines()
+        .iter()
+        .any(|l| l.contains("Message from server:"));
+    let stderr = client.spawned.stderr_tail(3);
+    match status {
+        _ if printed_reply => Err(Failure::new(format!(
+            "with no server at {nobody}, your client printed a reply"
+        ))
+        .expected(format!("{what}, exit status 1"))
+        .got(&client.output())
+        .into()),
+        Some(nix::sys::wait::WaitStatus::Exited(_, 1)) if !stderr.trim().is_empty() => Ok(()),
+        Some(nix::sys::wait::WaitStatus::Exited(_, 1)) => {
+            Err(fail("your client exited 1 but said nothing on stderr"))
+        }
+        Some(status) => Err(Failure::new(format!(
+            "with no server at {nobody}, your client {}",
+            describe_status(&status)
+        ))
+        .expected(format!("{what}, exit status 1"))
+        .got(stderr.as_bytes())
+        .into()),
+        None => Err(Failure::new(format!(
+            "with no server at {nobody}, your client was still running after {within:.1?}"
+        ))
+        .expected(format!("{what}, exit status 1"))
+        .got(&client.output())
+        .into()),
+    }
+}
+
+fn client_gives_up(ctx: &mut Ctx) -> Outcome {
+    let within = ctx.secs(10.0);
+    gives_up(
+        ctx,
+        within,
+        "a message such as \"no reply from ... after 3 tries\" on stderr",
+    )
+}
+
+fn connected_echo(ctx: &mut Ctx) -> Outcome {
+    let server = UdpEchoServer::start(0, false).map_err(fail)?;
+    let mut client = ctx.client(server.addr, &[])?;
+    type_and_expect(
+        ctx,
+        &mut client,
+        &["Hello, connected UDP!", "a second datagram"],
+    )
+}
+
+fn connected_ignores_strangers(ctx: &mut Ctx) -> Outcome {
+    let server = UdpEchoServer::start(0, true).map_err(fail)?;
+    let mut client = ctx.client(server.addr, &[])?;
+    type_and_expect(ctx, &mut client, &["only my server may answer"])?;
+    let stranger = String::from_utf8_lossy(STRANGER_SAYS).trim().to_string();
+    if client.lines().iter().any(|l| l.contains(&stranger)) {
+        return Err(Failure::new(
+            "your client printed a datagram that came from another address than its server's",
+        )
+        .expected("only the server's reply")
+        .got(&client.output())
+        .into());
+    }
+    Ok(())
+}
+
+fn connected_refused(ctx: &mut Ctx) -> Outcome {
+    let within = ctx.secs(2.0);
+    gives_up(
+        ctx,
+        within,
+        "\"connection refused\" (ECONNREFUSED from the ICMP port-unreachable)",
+    )
+}
