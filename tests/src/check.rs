@@ -460,8 +460,40 @@ impl<'a> Ctx<'a> {
     /// Runs the check's tool role with `args` after its template's words, and waits
     /// for it to exit (up to 10 s, scaled).
     pub fn tool(&mut self, args: &[&str]) -> Result<ToolRun, Problem> {
+        self.tool_with(&[], args)
+    }
+
+    /// Whether the check's role template uses `placeholder`.
+    pub fn template_uses(&self, placeholder: &str) -> bool {
+        self.templates
+            .get(self.check.role)
+            .is_some_and(|t| t.placeholders().iter().any(|p| p == placeholder))
+    }
+
+    /// Runs the check's tool role with `values` filled in and `args` appended. A word
+    /// that holds a placeholder without a value is left out, so that one template can
+    /// serve checks that need different placeholders (`./lookup {name} {addr}`).
+    pub fn tool_with(
+        &mut self,
+        values: &[(&str, String)],
+        args: &[&str],
+    ) -> Result<ToolRun, Problem> {
         let template = self.template(self.check.role)?;
-        let mut argv = template.render(&BTreeMap::new());
+        let values: BTreeMap<&str, String> = values.iter().cloned().collect();
+        let unused: Vec<String> = template
+            .placeholders()
+            .into_iter()
+            .filter(|p| !values.contains_key(p.as_str()))
+            .collect();
+        let kept = crate::template::Template::from_words(
+            template
+                .words
+                .iter()
+                .filter(|w| !unused.iter().any(|u| w.contains(u.as_str())))
+                .cloned()
+                .collect(),
+        );
+        let mut argv = kept.render(&values);
         argv.extend(args.iter().map(|a| a.to_string()));
         let spawned = self
             .sup

@@ -111,6 +111,7 @@ pub struct Supervisor {
     statuses: HashMap<i32, WaitStatus>,
     grace: Duration,
     finished: bool,
+    env: Vec<(String, String)>,
 }
 
 impl Supervisor {
@@ -140,7 +141,13 @@ impl Supervisor {
             statuses: HashMap::new(),
             grace,
             finished: false,
+            env: Vec::new(),
         })
+    }
+
+    /// Sets an environment variable for every program this check starts from now on.
+    pub fn set_env(&mut self, key: &str, value: &str) {
+        self.env.push((key.to_string(), value.to_string()));
     }
 
     /// The fresh working directory the programs run in.
@@ -162,6 +169,7 @@ impl Supervisor {
             .current_dir(self.workdir.path())
             .env(key, value)
             .env_remove("WORKBOOK_TRACE")
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .process_group(0)
             .stderr(stderr);
         match streams {

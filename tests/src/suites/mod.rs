@@ -11,6 +11,7 @@ pub mod ch04;
 pub mod ch05;
 pub mod ch06;
 pub mod ch07;
+pub mod ch08;
 pub mod echo;
 
 /// Every chapter the checker knows, in the book's order.
@@ -23,6 +24,7 @@ pub fn chapters() -> Vec<Chapter> {
         ch05::chapter(),
         ch06::chapter(),
         ch07::chapter(),
+        ch08::chapter(),
     ]
 }
 
