@@ -514,6 +514,15 @@ impl<'a> Ctx<'a> {
         })
     }
 
+    /// Starts the check's tool role on a terminal with `args` appended, without
+    /// waiting: for demos observed while they run.
+    pub fn start_tool(&mut self, args: &[&str]) -> Result<TerminalProgram, Problem> {
+        let template = self.template(self.check.role)?;
+        let mut argv = template.render(&BTreeMap::new());
+        argv.extend(args.iter().map(|a| a.to_string()));
+        TerminalProgram::spawn(&mut self.sup, &argv).map_err(|e| fail(format!("{e:#}")))
+    }
+
     /// Waits for a line of the client's output showing `expected` (see
     /// [`crate::pty::line_shows`]), up to `deadline`, or until the client has exited and
     /// its last output is in.

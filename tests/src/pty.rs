@@ -90,6 +90,12 @@ impl TerminalProgram {
         self.master.flush().context("type on the terminal")
     }
 
+    /// A second handle on the keyboard, for typing from another thread while this one
+    /// reads (a long input must not wait for the program to drain the terminal).
+    pub fn keyboard(&self) -> anyhow::Result<std::fs::File> {
+        self.master.try_clone().context("dup terminal master")
+    }
+
     /// Presses Ctrl-D at the start of a line: the program's next read gets end of input.
     pub fn end_input(&mut self) -> anyhow::Result<()> {
         self.type_text("\x04")

@@ -19,6 +19,7 @@
 mod error;
 pub mod io;
 pub mod net;
+pub mod process;
 pub mod signal;
 pub mod trace;
 
@@ -29,4 +30,5 @@ pub use net::{
     set_reuseaddr, shutdown, socket, tcp_socket, udp_socket,
 };
 pub use nix::errno::Errno;
+pub use process::{Reaper, fork, kill, waitpid};
 pub use signal::{StopSignals, ignore_sigpipe};

@@ -136,6 +136,11 @@ impl DemoServer {
         Ok(DemoServer { side, addr })
     }
 
+    /// The server's process id.
+    pub fn pid(&self) -> i32 {
+        self.side.child.id() as i32
+    }
+
     /// The address the server listens on.
     pub fn addr(&self) -> SocketAddr {
         self.addr
@@ -168,6 +173,30 @@ pub fn run_client(
     answered: impl Fn(&str) -> bool,
 ) -> anyhow::Result<ExitStatus> {
     run_side("client", args, inputs, answered)
+}
+
+/// A side started with [`start_side`], running while others do.
+pub struct Running {
+    side: Side,
+}
+
+impl Running {
+    /// Waits for the side to end and returns its exit status.
+    pub fn finish(mut self) -> anyhow::Result<ExitStatus> {
+        self.side.finish()
+    }
+}
+
+/// Starts a side with all of `inputs` typed at once and its input then closed, and
+/// returns without waiting: for demos where several clients run at the same time.
+pub fn start_side(side: &'static str, args: &[&str], inputs: &[&str]) -> anyhow::Result<Running> {
+    let mut side = Side::spawn(side, args)?;
+    let mut stdin = side.stdin.take().context("the side's stdin")?;
+    for input in inputs {
+        writeln!(stdin, "{input}").context("type into the side")?;
+    }
+    drop(stdin);
+    Ok(Running { side })
 }
 
 /// Like [`run_client`], for a side with another name (`[fds]`, `[zombie]`, ...).

@@ -102,7 +102,7 @@ pub fn chapter() -> Chapter {
 
 /// The checker's echo server for a client under test: echoes on a thread and counts
 /// what it received.
-fn echo_for_client(
+pub fn echo_for_client(
     ctx: &Ctx,
     server: &HarnessServer,
 ) -> Result<Arc<AtomicUsize>, crate::check::Problem> {
@@ -113,7 +113,8 @@ fn echo_for_client(
     Ok(received)
 }
 
-fn echo_until_closed(mut conn: Conn, received: &AtomicUsize) {
+/// Echoes everything on `conn` until it closes, counting into `received` (at most 64 MiB).
+pub fn echo_until_closed(mut conn: Conn, received: &AtomicUsize) {
     use std::io::{Read, Write};
     let mut buf = [0u8; 4096];
     // Bounded: a client that never stops sending is cut off after 64 MiB.

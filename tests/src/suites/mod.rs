@@ -12,6 +12,7 @@ pub mod ch05;
 pub mod ch06;
 pub mod ch07;
 pub mod ch08;
+pub mod ch10;
 pub mod echo;
 
 /// Every chapter the checker knows, in the book's order.
@@ -25,6 +26,7 @@ pub fn chapters() -> Vec<Chapter> {
         ch06::chapter(),
         ch07::chapter(),
         ch08::chapter(),
+        ch10::chapter(),
     ]
 }
 

@@ -1,0 +1,482 @@
+//! ch10: the multi-process echo server and split client, and the process and signal
+//! demos observed from outside.
+
+use std::io::Write;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{Signal, kill};
+use nix::sys::wait::WaitStatus;
+use nix::unistd::Pid;
+
+use crate::check::{Chapter, Ctx, Failure, Outcome, Problem, Server, fail};
+use crate::peer::{Conn, HarnessServer};
+use crate::procfs;
+use crate::supervise::describe_status;
+
+use super::echo::{round_trip, with_prefix};
+use super::{check, client_role, reference_tool_role, tcp_server_role};
+
+pub fn chapter() -> Chapter {
+    Chapter {
+        id: "ch10",
+        title: "processes, zombies and signals; the multi-process server",
+        roles: vec![
+            tcp_server_role(
+                "server",
+                "ch10-multiprocess",
+                &["echo-server", "{port}"],
+                "./echo_mpserv {port}",
+            ),
+            client_role(
+                "client",
+                "ch10-multiprocess",
+                &["echo-client", "{host}", "{port}"],
+                "./echo_mpclient {host} {port}",
+            ),
+            reference_tool_role("process-demos", "ch10-multiprocess"),
+            reference_tool_role("signal-demos", "ch10-signals"),
+        ],
+        checks: vec![
+            check(
+                "ch10",
+                "concurrent-clients",
+                "10 clients connect first, then talk in reverse order: all are served",
+                "server",
+                "fork() after accept(): the child serves the client, the parent goes straight back to accept() (ch10 README, \"The multi-process server\")",
+                concurrent_clients,
+            ),
+            check(
+                "ch10",
+                "burst-no-zombies",
+                "20 clients close at once, four times: no zombie child is left",
+                "server",
+                "signals do not queue: reap in a loop, while (waitpid(-1, &status, WNOHANG) > 0) (ch10 README, \"Reaping\")",
+                burst_no_zombies,
+            ),
+            check(
+                "ch10",
+                "no-fd-leak",
+                "after 200 clients the server's open fds are back to where they were",
+                "server",
+                "the parent must close() the client's socket after fork(); the child closes the listening one (ch10 README, \"Who closes what\")",
+                no_fd_leak,
+            ),
+            check(
+                "ch10",
+                "survives-reset",
+                "a client that resets mid-echo does not disturb the others",
+                "server",
+                "only that client's child sees the reset; the parent and the other children go on (ch10 README, \"The multi-process server\")",
+                survives_reset,
+            ),
+            check(
+                "ch10",
+                "graceful-stop",
+                "SIGTERM with two clients connected: exit 0 within 2 s, nothing left behind",
+                "server",
+                "catch SIGTERM, stop accepting, end the children, waitpid() every one, then exit 0 (ch10 README, \"Stopping\")",
+                graceful_stop,
+            ),
+            check(
+                "ch10",
+                "client-split-io",
+                "the split client, given 1,000 lines, prints 1,000 replies in order and exits 0",
+                "client",
+                "the writer sends and at end of input shutdown(SHUT_WR)s; the reader prints until end of stream (ch10 README, \"Split I/O\")",
+                client_split_io,
+            ),
+            check(
+                "ch10",
+                "zombie-demo",
+                "`zombie`: the child is seen in state Z in /proc, then reaped",
+                "process-demos",
+                "a child that has exited stays a zombie until its parent waits for it (ch10 README, \"Zombies\")",
+                zombie_demo,
+            ),
+            check(
+                "ch10",
+                "waitpid-demo",
+                "`waitpid`: the parent polls with WNOHANG, then reads status 24",
+                "process-demos",
+                "waitpid(pid, &status, WNOHANG) returns 0 while the child runs (ch10 README, \"wait and waitpid\")",
+                waitpid_demo,
+            ),
+            check(
+                "ch10",
+                "remove-zombie-demo",
+                "`remove-zombie`: both children reaped by the SIGCHLD handler, statuses 12 and 24",
+                "signal-demos",
+                "install a SIGCHLD handler that calls waitpid(); report from the main loop (ch10 README, \"Reaping\")",
+                remove_zombie_demo,
+            ),
+            check(
+                "ch10",
+                "signal-demo",
+                "`signal`: SIGINT while it runs prints `CTRL+C pressed`",
+                "signal-demos",
+                "a SIGINT handler replaces the default action (terminate) (ch10 README, \"Signals\")",
+                signal_demo,
+            ),
+        ],
+    }
+}
+
+fn connect_many(ctx: &mut Ctx, server: &Server, n: usize) -> Result<Vec<Conn>, Problem> {
+    (0..n).map(|_| ctx.connect(server)).collect()
+}
+
+fn concurrent_clients(ctx: &mut Ctx) -> Outcome {
+    let server = ctx.server()?;
+    let mut conns = connect_many(ctx, &server, 10)?;
+    for (i, conn) in conns.iter_mut().enumerate().rev() {
+        let line = format!("client {} of 10, connected {} of 10\n", 10 - i, i + 1);
+        round_trip(ctx, &server, conn, line.as_bytes()).map_err(|p| {
+            with_prefix(
+                p,
+                &format!(
+                    "10 clients connected; client {} (connected {}th) talked first",
+                    10 - i,
+                    i + 1
+                ),
+            )
+        })?;
+    }
+    Ok(())
+}
+
+/// The server's children in state Z.
+fn zombies(server: &Server) -> Vec<i32> {
+    procfs::children(server.pid)
+        .into_iter()
+        .filter(|c| c.state == 'Z')
+        .map(|c| c.pid)
+        .collect()
+}
+
+fn burst_no_zombies(ctx: &mut Ctx) -> Outcome {
+    let server = ctx.server()?;
+    for burst in 1..=4 {
+        let mut conns = connect_many(ctx, &server, 20)?;
+        // A round trip each: every child exists and waits in read() before the burst.
+        for (i, conn) in conns.iter_mut().enumerate() {
+            round_trip(
+                ctx,
+                &server,
+                conn,
+                format!("burst {burst}, client {i}\n").as_bytes(),
+            )?;
+        }
+        // All 20 close at the same instant: 20 children exit together.
+        drop(conns);
+        let until = Instant::now() + ctx.secs(5.0);
+        loop {
+            let z = zombies(&server);
+            if z.is_empty() {
+                break;
+            }
+            if Instant::now() >= until {
+                return Err(Failure::new(format!(
+                    "after burst {burst} of 4 (20 clients closing at once), {} children of your server were still zombies 5 s later: {z:?}",
+                    z.len()
+                ))
+                .expected("no child in state Z (all reaped)")
+                .into());
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+    Ok(())
+}
+
+fn no_fd_leak(ctx: &mut Ctx) -> Outcome {
+    let server = ctx.server()?;
+    let one_client = |ctx: &mut Ctx, i: usize| -> Outcome {
+        let mut conn = ctx.connect(&server)?;
+        round_trip(ctx, &server, &mut conn, format!("client {i}\n").as_bytes())
+    };
+    for i in 0..10 {
+        one_client(ctx, i)?;
+    }
+    let baseline =
+        procfs::fd_count(server.pid).ok_or_else(|| fail("the server's /proc/PID/fd is gone"))?;
+    for i in 0..200 {
+        one_client(ctx, 10 + i)?;
+    }
+    let until = Instant::now() + ctx.secs(5.0);
+    loop {
+        let now = procfs::fd_count(server.pid)
+            .ok_or_else(|| fail("the server's /proc/PID/fd is gone"))?;
+        if now <= baseline + 3 {
+            return Ok(());
+        }
+        if Instant::now() >= until {
+            return Err(Failure::new(format!(
+                "your server (pid {}) had {baseline} open fds after 10 clients and still {now} after 200 more had come and gone",
+                server.pid
+            ))
+            .expected(format!("at most {} (the baseline + 3)", baseline + 3))
+            .into());
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+fn survives_reset(ctx: &mut Ctx) -> Outcome {
+    let server = ctx.server()?;
+    let mut a = ctx.connect(&server)?;
+    let mut b = ctx.connect(&server)?;
+    round_trip(ctx, &server, &mut a, b"client A\n")?;
+    round_trip(ctx, &server, &mut b, b"client B\n")?;
+    a.reset();
+    round_trip(ctx, &server, &mut b, b"client B, after A reset\n")
+        .map_err(|p| with_prefix(p, "after client A reset its connection"))?;
+    let mut c = ctx.connect(&server)?;
+    round_trip(ctx, &server, &mut c, b"client C, new after the reset\n")
+        .map_err(|p| with_prefix(p, "after client A reset its connection"))
+}
+
+fn graceful_stop(ctx: &mut Ctx) -> Outcome {
+    let server = ctx.server()?;
+    let mut conns = connect_many(ctx, &server, 2)?;
+    for (i, conn) in conns.iter_mut().enumerate() {
+        round_trip(ctx, &server, conn, format!("client {i}\n").as_bytes())?;
+    }
+    kill(Pid::from_raw(server.pid), Signal::SIGTERM)
+        .map_err(|e| fail(format!("kill(SIGTERM): {e}")))?;
+    let deadline = ctx.secs(2.0);
+    let until = Instant::now() + deadline;
+    if server.pid == server.spawned.pid {
+        match ctx.sup.wait_exit(server.pid, deadline) {
+            Some(WaitStatus::Exited(_, 0)) => {}
+            Some(status) => {
+                return Err(Failure::new(format!(
+                    "after SIGTERM your server {}",
+                    describe_status(&status)
+                ))
+                .expected("exit status 0: catch SIGTERM, reap the children, exit")
+                .into());
+            }
+            None => {
+                return Err(fail(format!(
+                    "your server was still running {deadline:.1?} after SIGTERM"
+                )));
+            }
+        }
+    }
+    // Everything it started must be gone too: its children, not orphaned to us.
+    loop {
+        let left: Vec<String> = ctx
+            .sup
+            .processes()
+            .into_iter()
+            .filter(|p| p.state != 'Z')
+            .map(|p| format!("{} ({})", p.pid, p.comm))
+            .collect();
+        if left.is_empty() {
+            return Ok(());
+        }
+        if Instant::now() >= until {
+            return Err(Failure::new(format!(
+                "{deadline:.1?} after SIGTERM these processes of your server were still running: {}",
+                left.join(", ")
+            ))
+            .expected("the server and all its children gone")
+            .into());
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+fn client_split_io(ctx: &mut Ctx) -> Outcome {
+    const LINES: usize = 1000;
+    let server = HarnessServer::start().map_err(fail)?;
+    let client = ctx.client(server.addr, &[])?;
+    super::ch04::echo_for_client(ctx, &server)?;
+    let mut keyboard = client.keyboard().map_err(|e| fail(format!("{e:#}")))?;
+    let typist = std::thread::spawn(move || {
+        for i in 1..=LINES {
+            if writeln!(keyboard, "line {i:04}").is_err() {
+                return;
+            }
+        }
+        // Ctrl-D at the start of a line: end of input.
+        let _ = keyboard.write_all(b"\x04");
+    });
+    let status = ctx.sup.wait_exit(client.spawned.pid, ctx.secs(20.0));
+    let _ = typist.join();
+    let _ = client.wait_for_line(Duration::from_millis(200), |_| false);
+    let replies: Vec<String> = client
+        .lines()
+        .into_iter()
+        .filter_map(|l| {
+            l.find("Message from server: ")
+                .map(|at| l[at + 21..].to_string())
+        })
+        .collect();
+    let expected: Vec<String> = (1..=LINES).map(|i| format!("line {i:04}")).collect();
+    if let Some(at) = (0..LINES).find(|i| replies.get(*i) != Some(&expected[*i])) {
+        return Err(Failure::new(format!(
+            "{} replies printed; reply {} is {:?}",
+            replies.len(),
+            at + 1,
+            replies.get(at)
+        ))
+        .expected(format!(
+            "\"Message from server: {}\" and every line in order",
+            expected[at]
+        ))
+        .got(&client.output()[..client.output().len().min(400)])
+        .into());
+    }
+    match status {
+        Some(WaitStatus::Exited(_, 0)) if replies.len() == LINES => Ok(()),
+        Some(WaitStatus::Exited(_, 0)) => Err(fail(format!(
+            "{} replies printed for {LINES} lines",
+            replies.len()
+        ))),
+        Some(status) => Err(fail(format!(
+            "after end of input your client {}",
+            describe_status(&status)
+        ))),
+        None => Err(fail(
+            "your client was still running 20 s after 1,000 lines and end of input",
+        )),
+    }
+}
+
+fn zombie_demo(ctx: &mut Ctx) -> Outcome {
+    let demo = ctx.start_tool(&["zombie", "--seconds", "1"])?;
+    let pid = demo.spawned.pid;
+    // The demo leaves its zombie for a second: it must be seen in state Z for 300 ms
+    // in a row (a child that is reaped the instant it exits is a zombie for microseconds).
+    let until = Instant::now() + ctx.secs(5.0);
+    let mut seen_since: Option<(i32, Instant)> = None;
+    let zombie = loop {
+        let z = procfs::children(pid)
+            .into_iter()
+            .find(|c| c.state == 'Z')
+            .map(|c| c.pid);
+        seen_since = match (z, seen_since) {
+            (Some(z), Some((s, since))) if s == z => Some((s, since)),
+            (Some(z), _) => Some((z, Instant::now())),
+            (None, _) => None,
+        };
+        if let Some((z, since)) = seen_since
+            && since.elapsed() >= Duration::from_millis(300)
+        {
+            break z;
+        }
+        if Instant::now() >= until {
+            return Err(Failure::new(
+                "no child of the demo stayed in state Z (a zombie) for 300 ms",
+            )
+            .expected("a child that has exited and is not yet waited for, seen in /proc/PID/stat")
+            .got(&demo.output())
+            .into());
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    match ctx.sup.wait_exit(pid, ctx.secs(10.0)) {
+        Some(WaitStatus::Exited(_, 0)) => {}
+        other => return Err(fail(format!("the demo ended with {other:?}"))),
+    }
+    if procfs::stat(zombie).is_some_and(|p| p.ppid == pid) {
+        return Err(fail(format!("the zombie {zombie} was never reaped")));
+    }
+    Ok(())
+}
+
+fn expect_lines(run: &crate::check::ToolRun, wanted: &[&str]) -> Outcome {
+    let out = run.stdout_text();
+    for w in wanted {
+        if !out.lines().any(|l| l.trim_end() == *w) {
+            return Err(
+                Failure::new(format!("`{}` did not print {w:?}", run.command))
+                    .got(&run.stdout)
+                    .into(),
+            );
+        }
+    }
+    if run.code() != Some(0) {
+        return Err(fail(format!(
+            "`{}` ended with {:?}",
+            run.command, run.status
+        )));
+    }
+    Ok(())
+}
+
+fn waitpid_demo(ctx: &mut Ctx) -> Outcome {
+    let run = ctx.tool(&["waitpid", "--seconds", "1"])?;
+    let polls = run
+        .stdout_text()
+        .lines()
+        .filter(|l| l.starts_with("sleep "))
+        .count();
+    if polls < 2 {
+        return Err(Failure::new(format!("the parent polled {polls} times while the child worked for 1 s"))
+            .expected("several \"sleep 0.2sec.\" lines: waitpid(WNOHANG) returns 0 at once while the child runs")
+            .got(&run.stdout)
+            .into());
+    }
+    expect_lines(&run, &["Child send 24"])
+}
+
+fn remove_zombie_demo(ctx: &mut Ctx) -> Outcome {
+    let run = ctx.tool(&["remove-zombie", "--seconds", "0.5"])?;
+    expect_lines(&run, &["Child send: 12", "Child send: 24"])?;
+    let out = run.stdout_text();
+    let started: Vec<&str> = out
+        .lines()
+        .filter_map(|l| l.strip_prefix("Child proc id: "))
+        .collect();
+    let removed: Vec<&str> = out
+        .lines()
+        .filter_map(|l| l.strip_prefix("removed proc id: "))
+        .collect();
+    let mut a = started.clone();
+    let mut b = removed.clone();
+    a.sort();
+    b.sort();
+    if a != b || a.len() != 2 {
+        return Err(
+            Failure::new(format!("children started {started:?}, removed {removed:?}"))
+                .expected("both children removed")
+                .into(),
+        );
+    }
+    Ok(())
+}
+
+fn signal_demo(ctx: &mut Ctx) -> Outcome {
+    let demo = ctx.start_tool(&["signal", "--seconds", "1"])?;
+    // "wait..." first: the handlers are installed before it is printed.
+    if demo
+        .wait_for_line(ctx.secs(5.0), |l| l == "wait...")
+        .is_none()
+    {
+        return Err(Failure::new("the demo never printed \"wait...\"")
+            .got(&demo.output())
+            .into());
+    }
+    kill(Pid::from_raw(demo.spawned.pid), Signal::SIGINT)
+        .map_err(|e| fail(format!("kill(SIGINT): {e}")))?;
+    if demo
+        .wait_for_line(ctx.secs(2.0), |l| l == "CTRL+C pressed")
+        .is_none()
+    {
+        let status = ctx.sup.status(demo.spawned.pid);
+        return Err(Failure::new(format!(
+            "after SIGINT the demo did not print \"CTRL+C pressed\"{}",
+            status
+                .map(|s| format!("; it {}", describe_status(&s)))
+                .unwrap_or_default()
+        ))
+        .got(&demo.output())
+        .into());
+    }
+    match ctx.sup.wait_exit(demo.spawned.pid, ctx.secs(10.0)) {
+        Some(WaitStatus::Exited(_, 0)) => Ok(()),
+        other => Err(fail(format!("the demo ended with {other:?}"))),
+    }
+}
