@@ -73,6 +73,24 @@ impl Conn {
         }
     }
 
+    /// Waits until process `pid` has accept()ed this connection (seen in /proc), up to
+    /// `deadline`.
+    pub fn wait_accepted(&self, pid: i32, deadline: Duration) -> bool {
+        let (Ok(from), Ok(to)) = (self.stream.local_addr(), self.stream.peer_addr()) else {
+            return false;
+        };
+        let until = Instant::now() + deadline;
+        loop {
+            if crate::procfs::holds_connection(pid, from, to) {
+                return true;
+            }
+            if Instant::now() >= until {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+
     /// Sets TCP_NODELAY: each write goes out as its own segment.
     pub fn nodelay(&self) -> &Self {
         let _ = self.stream.set_nodelay(true);

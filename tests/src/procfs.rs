@@ -222,6 +222,19 @@ pub fn consumed(from: std::net::SocketAddr, to: std::net::SocketAddr) -> Option<
     Some(ours.tx_queue == 0 && theirs.rx_queue == 0)
 }
 
+/// Whether process `pid` holds the server side of the connection `client -> server`:
+/// true once the server has accept()ed it (before, it waits in the listen queue).
+pub fn holds_connection(
+    pid: i32,
+    client: std::net::SocketAddr,
+    server: std::net::SocketAddr,
+) -> bool {
+    let inodes = socket_inodes(pid);
+    sockets(Proto::Tcp)
+        .iter()
+        .any(|r| r.local.port() == server.port() && r.remote == client && inodes.contains(&r.inode))
+}
+
 /// The sockets ready to take clients among `inodes` (where a program listens when it
 /// does not listen where it was told to).
 pub fn ready_sockets_among(proto: Proto, inodes: &HashSet<u64>) -> Vec<SocketRow> {

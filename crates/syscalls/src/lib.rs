@@ -18,6 +18,7 @@
 
 mod error;
 pub mod io;
+pub mod multiplex;
 pub mod net;
 pub mod process;
 pub mod signal;

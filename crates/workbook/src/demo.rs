@@ -199,6 +199,37 @@ pub fn start_side(side: &'static str, args: &[&str], inputs: &[&str]) -> anyhow:
     Ok(Running { side })
 }
 
+/// A side that is typed into line by line while it runs (a chat member).
+pub struct Member {
+    side: Side,
+}
+
+impl Member {
+    /// Types `line` and Enter.
+    pub fn type_line(&mut self, line: &str) -> anyhow::Result<()> {
+        let stdin = self.side.stdin.as_mut().context("the member's stdin")?;
+        writeln!(stdin, "{line}").context("type into the member")?;
+        stdin.flush().context("type into the member")
+    }
+
+    /// Waits for a line the member prints that `wanted` accepts.
+    pub fn wait_for(&self, what: &str, wanted: impl Fn(&str) -> bool) -> anyhow::Result<String> {
+        self.side.wait_for(what, wanted)
+    }
+
+    /// Closes its input and waits for it to end.
+    pub fn finish(mut self) -> anyhow::Result<ExitStatus> {
+        self.side.finish()
+    }
+}
+
+/// Starts a side to be typed into while it runs.
+pub fn start_member(side: &'static str, args: &[&str]) -> anyhow::Result<Member> {
+    Ok(Member {
+        side: Side::spawn(side, args)?,
+    })
+}
+
 /// Like [`run_client`], for a side with another name (`[fds]`, `[zombie]`, ...).
 pub fn run_side(
     side: &'static str,

@@ -13,7 +13,7 @@ use crate::peer::{Conn, HarnessServer};
 use crate::procfs;
 use crate::supervise::describe_status;
 
-use super::echo::{round_trip, with_prefix};
+use super::echo::round_trip;
 use super::{check, client_role, reference_tool_role, tcp_server_role};
 
 pub fn chapter() -> Chapter {
@@ -126,22 +126,7 @@ fn connect_many(ctx: &mut Ctx, server: &Server, n: usize) -> Result<Vec<Conn>, P
 }
 
 fn concurrent_clients(ctx: &mut Ctx) -> Outcome {
-    let server = ctx.server()?;
-    let mut conns = connect_many(ctx, &server, 10)?;
-    for (i, conn) in conns.iter_mut().enumerate().rev() {
-        let line = format!("client {} of 10, connected {} of 10\n", 10 - i, i + 1);
-        round_trip(ctx, &server, conn, line.as_bytes()).map_err(|p| {
-            with_prefix(
-                p,
-                &format!(
-                    "10 clients connected; client {} (connected {}th) talked first",
-                    10 - i,
-                    i + 1
-                ),
-            )
-        })?;
-    }
-    Ok(())
+    super::echo::clients_in_reverse(ctx, 10)
 }
 
 /// The server's children in state Z.
@@ -189,50 +174,11 @@ fn burst_no_zombies(ctx: &mut Ctx) -> Outcome {
 }
 
 fn no_fd_leak(ctx: &mut Ctx) -> Outcome {
-    let server = ctx.server()?;
-    let one_client = |ctx: &mut Ctx, i: usize| -> Outcome {
-        let mut conn = ctx.connect(&server)?;
-        round_trip(ctx, &server, &mut conn, format!("client {i}\n").as_bytes())
-    };
-    for i in 0..10 {
-        one_client(ctx, i)?;
-    }
-    let baseline =
-        procfs::fd_count(server.pid).ok_or_else(|| fail("the server's /proc/PID/fd is gone"))?;
-    for i in 0..200 {
-        one_client(ctx, 10 + i)?;
-    }
-    let until = Instant::now() + ctx.secs(5.0);
-    loop {
-        let now = procfs::fd_count(server.pid)
-            .ok_or_else(|| fail("the server's /proc/PID/fd is gone"))?;
-        if now <= baseline + 3 {
-            return Ok(());
-        }
-        if Instant::now() >= until {
-            return Err(Failure::new(format!(
-                "your server (pid {}) had {baseline} open fds after 10 clients and still {now} after 200 more had come and gone",
-                server.pid
-            ))
-            .expected(format!("at most {} (the baseline + 3)", baseline + 3))
-            .into());
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    super::echo::fds_come_back(ctx, 10, 200)
 }
 
 fn survives_reset(ctx: &mut Ctx) -> Outcome {
-    let server = ctx.server()?;
-    let mut a = ctx.connect(&server)?;
-    let mut b = ctx.connect(&server)?;
-    round_trip(ctx, &server, &mut a, b"client A\n")?;
-    round_trip(ctx, &server, &mut b, b"client B\n")?;
-    a.reset();
-    round_trip(ctx, &server, &mut b, b"client B, after A reset\n")
-        .map_err(|p| with_prefix(p, "after client A reset its connection"))?;
-    let mut c = ctx.connect(&server)?;
-    round_trip(ctx, &server, &mut c, b"client C, new after the reset\n")
-        .map_err(|p| with_prefix(p, "after client A reset its connection"))
+    super::echo::reset_among_others(ctx)
 }
 
 fn graceful_stop(ctx: &mut Ctx) -> Outcome {

@@ -2,6 +2,8 @@
 //! server now; the concurrent servers of later chapters reuse them under their own
 //! chapter prefix).
 
+use std::time::Duration;
+
 use crate::check::{Ctx, Failure, Outcome, Server, fail};
 use crate::peer::{Conn, StalledClient};
 
@@ -202,5 +204,85 @@ pub fn with_prefix(problem: crate::check::Problem, prefix: &str) -> crate::check
             crate::check::Problem::Fail(f)
         }
         skip => skip,
+    }
+}
+
+/// `n` clients connect first, then talk in the reverse order of connecting: a server
+/// that serves one client at a time is still busy with the first.
+pub fn clients_in_reverse(ctx: &mut Ctx, n: usize) -> Outcome {
+    let server = ctx.server()?;
+    let mut conns = Vec::with_capacity(n);
+    for _ in 0..n {
+        conns.push(ctx.connect(&server)?);
+    }
+    for (i, conn) in conns.iter_mut().enumerate().rev() {
+        let line = format!("connected {} of {n}, talking {}\n", i + 1, n - i);
+        round_trip(ctx, &server, conn, line.as_bytes()).map_err(|p| {
+            with_prefix(
+                p,
+                &format!(
+                    "{n} clients connected; the one connected {}th talked {}",
+                    i + 1,
+                    if i + 1 == n {
+                        "first".to_string()
+                    } else {
+                        format!("{}th", n - i)
+                    }
+                ),
+            )
+        })?;
+    }
+    Ok(())
+}
+
+/// A client resets its connection while others are connected: they are unaffected,
+/// and a new one is served.
+pub fn reset_among_others(ctx: &mut Ctx) -> Outcome {
+    let server = ctx.server()?;
+    let mut a = ctx.connect(&server)?;
+    let mut b = ctx.connect(&server)?;
+    round_trip(ctx, &server, &mut a, b"client A\n")?;
+    round_trip(ctx, &server, &mut b, b"client B\n")?;
+    a.reset();
+    round_trip(ctx, &server, &mut b, b"client B, after A reset\n")
+        .map_err(|p| with_prefix(p, "after client A reset its connection"))?;
+    let mut c = ctx.connect(&server)?;
+    round_trip(ctx, &server, &mut c, b"client C, new after the reset\n")
+        .map_err(|p| with_prefix(p, "after client A reset its connection"))
+}
+
+/// After `warm` clients, then `more`, each one at a time, the server's fd count comes
+/// back within 3 of what it was after the warm-up, polled to a deadline.
+pub fn fds_come_back(ctx: &mut Ctx, warm: usize, more: usize) -> Outcome {
+    let server = ctx.server()?;
+    let one = |ctx: &mut Ctx, i: usize| -> Outcome {
+        let mut conn = ctx.connect(&server)?;
+        round_trip(ctx, &server, &mut conn, format!("client {i}\n").as_bytes())
+    };
+    for i in 0..warm {
+        one(ctx, i)?;
+    }
+    let count = || {
+        crate::procfs::fd_count(server.pid).ok_or_else(|| fail("the server's /proc/PID/fd is gone"))
+    };
+    let baseline = count()?;
+    for i in 0..more {
+        one(ctx, warm + i)?;
+    }
+    let until = std::time::Instant::now() + ctx.secs(5.0);
+    loop {
+        let now = count()?;
+        if now <= baseline + 3 {
+            return Ok(());
+        }
+        if std::time::Instant::now() >= until {
+            return Err(Failure::new(format!(
+                "your server (pid {}) had {baseline} open fds after {warm} clients and still {now} after {more} more had come and gone",
+                server.pid
+            ))
+            .expected(format!("at most {} (the baseline + 3): close() each client's socket when it leaves", baseline + 3))
+            .into());
+        }
+        std::thread::sleep(Duration::from_millis(10));
     }
 }

@@ -13,7 +13,11 @@ pub mod ch06;
 pub mod ch07;
 pub mod ch08;
 pub mod ch10;
+pub mod ch12;
+pub mod ch17;
+pub mod ch18;
 pub mod echo;
+pub mod models;
 
 /// Every chapter the checker knows, in the book's order.
 pub fn chapters() -> Vec<Chapter> {
@@ -27,6 +31,9 @@ pub fn chapters() -> Vec<Chapter> {
         ch07::chapter(),
         ch08::chapter(),
         ch10::chapter(),
+        ch12::chapter(),
+        ch17::chapter(),
+        ch18::chapter(),
     ]
 }
 
