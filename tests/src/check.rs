@@ -181,6 +181,25 @@ impl Server {
     }
 }
 
+/// Renders `template` with `values`, leaving out every word that holds a placeholder
+/// without a value (`--root={root}` when a check gives no root).
+fn render_filled(template: &Template, values: &BTreeMap<&str, String>) -> Vec<String> {
+    let unused: Vec<String> = template
+        .placeholders()
+        .into_iter()
+        .filter(|p| !values.contains_key(p.as_str()))
+        .collect();
+    let kept = Template::from_words(
+        template
+            .words
+            .iter()
+            .filter(|w| !unused.iter().any(|u| w.contains(u.as_str())))
+            .cloned()
+            .collect(),
+    );
+    kept.render(values)
+}
+
 /// A finished run of a tool role.
 #[derive(Debug, Clone)]
 pub struct ToolRun {
@@ -285,7 +304,7 @@ impl<'a> Ctx<'a> {
         values.insert("{host}", "127.0.0.1".into());
         values.insert("{port}", port.to_string());
         values.extend(extra.iter().cloned());
-        let argv = template.render(&values);
+        let argv = render_filled(template, &values);
         let terminal =
             TerminalProgram::spawn(&mut self.sup, &argv).map_err(|e| fail(format!("{e:#}")))?;
         let spawned = terminal.spawned.clone();
@@ -453,7 +472,7 @@ impl<'a> Ctx<'a> {
         values.insert("{host}", server.ip().to_string());
         values.insert("{port}", server.port().to_string());
         values.extend(extra.iter().cloned());
-        let argv = template.render(&values);
+        let argv = render_filled(template, &values);
         TerminalProgram::spawn(&mut self.sup, &argv).map_err(|e| fail(format!("{e:#}")))
     }
 
@@ -480,20 +499,7 @@ impl<'a> Ctx<'a> {
     ) -> Result<ToolRun, Problem> {
         let template = self.template(self.check.role)?;
         let values: BTreeMap<&str, String> = values.iter().cloned().collect();
-        let unused: Vec<String> = template
-            .placeholders()
-            .into_iter()
-            .filter(|p| !values.contains_key(p.as_str()))
-            .collect();
-        let kept = crate::template::Template::from_words(
-            template
-                .words
-                .iter()
-                .filter(|w| !unused.iter().any(|u| w.contains(u.as_str())))
-                .cloned()
-                .collect(),
-        );
-        let mut argv = kept.render(&values);
+        let mut argv = render_filled(template, &values);
         argv.extend(args.iter().map(|a| a.to_string()));
         let spawned = self
             .sup

@@ -72,6 +72,77 @@ pub fn open_read(path: &std::path::Path) -> SysResult<OwnedFd> {
     result.map_err(|e| SysError::new(format!("open {}", path.display()), e))
 }
 
+/// `open(2)` of a directory with `O_PATH | O_DIRECTORY`: a handle to resolve paths
+/// beneath ([`openat2_beneath`]), not to read.
+pub fn open_dir(path: &std::path::Path) -> SysResult<OwnedFd> {
+    use nix::fcntl::OFlag;
+    use nix::sys::stat::Mode;
+    let result = nix::fcntl::open(
+        path,
+        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    );
+    let shown = result.as_ref().map(|fd| fd.as_raw_fd()).map_err(|e| *e);
+    narrate(
+        || format!("open({:?}, O_PATH|O_DIRECTORY)", path.display().to_string()),
+        &shown,
+        |fd| fd.to_string(),
+    );
+    result.map_err(|e| SysError::new(format!("open {}", path.display()), e))
+}
+
+/// `openat2(2)` with `RESOLVE_BENEATH`: opens `path` relative to `dir` for reading, and
+/// the *kernel* refuses (EXDEV) any resolution that would leave `dir`: `..` above it, an
+/// absolute path, a symlink pointing outside. No string filtering can promise that:
+/// symlinks are resolved by the kernel at open time, not by looking at the name.
+pub fn openat2_beneath(dir: impl AsFd, path: &str) -> SysResult<OwnedFd> {
+    use nix::fcntl::{OFlag, OpenHow, ResolveFlag};
+    let raw = dir.as_fd().as_raw_fd();
+    let how = OpenHow::new()
+        .flags(OFlag::O_RDONLY | OFlag::O_CLOEXEC)
+        .resolve(ResolveFlag::RESOLVE_BENEATH);
+    let result = nix::fcntl::openat2(dir, path, how);
+    let shown = result.as_ref().map(|fd| fd.as_raw_fd()).map_err(|e| *e);
+    narrate(
+        || format!("openat2({raw}, {path:?}, O_RDONLY, RESOLVE_BENEATH)"),
+        &shown,
+        |fd| fd.to_string(),
+    );
+    result.map_err(|e| SysError::new(format!("openat2 {path:?} beneath fd {raw}"), e))
+}
+
+/// `fstat(2)`: whether the fd is a regular file, and its size.
+pub fn regular_file_size(fd: impl AsFd) -> SysResult<Option<u64>> {
+    let raw = fd.as_fd().as_raw_fd();
+    let result = nix::sys::stat::fstat(fd.as_fd());
+    narrate(
+        || format!("fstat({raw})"),
+        &result.map(|_| ()),
+        |_| "0".into(),
+    );
+    let st = result.map_err(|e| SysError::new(format!("fstat({raw})"), e))?;
+    let is_regular = (st.st_mode & nix::libc::S_IFMT) == nix::libc::S_IFREG;
+    Ok(is_regular.then_some(st.st_size as u64))
+}
+
+/// `poll(2)` on one fd for input, up to `timeout`: true when it is readable (or closed).
+pub fn wait_readable(fd: impl AsFd, timeout: std::time::Duration) -> SysResult<bool> {
+    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+    let raw = fd.as_fd().as_raw_fd();
+    let ms = timeout.as_millis().min(i32::MAX as u128) as i32;
+    let mut fds = [PollFd::new(fd.as_fd(), PollFlags::POLLIN)];
+    let result = poll(
+        &mut fds,
+        PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX),
+    );
+    narrate(
+        || format!("poll([{raw}: POLLIN], {ms})"),
+        &result,
+        |n| n.to_string(),
+    );
+    Ok(result.map_err(|e| SysError::new(format!("poll({raw})"), e))? > 0)
+}
+
 /// `close(2)`: gives the descriptor back to the kernel; its number is free for reuse.
 ///
 /// Dropping an `OwnedFd` also closes it, silently; chapters call this where the book

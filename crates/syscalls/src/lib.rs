@@ -25,7 +25,10 @@ pub mod signal;
 pub mod trace;
 
 pub use error::{SysError, SysResult};
-pub use io::{close, open_read, read, write, write_all};
+pub use io::{
+    close, open_dir, open_read, openat2_beneath, read, regular_file_size, wait_readable, write,
+    write_all,
+};
 pub use net::{
     Shutdown, accept, bind, connect, getsockname, listen, recvfrom, sendto, set_recv_timeout,
     set_reuseaddr, shutdown, socket, tcp_socket, udp_socket,

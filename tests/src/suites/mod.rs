@@ -16,6 +16,7 @@ pub mod ch10;
 pub mod ch12;
 pub mod ch17;
 pub mod ch18;
+pub mod ch24;
 pub mod echo;
 pub mod models;
 
@@ -34,6 +35,7 @@ pub fn chapters() -> Vec<Chapter> {
         ch12::chapter(),
         ch17::chapter(),
         ch18::chapter(),
+        ch24::chapter(),
     ]
 }
 

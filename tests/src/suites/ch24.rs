@@ -1,0 +1,767 @@
+//! ch24: the HTTP server, checked with raw sockets and with real curl.
+
+use std::io::Write;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use crate::check::{Chapter, Ctx, Failure, Outcome, Problem, Role, RoleKind, Server, fail};
+use crate::peer::Conn;
+use crate::procfs::{self, Proto};
+use crate::supervise::describe_status;
+
+use super::check;
+
+const HELLO: &str = "Hello, World!";
+
+pub fn chapter() -> Chapter {
+    let c = |name, title, hint, run| check("ch24", name, title, "server", hint, run);
+    Chapter {
+        id: "ch24",
+        title: "an HTTP server: the workbook's hello server, done right",
+        roles: vec![Role {
+            name: "server",
+            kind: RoleKind::Server(Proto::Tcp),
+            package: "ch24-http-hello",
+            reference_only: false,
+            reference: &["server", "{port}", "--root={root}", "--workers={workers}"],
+            required: &["{port}"],
+            allowed: &["{host}", "{port}", "{root}", "{workers}"],
+            example: "./httpd {port} {root}",
+        }],
+        checks: vec![
+            c(
+                "curl-get",
+                "real curl: 200, text/html, Content-Length equal to the body, the page",
+                "answer with a status line, Content-Type, an exact Content-Length, a blank line, the body (ch24 README, \"A response\")",
+                curl_get,
+            ),
+            c(
+                "head",
+                "HEAD: the same headers as GET, and no body",
+                "for HEAD send the head only, with the Content-Length the body would have (ch24 README, \"A response\")",
+                head,
+            ),
+            c(
+                "not-found",
+                "a path that does not exist: 404",
+                "route on the path: only / is the page (ch24 README, \"Routing\")",
+                not_found,
+            ),
+            c(
+                "method-not-allowed",
+                "DELETE: 405 with Allow: GET, HEAD",
+                "answer other methods with 405 and an Allow header (ch24 README, \"Routing\")",
+                method_not_allowed,
+            ),
+            c(
+                "bad-request",
+                "garbage instead of a request: 400",
+                "a request line is METHOD SP TARGET SP HTTP/1.x; anything else is 400 (ch24 README, \"Reading a request\")",
+                bad_request,
+            ),
+            c(
+                "split-request",
+                "a request sent one byte per read is answered",
+                "read until the blank line (\\r\\n\\r\\n), however many reads it takes (ch24 README, \"Reading a request\")",
+                split_request,
+            ),
+            c(
+                "keep-alive",
+                "3 requests on one connection, then 3 pipelined in one write",
+                "HTTP/1.1 keeps the connection open: answer each request in order, and keep the bytes after a request for the next (ch24 README, \"Keep-alive\")",
+                keep_alive,
+            ),
+            c(
+                "slow-client-timeout",
+                "a client that dribbles its request is cut off (408 or close), and others are served meanwhile",
+                "one deadline for the whole request head, counted from the first byte, not per read (ch24 README, \"Reading a request\")",
+                slow_client_timeout,
+            ),
+            c(
+                "header-too-large",
+                "a 16 KiB request head: 431",
+                "limit the head (8 KiB) and answer 431 Request Header Fields Too Large (ch24 README, \"Reading a request\")",
+                header_too_large,
+            ),
+            c(
+                "exact-body",
+                "no NUL byte, and Content-Length equal to the body",
+                "send strlen() bytes, not sizeof(), and say how many (ch24 README, \"What the workbook's C gets wrong\")",
+                exact_body,
+            ),
+            c(
+                "no-reset",
+                "100 requests with bodies the server ignores: every response ends in end of stream, never a reset",
+                "read what the client sent before closing: shutdown(SHUT_WR), drain, then close (ch24 README, \"Closing without a reset\")",
+                no_reset,
+            ),
+            c(
+                "path-traversal",
+                "/../, %2e%2e and a symlink out of the root reveal nothing outside it",
+                "let the kernel resolve beneath the root: openat2(RESOLVE_BENEATH), not string checks (ch24 README, \"Serving files\")",
+                path_traversal,
+            ),
+            c(
+                "prefork",
+                "--workers 4: four workers, 200 requests from 20 clients all answered, SIGTERM leaves nothing",
+                "fork() the workers after listen(); each accept()s; the parent reaps them at SIGTERM (ch24 README, \"Prefork\")",
+                prefork,
+            ),
+        ],
+    }
+}
+
+/// A parsed response.
+#[derive(Debug)]
+struct Response {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+    /// Everything received, for reports.
+    raw: Vec<u8>,
+}
+
+impl Response {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// A response head: status, headers, and its length in bytes.
+type Head = (u16, Vec<(String, String)>, usize);
+
+/// Parses one response head from `raw`.
+fn parse_head(raw: &[u8]) -> Result<Option<Head>, String> {
+    let mut headers = [httparse::EMPTY_HEADER; 64];
+    let mut resp = httparse::Response::new(&mut headers);
+    match resp.parse(raw) {
+        Ok(httparse::Status::Complete(n)) => Ok(Some((
+            resp.code.unwrap_or(0),
+            resp.headers
+                .iter()
+                .map(|h| {
+                    (
+                        h.name.to_string(),
+                        String::from_utf8_lossy(h.value).trim().to_string(),
+                    )
+                })
+                .collect(),
+            n,
+        ))),
+        Ok(httparse::Status::Partial) => Ok(None),
+        Err(e) => Err(format!("not an HTTP response ({e})")),
+    }
+}
+
+/// Reads one response on a kept-alive connection: the head, then Content-Length bytes
+/// (`head_only` for a HEAD). `pending` holds bytes read past the previous response.
+fn read_response(
+    conn: &mut Conn,
+    pending: &mut Vec<u8>,
+    head_only: bool,
+    deadline: Duration,
+) -> Result<Response, Failure> {
+    let until = Instant::now() + deadline;
+    loop {
+        if let Some((status, headers, n)) =
+            parse_head(pending).map_err(|e| Failure::new(e).got(pending))?
+        {
+            let length: usize = headers
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
+                .and_then(|(_, v)| v.parse().ok())
+                .ok_or_else(|| {
+                    Failure::new("a response without Content-Length on a kept-alive connection")
+                        .got(pending)
+                })?;
+            let body_len = if head_only { 0 } else { length };
+            while pending.len() < n + body_len {
+                let left = until.saturating_duration_since(Instant::now());
+                let more = conn.recv_exact(1, left).map_err(|s| {
+                    Failure::new(format!("the body was cut short: {}", s.why)).got(pending)
+                })?;
+                pending.extend(more);
+            }
+            let raw: Vec<u8> = pending.drain(..n + body_len).collect();
+            return Ok(Response {
+                status,
+                headers,
+                body: raw[n..].to_vec(),
+                raw,
+            });
+        }
+        let left = until.saturating_duration_since(Instant::now());
+        let more = conn.recv_exact(1, left).map_err(|s| {
+            Failure::new(format!("no complete response head: {}", s.why)).got(pending)
+        })?;
+        pending.extend(more);
+    }
+}
+
+/// Sends `request` on a new connection and reads to end of stream.
+fn exchange(ctx: &mut Ctx, server: &Server, request: &[u8]) -> Result<Response, Problem> {
+    let mut conn = ctx.connect(server)?;
+    conn.send(request)
+        .map_err(|e| ctx.explain(server, Failure::new(e).sent(request)))?;
+    let raw = conn.recv_to_end(4 << 20, ctx.secs(10.0)).map_err(|short| {
+        ctx.explain(
+            server,
+            Failure::new(format!(
+                "the response did not end with end of stream: {}",
+                short.why
+            ))
+            .sent(request)
+            .got(&short.got),
+        )
+    })?;
+    let (status, headers, n) = parse_head(&raw)
+        .map_err(|e| Failure::new(e).sent(request).got(&raw))?
+        .ok_or_else(|| {
+            Failure::new("no complete response head before end of stream")
+                .sent(request)
+                .got(&raw)
+        })?;
+    Ok(Response {
+        status,
+        headers,
+        body: raw[n..].to_vec(),
+        raw,
+    })
+}
+
+fn get(path: &str) -> Vec<u8> {
+    format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").into_bytes()
+}
+
+fn expect_status(resp: &Response, request: &[u8], wanted: &[u16]) -> Outcome {
+    if wanted.contains(&resp.status) {
+        return Ok(());
+    }
+    Err(Failure::new(format!("status {}", resp.status))
+        .sent(request)
+        .expected(format!(
+            "status {}",
+            wanted
+                .iter()
+                .map(u16::to_string)
+                .collect::<Vec<_>>()
+                .join(" or ")
+        ))
+        .got(&resp.raw)
+        .into())
+}
+
+fn curl_get(ctx: &mut Ctx) -> Outcome {
+    ctx.require_tool("curl", "curl")?;
+    let server = ctx.server()?;
+    let url = format!("http://{}/", server.addr);
+    let out = Command::new("curl")
+        .args([
+            "--silent",
+            "--show-error",
+            "--include",
+            "--max-time",
+            "10",
+            &url,
+        ])
+        .output()
+        .map_err(|e| fail(format!("run curl: {e}")))?;
+    if !out.status.success() {
+        return Err(ctx.explain(
+            &server,
+            Failure::new(format!(
+                "curl {url} failed ({}): {}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr).trim()
+            ))
+            .got(&out.stdout),
+        ));
+    }
+    let (status, headers, n) = parse_head(&out.stdout)
+        .map_err(|e| Failure::new(format!("curl got {e}")).got(&out.stdout))?
+        .ok_or_else(|| Failure::new("curl got no complete head").got(&out.stdout))?;
+    let resp = Response {
+        status,
+        headers,
+        body: out.stdout[n..].to_vec(),
+        raw: out.stdout.clone(),
+    };
+    expect_status(&resp, format!("curl {url}").as_bytes(), &[200])?;
+    let ctype = resp.header("content-type").unwrap_or_default();
+    if !ctype.to_ascii_lowercase().starts_with("text/html") {
+        return Err(Failure::new(format!("Content-Type is {ctype:?}"))
+            .expected("text/html; charset=utf-8")
+            .got(&resp.raw)
+            .into());
+    }
+    check_length(&resp, "curl")?;
+    if !String::from_utf8_lossy(&resp.body).contains(HELLO) {
+        return Err(Failure::new("the page does not say Hello, World!")
+            .got(&resp.body)
+            .into());
+    }
+    Ok(())
+}
+
+fn check_length(resp: &Response, what: &str) -> Outcome {
+    let Some(length) = resp.header("content-length") else {
+        return Err(Failure::new(format!("{what}: no Content-Length header"))
+            .expected("Content-Length: the body's exact length in bytes")
+            .got(&resp.raw)
+            .into());
+    };
+    if length.parse::<usize>().ok() != Some(resp.body.len()) {
+        return Err(Failure::new(format!(
+            "{what}: Content-Length {length} but {} bytes of body",
+            resp.body.len()
+        ))
+        .got(&resp.raw)
+        .into());
+    }
+    if resp.body.contains(&0) {
+        return Err(Failure::new(format!(
+            "{what}: the body has a NUL byte (sizeof() instead of strlen()?)"
+        ))
+        .got(&resp.body)
+        .into());
+    }
+    Ok(())
+}
+
+fn head(ctx: &mut Ctx) -> Outcome {
+    let server = ctx.server()?;
+    let get_resp = exchange(ctx, &server, &get("/"))?;
+    let request = b"HEAD / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
+    let resp = exchange(ctx, &server, request)?;
+    expect_status(&resp, request, &[200])?;
+    if !resp.body.is_empty() {
+        return Err(Failure::new(format!(
+            "{} bytes of body after the head of a HEAD response",
+            resp.body.len()
+        ))
+        .sent(request)
+        .expected("the head only")
+        .got(&resp.raw)
+        .into());
+    }
+    if resp.header("content-length") != get_resp.header("content-length") {
+        return Err(Failure::new(format!(
+            "HEAD says Content-Length {:?}, GET {:?}",
+            resp.header("content-length"),
+            get_resp.header("content-length")
+        ))
+        .sent(request)
+        .expected("the same headers as GET")
+        .into());
+    }
+    Ok(())
+}
+
+fn not_found(ctx: &mut Ctx) -> Outcome {
+    let server = ctx.server()?;
+    let request = get("/no-such-page");
+    let resp = exchange(ctx, &server, &request)?;
+    expect_status(&resp, &request, &[404])
+}
+
+fn method_not_allowed(ctx: &mut Ctx) -> Outcome {
+    let server = ctx.server()?;
+    let request = b"DELETE / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
+    let resp = exchange(ctx, &server, request)?;
+    expect_status(&resp, request, &[405])?;
+    let allow = resp
+        .header("allow")
+        .unwrap_or_default()
+        .to_ascii_uppercase();
+    if !(allow.contains("GET") && allow.contains("HEAD")) {
+        return Err(Failure::new(format!("Allow: {allow:?}"))
+            .expected("Allow: GET, HEAD")
+            .got(&resp.raw)
+            .into());
+    }
+    Ok(())
+}
+
+fn bad_request(ctx: &mut Ctx) -> Outcome {
+    let server = ctx.server()?;
+    let request = b"THIS IS NOT HTTP\r\n\r\n";
+    let resp = exchange(ctx, &server, request)?;
+    expect_status(&resp, request, &[400])
+}
+
+fn split_request(ctx: &mut Ctx) -> Outcome {
+    let server = ctx.server()?;
+    let request = get("/");
+    let mut conn = ctx.connect(&server)?;
+    conn.nodelay();
+    for (i, b) in request.iter().enumerate() {
+        if let Err(e) = conn.send(std::slice::from_ref(b)) {
+            let got = conn
+                .recv_to_end(1 << 20, ctx.secs(2.0))
+                .unwrap_or_else(|s| s.got);
+            return Err(Failure::new(format!(
+                "the server closed the connection after {i} of {} bytes of the request ({e}): it answered before the request was complete",
+                request.len()
+            ))
+            .sent(&request)
+            .expected("read until the blank line, then answer")
+            .got(&got)
+            .into());
+        }
+        // The next byte goes once the server has read this one.
+        conn.wait_consumed(ctx.secs(1.0));
+    }
+    let raw = conn.recv_to_end(1 << 20, ctx.secs(10.0)).map_err(|s| {
+        ctx.explain(
+            &server,
+            Failure::new(format!("no complete response: {}", s.why))
+                .sent(&request)
+                .got(&s.got),
+        )
+    })?;
+    let (status, headers, n) = parse_head(&raw)
+        .map_err(|e| Failure::new(e).got(&raw))?
+        .ok_or_else(|| Failure::new("no complete response head").got(&raw))?;
+    let resp = Response {
+        status,
+        headers,
+        body: raw[n..].to_vec(),
+        raw: raw.clone(),
+    };
+    expect_status(&resp, &request, &[200])?;
+    if !String::from_utf8_lossy(&resp.body).contains(HELLO) {
+        return Err(Failure::new(
+            "the request arrived one byte per read, and the answer is not the page",
+        )
+        .sent(&request)
+        .got(&resp.raw)
+        .into());
+    }
+    Ok(())
+}
+
+fn keep_alive(ctx: &mut Ctx) -> Outcome {
+    let server = ctx.server()?;
+    let mut conn = ctx.connect(&server)?;
+    let mut pending = Vec::new();
+    let request = b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n";
+    for i in 1..=3 {
+        conn.send(request).map_err(|e| {
+            fail(format!("request {i} on the same connection could not be sent: {e} (did the server close after the first?)"))
+        })?;
+        let resp = read_response(&mut conn, &mut pending, false, ctx.secs(5.0)).map_err(|f| {
+            super::echo::with_prefix(f.into(), &format!("request {i} of 3 on one connection"))
+        })?;
+        expect_status(&resp, request, &[200])?;
+    }
+    let pipelined = [
+        &request[..],
+        b"HEAD / HTTP/1.1\r\nHost: localhost\r\n\r\n",
+        b"GET /no-such-page HTTP/1.1\r\nHost: localhost\r\n\r\n",
+    ]
+    .concat();
+    conn.send(&pipelined).map_err(fail)?;
+    for (i, (head_only, status)) in [(false, 200u16), (true, 200), (false, 404)]
+        .iter()
+        .enumerate()
+    {
+        let resp =
+            read_response(&mut conn, &mut pending, *head_only, ctx.secs(5.0)).map_err(|f| {
+                super::echo::with_prefix(
+                    f.into(),
+                    &format!(
+                        "pipelined request {} of 3 (GET /, HEAD /, GET /no-such-page in one write)",
+                        i + 1
+                    ),
+                )
+            })?;
+        if resp.status != *status {
+            return Err(Failure::new(format!(
+                "pipelined response {} has status {}",
+                i + 1,
+                resp.status
+            ))
+            .sent(&pipelined)
+            .expected(format!(
+                "200, 200, 404 in that order; response {} is {status}",
+                i + 1
+            ))
+            .got(&resp.raw)
+            .into());
+        }
+    }
+    Ok(())
+}
+
+fn slow_client_timeout(ctx: &mut Ctx) -> Outcome {
+    let server = ctx.server()?;
+    let slow = ctx.connect(&server)?;
+    let mut writer = slow.stream.try_clone().map_err(|e| fail(e.to_string()))?;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stop_dribble = stop.clone();
+    // A byte every 250 ms: no read ever waits long, but the head never ends.
+    let dribbler = std::thread::spawn(move || {
+        let _ = writer.write_all(b"GET / HTTP/1.1\r\n");
+        for _ in 0..240 {
+            if stop_dribble.load(std::sync::atomic::Ordering::SeqCst)
+                || writer.write_all(b"X").is_err()
+            {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(250));
+        }
+    });
+    let result = (|| {
+        let started = Instant::now();
+        let resp = exchange(ctx, &server, &get("/")).map_err(|p| {
+            super::echo::with_prefix(p, "while one client dribbled its request, another client")
+        })?;
+        expect_status(&resp, &get("/"), &[200])?;
+        let _ = started;
+        let mut slow = slow;
+        match slow.recv_to_end(1 << 20, ctx.secs(30.0)) {
+            Ok(got) => {
+                if got.is_empty()
+                    || got.starts_with(b"HTTP/1.1 408")
+                    || got.starts_with(b"HTTP/1.0 408")
+                {
+                    Ok(())
+                } else {
+                    Err(
+                        Failure::new("the dribbling client got another answer than 408")
+                            .expected("408 Request Timeout, or the connection closed")
+                            .got(&got)
+                            .into(),
+                    )
+                }
+            }
+            Err(short) if short.why.contains("reset") => Ok(()),
+            Err(short) => Err(Failure::new(format!(
+                "a client that sent a byte every 250 ms for 30 s was never cut off: {}",
+                short.why
+            ))
+            .expected("408 or a close within a few seconds: one deadline for the whole head")
+            .got(&short.got)
+            .into()),
+        }
+    })();
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let _ = dribbler.join();
+    result
+}
+
+fn header_too_large(ctx: &mut Ctx) -> Outcome {
+    let server = ctx.server()?;
+    let request = format!(
+        "GET / HTTP/1.1\r\nHost: localhost\r\nX-Big: {}\r\nConnection: close\r\n\r\n",
+        "a".repeat(16 * 1024)
+    )
+    .into_bytes();
+    let resp = exchange(ctx, &server, &request)?;
+    expect_status(&resp, &request, &[431, 400, 413])
+}
+
+fn exact_body(ctx: &mut Ctx) -> Outcome {
+    let server = ctx.server()?;
+    let resp = exchange(ctx, &server, &get("/"))?;
+    expect_status(&resp, &get("/"), &[200])?;
+    check_length(&resp, "GET /")
+}
+
+fn no_reset(ctx: &mut Ctx) -> Outcome {
+    let server = ctx.server()?;
+    let body = vec![b'x'; 64 * 1024];
+    let mut request = format!(
+        "GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    request.extend_from_slice(&body);
+    for i in 1..=100 {
+        let mut conn = ctx.connect(&server)?;
+        let sent = conn.send(&request);
+        let received = conn.recv_to_end(4 << 20, ctx.secs(10.0));
+        match (sent, received) {
+            (Ok(()), Ok(got)) if got.starts_with(b"HTTP/1.") => {}
+            (Ok(()), Ok(got)) => {
+                return Err(
+                    Failure::new(format!("request {i} of 100 got no HTTP response"))
+                        .got(&got)
+                        .into(),
+                );
+            }
+            (Err(e), _) => {
+                return Err(Failure::new(format!(
+                    "request {i} of 100: sending its 64 KiB body failed: {e}"
+                ))
+                .expected("the server reads (or drains) what the client sends before it closes")
+                .into());
+            }
+            (Ok(()), Err(short)) => {
+                return Err(ctx.explain(
+                    &server,
+                    Failure::new(format!("request {i} of 100 (a GET with a 64 KiB body the server ignores): {}", short.why))
+                        .expected("the response, then end of stream: a close with unread data sends RST instead")
+                        .got(&short.got),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn path_traversal(ctx: &mut Ctx) -> Outcome {
+    if !ctx_template_has(ctx, "{root}") {
+        return Err(Problem::Skip("the server template has no {root}".into()));
+    }
+    let work = ctx.sup.workdir().to_path_buf();
+    let root = work.join("site");
+    let secret = b"THE SECRET OUTSIDE THE ROOT\n";
+    let setup = || -> std::io::Result<()> {
+        std::fs::create_dir_all(root.join("sub"))?;
+        std::fs::write(root.join("hello.txt"), b"hello from the root\n")?;
+        std::fs::write(work.join("secret.txt"), secret)?;
+        std::os::unix::fs::symlink("../secret.txt", root.join("escape.txt"))?;
+        std::os::unix::fs::symlink("..", root.join("sub/up"))?;
+        Ok(())
+    };
+    setup().map_err(|e| fail(format!("set up the root: {e}")))?;
+    let server = ctx.server_of("server", &[("{root}", root.to_string_lossy().into_owned())])?;
+    let inside = exchange(ctx, &server, &get("/hello.txt"))?;
+    if inside.status != 200 || inside.body != b"hello from the root\n" {
+        return Err(Failure::new("a file inside {root} was not served")
+            .sent(&get("/hello.txt"))
+            .expected("200 and the file's bytes (\"hello from the root\\n\")")
+            .got(&inside.raw)
+            .into());
+    }
+    for path in [
+        "/../secret.txt",
+        "/%2e%2e/secret.txt",
+        "/escape.txt",
+        "/sub/up/secret.txt",
+        "/sub/%2e%2e/%2e%2e/secret.txt",
+    ] {
+        let request = get(path);
+        let resp = exchange(ctx, &server, &request)?;
+        if resp.status == 200 || resp.raw.windows(secret.len()).any(|w| w == secret) {
+            return Err(
+                Failure::new(format!("GET {path} reached a file outside the root"))
+                    .sent(&request)
+                    .expected("404 (or 403, 400): nothing outside {root}")
+                    .got(&resp.raw)
+                    .into(),
+            );
+        }
+    }
+    Ok(())
+}
+
+fn ctx_template_has(ctx: &Ctx, placeholder: &str) -> bool {
+    ctx.template_uses(placeholder)
+}
+
+fn prefork(ctx: &mut Ctx) -> Outcome {
+    if !ctx.template_uses("{workers}") {
+        return Err(Problem::Skip("the server template has no {workers}".into()));
+    }
+    let server = ctx.server_of("server", &[("{workers}", "4".to_string())])?;
+    let inode = procfs::ready_socket(Proto::Tcp, server.addr.port())
+        .map(|r| r.inode)
+        .ok_or_else(|| fail("the listening socket is gone"))?;
+    let until = Instant::now() + ctx.secs(5.0);
+    let holders = loop {
+        let holders: Vec<i32> = ctx
+            .sup
+            .processes()
+            .into_iter()
+            .filter(|p| {
+                p.state != 'Z'
+                    && p.pid != server.pid
+                    && procfs::socket_inodes(p.pid).contains(&inode)
+            })
+            .map(|p| p.pid)
+            .collect();
+        if holders.len() >= 4 || Instant::now() >= until {
+            break holders;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    if holders.len() < 4 {
+        return Err(Failure::new(format!(
+            "with {{workers}} = 4, {} processes besides pid {} hold the listening socket",
+            holders.len(),
+            server.pid
+        ))
+        .expected("4 worker processes, each accept()ing on the listening socket")
+        .into());
+    }
+    let addr = server.addr;
+    let deadline = ctx.secs(20.0);
+    let clients: Vec<_> = (0..20)
+        .map(|_| {
+            std::thread::spawn(move || -> Result<(), String> {
+                for _ in 0..10 {
+                    let mut conn = Conn::connect(addr, deadline)?;
+                    conn.send(&get("/"))?;
+                    let got = conn.recv_to_end(1 << 20, deadline).map_err(|s| s.why)?;
+                    if !got.starts_with(b"HTTP/1.1 200") {
+                        return Err(format!(
+                            "got {:?}",
+                            String::from_utf8_lossy(&got[..got.len().min(40)])
+                        ));
+                    }
+                }
+                Ok(())
+            })
+        })
+        .collect();
+    for (i, client) in clients.into_iter().enumerate() {
+        client
+            .join()
+            .map_err(|_| fail("a client thread panicked"))?
+            .map_err(|e| fail(format!("client {} of 20 (10 requests each): {e}", i + 1)))?;
+    }
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(server.pid),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .map_err(|e| fail(format!("kill(SIGTERM): {e}")))?;
+    let until = Instant::now() + ctx.secs(5.0);
+    if server.pid == server.spawned.pid {
+        match ctx.sup.wait_exit(server.pid, ctx.secs(5.0)) {
+            Some(nix::sys::wait::WaitStatus::Exited(_, 0)) => {}
+            Some(status) => {
+                return Err(fail(format!(
+                    "after SIGTERM your server {}",
+                    describe_status(&status)
+                )));
+            }
+            None => return Err(fail("your server was still running 5 s after SIGTERM")),
+        }
+    }
+    loop {
+        let left: Vec<String> = ctx
+            .sup
+            .processes()
+            .into_iter()
+            .filter(|p| p.state != 'Z')
+            .map(|p| format!("{} ({})", p.pid, p.comm))
+            .collect();
+        if left.is_empty() {
+            return Ok(());
+        }
+        if Instant::now() >= until {
+            return Err(Failure::new(format!(
+                "after SIGTERM these processes were still running: {}",
+                left.join(", ")
+            ))
+            .expected("the parent reaps every worker, then exits")
+            .into());
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
