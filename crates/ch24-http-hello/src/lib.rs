@@ -25,6 +25,7 @@
 
 pub mod http;
 
+use std::io::Write;
 use std::os::fd::OwnedFd;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -121,7 +122,11 @@ fn worker(listener: &OwnedFd, root: Option<&OwnedFd>) -> anyhow::Result<()> {
             Err(e) if e.is_interrupted() || e.errno == Errno::ECONNABORTED => continue,
             Err(e) => return Err(e.into()),
         };
-        let mut log = |line: String| println!("[worker {me}] {peer} {line}");
+        // The access log must never stop a worker: if stdout is gone (a closed pipe),
+        // the line is dropped, not a panic.
+        let mut log = |line: String| {
+            let _ = writeln!(std::io::stdout(), "[worker {me}] {peer} {line}");
+        };
         if let Err(e) = http::serve_connection(&client, root, &limits, &mut log)
             && !e.is_interrupted()
             && !e.is_peer_gone()
@@ -204,7 +209,7 @@ pub fn server(opts: &ServerOpts, workers: u32, root: Option<PathBuf>) -> anyhow:
 
 /// The demo: the server, then three requests printed with their responses' heads.
 fn demo() -> anyhow::Result<()> {
-    use std::io::{Read, Write};
+    use std::io::Read;
     let server = workbook::demo::DemoServer::start(&["server", "0", "--workers", "2"])?;
     let addr = server.addr();
     for request in [
