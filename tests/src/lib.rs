@@ -13,12 +13,14 @@
 //! * [`check`], [`runner`], [`report`]: checks, suites, running them, the text report;
 //! * [`suites`]: every chapter's suite, written once against targets;
 //! * [`gallery`]: the submissions in `examples/submissions/` and their manifests;
-//! * [`testing`]: what each chapter's `tests/conformance.rs` calls.
+//! * [`testing`]: what each chapter's `tests/conformance.rs` calls;
+//! * [`lab`]: the loss lab, TCP against UDP in a lossy network namespace.
 //!
 //! Linux only: readiness, process facts and supervision all read /proc.
 
 pub mod check;
 pub mod gallery;
+pub mod lab;
 pub mod peer;
 pub mod procfs;
 pub mod pty;

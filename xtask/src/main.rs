@@ -6,7 +6,8 @@
 //!   binary and `N passed, M failed` counted from libtest's own `test result:` lines;
 //! * `list`: chapters, roles and their placeholders, check ids and titles;
 //! * `check <chapter>`: runs a chapter's suite against our binaries, or against the
-//!   templates given (`--server './echo_server {port}'`).
+//!   templates given (`--server './echo_server {port}'`);
+//! * `lab lossy`: TCP against UDP in a network namespace that drops packets.
 //!
 //! Exit statuses: 0 all passed; 1 a check or test failed; 2 a command line that
 //! cannot run (an unknown chapter, a bad template), said in one line before anything
@@ -14,6 +15,7 @@
 
 mod cargo;
 mod check;
+mod lab;
 mod list;
 mod test_all;
 
@@ -39,6 +41,16 @@ enum Command {
     List,
     /// Grade a chapter: our reference programs, or yours given as templates
     Check(check::CheckArgs),
+    /// Run a lab: `lossy` (TCP against UDP with packet loss; needs root and nftables)
+    Lab(lab::LabArgs),
+    /// (internal) the lab's child, inside its own network namespace
+    #[command(hide = true)]
+    LabInside {
+        #[arg(long)]
+        loss: u32,
+        #[arg(long)]
+        count: u64,
+    },
 }
 
 fn main() -> ExitCode {
@@ -47,6 +59,8 @@ fn main() -> ExitCode {
         Command::TestAll => test_all::run(),
         Command::List => list::run(),
         Command::Check(args) => check::run(args),
+        Command::Lab(args) => lab::run(args),
+        Command::LabInside { loss, count } => lab::inside(loss, count),
     };
     match result {
         Ok(code) => code,

@@ -193,3 +193,12 @@ fn a_program_that_exits_at_once_is_reported_with_its_status_and_stderr() {
         ))
         .stdout(predicate::str::contains("usage: server PORT"));
 }
+
+#[test]
+fn an_unknown_lab_exits_two() {
+    xtask()
+        .args(["lab", "noisy"])
+        .assert()
+        .code(2)
+        .stderr("error: unknown lab \"noisy\"; the labs are: lossy\n");
+}

@@ -12,6 +12,7 @@ pub mod ch05;
 pub mod ch06;
 pub mod ch07;
 pub mod ch08;
+pub mod ch09;
 pub mod ch10;
 pub mod ch12;
 pub mod ch17;
@@ -31,6 +32,7 @@ pub fn chapters() -> Vec<Chapter> {
         ch06::chapter(),
         ch07::chapter(),
         ch08::chapter(),
+        ch09::chapter(),
         ch10::chapter(),
         ch12::chapter(),
         ch17::chapter(),

@@ -1,0 +1,371 @@
+//! # Chapter 9: TCP from the inside (소켓의 다양한 옵션, TIME_WAIT)
+//!
+//! Three facts the book states and no program of it shows, made visible from the
+//! kernel's own table (/proc/net/tcp, what `ss` reads):
+//!
+//! * `backlog`: the three-way handshake is completed by the *kernel*, after listen() and
+//!   before any accept(). Connections wait, ESTABLISHED, in the listening socket's queue
+//!   (at most backlog + 1 on Linux); accept() only takes the oldest off it. When the queue
+//!   is full the next SYN is dropped, and that client's connect() waits for its SYN to be
+//!   sent again (about a second later).
+//! * `states`: one connection through LISTEN, ESTABLISHED, FIN_WAIT2 and CLOSE_WAIT, and
+//!   TIME_WAIT on the side that closed first.
+//! * `reuseaddr`: a server restarted while its last connection is in TIME_WAIT cannot
+//!   bind() its port (EADDRINUSE) unless it sets SO_REUSEADDR.
+//!
+//! System calls: `socket`, `bind`, `listen`, `connect` (non-blocking), `poll`, `accept`,
+//! `close`, `setsockopt(SO_REUSEADDR)`, `fcntl(O_NONBLOCK)`.
+//!
+//! What the book gets wrong: nothing in its code, but readers come away thinking that
+//! accept() performs the handshake (SYN+ACK is sent by the kernel on receipt of the SYN,
+//! not when accept() runs); these demos show it.
+
+use std::net::SocketAddr;
+use std::os::fd::{AsFd, OwnedFd};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
+use syscalls::multiplex::set_nonblocking;
+use syscalls::{
+    Errno, accept, bind, close, connect, getsockname, listen, set_reuseaddr, tcp_socket,
+};
+use workbook::TraceOpt;
+
+/// Chapter 9: the handshake, the backlog queue, TCP states and TIME_WAIT, made visible.
+/// With no subcommand, runs the three demos.
+#[derive(Parser, Debug)]
+#[command(version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Demo>,
+    #[command(flatten)]
+    pub trace: TraceOpt,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Demo {
+    /// Connections complete before accept(); a full queue drops the next SYN; accept() is FIFO
+    Backlog {
+        /// The listen() backlog
+        #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(i32).range(0..=64))]
+        backlog: i32,
+        /// How many clients connect (default: two more than fit)
+        #[arg(long)]
+        clients: Option<usize>,
+        /// Wait this long before the first accept(), to look with `ss -ltn` meanwhile
+        #[arg(long, default_value = "0", value_name = "SECONDS")]
+        pause: f64,
+    },
+    /// One connection through its states, as the kernel reports them
+    States,
+    /// bind() during TIME_WAIT: EADDRINUSE without SO_REUSEADDR, success with it
+    Reuseaddr,
+}
+
+/// Runs the demo, or all three when there is none.
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    cli.trace.apply();
+    match cli.command {
+        Some(Demo::Backlog {
+            backlog,
+            clients,
+            pause,
+        }) => {
+            if !(pause.is_finite() && (0.0..=600.0).contains(&pause)) {
+                bail!("--pause must be from 0 to 600 seconds, not {pause}");
+            }
+            backlog_demo(
+                backlog,
+                clients.unwrap_or(backlog as usize + 3),
+                Duration::from_secs_f64(pause),
+            )
+        }
+        Some(Demo::States) => states(),
+        Some(Demo::Reuseaddr) => reuseaddr(),
+        None => {
+            println!("$ ch09-tcp-inside backlog");
+            backlog_demo(2, 5, Duration::ZERO)?;
+            println!("\n$ ch09-tcp-inside states");
+            states()?;
+            println!("\n$ ch09-tcp-inside reuseaddr");
+            reuseaddr()
+        }
+    }
+}
+
+/// The kernel's name for a TCP state number in /proc/net/tcp.
+pub fn state_name(state: u8) -> &'static str {
+    match state {
+        0x01 => "ESTABLISHED",
+        0x02 => "SYN_SENT",
+        0x03 => "SYN_RECV",
+        0x04 => "FIN_WAIT1",
+        0x05 => "FIN_WAIT2",
+        0x06 => "TIME_WAIT",
+        0x07 => "CLOSE",
+        0x08 => "CLOSE_WAIT",
+        0x09 => "LAST_ACK",
+        0x0A => "LISTEN",
+        0x0B => "CLOSING",
+        _ => "?",
+    }
+}
+
+/// One row of /proc/net/tcp: (local, remote, state, rx_queue).
+struct Row {
+    local: SocketAddr,
+    remote: SocketAddr,
+    state: u8,
+    rx_queue: u64,
+}
+
+fn parse_addr(hex: &str) -> Option<SocketAddr> {
+    let (ip, port) = hex.split_once(':')?;
+    let ip = u32::from_str_radix(ip, 16).ok()?;
+    Some(SocketAddr::from((
+        ip.to_ne_bytes(),
+        u16::from_str_radix(port, 16).ok()?,
+    )))
+}
+
+/// The IPv4 TCP table (the demos use 127.0.0.1 only).
+fn tcp_table() -> anyhow::Result<Vec<Row>> {
+    let text = std::fs::read_to_string("/proc/net/tcp").context("read /proc/net/tcp")?;
+    Ok(text
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            let (_, rx) = f.get(4)?.split_once(':')?;
+            Some(Row {
+                local: parse_addr(f.get(1)?)?,
+                remote: parse_addr(f.get(2)?)?,
+                state: u8::from_str_radix(f.get(3)?, 16).ok()?,
+                rx_queue: u64::from_str_radix(rx, 16).ok()?,
+            })
+        })
+        .collect())
+}
+
+/// The state of the socket `local -> remote`, as the kernel reports it now.
+fn state_of(local: SocketAddr, remote: SocketAddr) -> anyhow::Result<&'static str> {
+    Ok(tcp_table()?
+        .iter()
+        .find(|r| r.local == local && r.remote == remote)
+        .map_or("(gone)", |r| state_name(r.state)))
+}
+
+/// Waits (with a deadline) until `fd`'s non-blocking connect() has finished.
+fn connected_within(fd: &OwnedFd, limit: Duration) -> bool {
+    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+    let mut fds = [PollFd::new(fd.as_fd(), PollFlags::POLLOUT)];
+    let ms = limit.as_millis() as u16;
+    matches!(poll(&mut fds, PollTimeout::from(ms)), Ok(n) if n > 0)
+}
+
+/// The backlog demo.
+fn backlog_demo(backlog: i32, clients: usize, pause: Duration) -> anyhow::Result<()> {
+    let any = SocketAddr::from(([127, 0, 0, 1], 0));
+    let listener = tcp_socket(&any)?;
+    bind(&listener, any)?;
+    listen(&listener, backlog)?;
+    let server = getsockname(&listener)?;
+    println!("listening on {server} with backlog {backlog}; accept() is not called yet");
+
+    let mut socks: Vec<(OwnedFd, SocketAddr)> = Vec::new();
+    for i in 1..=clients {
+        let s = tcp_socket(&server)?;
+        set_nonblocking(&s)?;
+        match connect(&s, server) {
+            Ok(()) => {}
+            Err(e) if e.errno == Errno::EINPROGRESS => {}
+            Err(e) => return Err(e.into()),
+        }
+        let me = getsockname(&s)?;
+        // Give the handshake a moment to happen (loopback: microseconds).
+        let done = connected_within(&s, Duration::from_millis(300));
+        let state = state_of(me, server)?;
+        if done && state == "ESTABLISHED" {
+            println!(
+                "client {i} (port {}): {state} before any accept()",
+                me.port()
+            );
+        } else {
+            println!(
+                "client {i} (port {}): connect() pending, {state}: the queue is full, its SYN was dropped",
+                me.port()
+            );
+        }
+        socks.push((s, me));
+    }
+    let queued = tcp_table()?
+        .iter()
+        .find(|r| r.local == server && r.state == 0x0A)
+        .map_or(0, |r| r.rx_queue);
+    println!(
+        "queued: {queued} completed connections wait in the listen queue (ss -ltn shows it as Recv-Q)"
+    );
+    if !pause.is_zero() {
+        println!(
+            "pausing {:.1} s before accept(): try `ss -tn state all '( sport = :{} or dport = :{} )'`",
+            pause.as_secs_f64(),
+            server.port(),
+            server.port()
+        );
+        let _ = std::io::Write::flush(&mut std::io::stdout());
+        // A pause the user asked for, to look from outside; nothing waits on it.
+        std::thread::sleep(pause);
+    }
+
+    // accept() one at a time: the oldest first.
+    let pending: Vec<usize> = (1..=socks.len())
+        .filter(|i| {
+            state_of(socks[i - 1].1, server)
+                .map(|s| s != "ESTABLISHED")
+                .unwrap_or(true)
+        })
+        .collect();
+    let mut order = Vec::new();
+    let mut room_since: Option<Instant> = None;
+    for n in 1..=clients {
+        let (conn, peer) = loop {
+            match accept(&listener) {
+                Ok(got) => break got,
+                Err(e) if e.is_interrupted() => continue,
+                Err(e) => return Err(e.into()),
+            }
+        };
+        let who = socks
+            .iter()
+            .position(|(_, a)| *a == peer)
+            .map_or(0, |i| i + 1);
+        match (pending.contains(&who), room_since) {
+            (true, Some(since)) => println!(
+                "accept() #{n} -> client {who} (port {}): it got in {:.1} s after the queue had room, when its SYN was sent again",
+                peer.port(),
+                since.elapsed().as_secs_f64()
+            ),
+            _ => println!("accept() #{n} -> client {who} (port {})", peer.port()),
+        }
+        room_since.get_or_insert_with(Instant::now);
+        order.push(who);
+        close(conn)?;
+    }
+    let fifo = order.windows(2).all(|w| w[0] < w[1]);
+    println!(
+        "FIFO: {} (accept() order {order:?})",
+        if fifo { "yes" } else { "no" }
+    );
+    for (s, _) in socks {
+        close(s)?;
+    }
+    close(listener)?;
+    Ok(())
+}
+
+/// The states demo: the client closes first.
+fn states() -> anyhow::Result<()> {
+    let any = SocketAddr::from(([127, 0, 0, 1], 0));
+    let listener = tcp_socket(&any)?;
+    bind(&listener, any)?;
+    listen(&listener, 1)?;
+    let server = getsockname(&listener)?;
+    let show = |what: &str, local: SocketAddr, remote: SocketAddr| -> anyhow::Result<()> {
+        println!("{what:<44} {}", state_of(local, remote)?);
+        Ok(())
+    };
+    println!(
+        "{:<44} {}",
+        format!("server {server} after listen()"),
+        state_name(0x0A)
+    );
+    let client = tcp_socket(&server)?;
+    connect(&client, server)?;
+    let c = getsockname(&client)?;
+    let (conn, _) = accept(&listener)?;
+    show(&format!("client {c} after connect()"), c, server)?;
+    show("server side after accept()", server, c)?;
+    close(client)?;
+    // The FIN is sent and acknowledged: wait (with a deadline) for the states to settle.
+    let until = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < until && state_of(server, c)? != "CLOSE_WAIT" {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    show("client after its close() (it closed first)", c, server)?;
+    show("server side, not closed yet", server, c)?;
+    close(conn)?;
+    let until = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < until && state_of(c, server)? != "TIME_WAIT" {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    show("client after the server's close()", c, server)?;
+    show("server side after its close()", server, c)?;
+    println!(
+        "TIME_WAIT is on port {}, the side that closed first; it lasts 60 s on Linux",
+        c.port()
+    );
+    close(listener)?;
+    Ok(())
+}
+
+/// A server that accepts one connection and closes it first (as a server stopped with
+/// Ctrl-C does), leaving TIME_WAIT on its own port. Returns that port.
+fn server_closes_first(reuse: bool) -> anyhow::Result<SocketAddr> {
+    let any = SocketAddr::from(([127, 0, 0, 1], 0));
+    let listener = tcp_socket(&any)?;
+    set_reuseaddr(&listener, reuse)?;
+    bind(&listener, any)?;
+    listen(&listener, 1)?;
+    let server = getsockname(&listener)?;
+    let client = tcp_socket(&server)?;
+    connect(&client, server)?;
+    let c = getsockname(&client)?;
+    let (conn, _) = accept(&listener)?;
+    close(conn)?;
+    close(listener)?;
+    close(client)?;
+    let until = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < until && state_of(server, c)? != "TIME_WAIT" {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    println!(
+        "a server {} SO_REUSEADDR closed first: its connection {server} -> {c} is in {}",
+        if reuse { "with" } else { "without" },
+        state_of(server, c)?
+    );
+    Ok(server)
+}
+
+/// bind() on `addr` again, with or without SO_REUSEADDR; prints and returns the result.
+fn restart(addr: SocketAddr, reuse: bool) -> anyhow::Result<bool> {
+    let again = tcp_socket(&addr)?;
+    set_reuseaddr(&again, reuse)?;
+    let ok = match bind(&again, addr) {
+        Ok(()) => true,
+        Err(e) if e.errno == Errno::EADDRINUSE => false,
+        Err(e) => return Err(e.into()),
+    };
+    println!(
+        "  restart {} SO_REUSEADDR: bind({addr}) {}",
+        if reuse { "with" } else { "without" },
+        if ok { "succeeds" } else { "fails: EADDRINUSE" }
+    );
+    close(again)?;
+    Ok(ok)
+}
+
+/// The reuseaddr demo: TIME_WAIT on the server's own port blocks a restart, unless both
+/// the old server and the new one set SO_REUSEADDR (Linux asks it of both sockets).
+fn reuseaddr() -> anyhow::Result<()> {
+    let old = server_closes_first(false)?;
+    let without = restart(old, false)?;
+    let with = restart(old, true)?;
+    let old = server_closes_first(true)?;
+    let both = restart(old, true)?;
+    if without || !both {
+        bail!("unexpected: without {without}, with {with}, both {both}");
+    }
+    println!("SO_REUSEADDR: set it on every run of a server, so that the next run can bind");
+    Ok(())
+}
