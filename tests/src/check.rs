@@ -149,6 +149,8 @@ pub struct Settings {
     pub timeout: f64,
     /// Under CI (`CI=true`) a missing tool fails a check instead of skipping it.
     pub ci: bool,
+    /// Record every byte the checker sends and receives (`--verbose`).
+    pub verbose: bool,
 }
 
 impl Default for Settings {
@@ -156,6 +158,7 @@ impl Default for Settings {
         Settings {
             timeout: 1.0,
             ci: std::env::var("CI").is_ok_and(|v| v == "true"),
+            verbose: false,
         }
     }
 }
@@ -235,6 +238,8 @@ pub struct Ctx<'a> {
     templates: &'a BTreeMap<String, Template>,
     pub settings: &'a Settings,
     pub sup: Supervisor,
+    /// Things worth saying that are not failures (a server on every address).
+    pub notes: Vec<String>,
 }
 
 impl<'a> Ctx<'a> {
@@ -251,6 +256,7 @@ impl<'a> Ctx<'a> {
             templates,
             settings,
             sup: Supervisor::new(grace)?,
+            notes: Vec::new(),
         })
     }
 
@@ -340,6 +346,12 @@ impl<'a> Ctx<'a> {
                         p.state != 'Z' && procfs::socket_inodes(p.pid).contains(&row.inode)
                     });
                 if let Some(holder) = holder {
+                    if row.local.ip().is_unspecified() {
+                        self.notes.push(format!(
+                            "your server listens on {} (every address: other machines can reach it); bind 127.0.0.1 unless asked otherwise",
+                            row.local
+                        ));
+                    }
                     return Ok(holder.pid);
                 }
             }

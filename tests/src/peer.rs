@@ -12,6 +12,36 @@ use std::time::{Duration, Instant};
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use socket2::{Domain, Socket, Type};
 
+/// `--verbose`: a record of every byte the checker's peers send and receive, for the
+/// check now running. One check runs at a time when it is on (`cargo xtask check`).
+pub mod transcript {
+    use std::sync::Mutex;
+
+    static LINES: Mutex<Option<Vec<String>>> = Mutex::new(None);
+
+    /// Starts recording (for the next check).
+    pub fn start() {
+        *LINES.lock().expect("transcript") = Some(Vec::new());
+    }
+
+    /// Stops recording and returns what was recorded.
+    pub fn take() -> Vec<String> {
+        LINES.lock().expect("transcript").take().unwrap_or_default()
+    }
+
+    /// Records one exchange when recording is on.
+    pub fn record(direction: &str, peer: Option<std::net::SocketAddr>, bytes: &[u8]) {
+        if let Some(lines) = LINES.lock().expect("transcript").as_mut() {
+            let with = peer.map(|p| format!(" {p}")).unwrap_or_default();
+            lines.push(format!(
+                "{direction}{with} {} bytes: {}",
+                bytes.len(),
+                crate::report::escape(bytes, 4096)
+            ));
+        }
+    }
+}
+
 /// What came back when less came back than expected.
 #[derive(Debug)]
 pub struct Short {
@@ -99,6 +129,7 @@ impl Conn {
 
     /// Writes all of `data`.
     pub fn send(&mut self, data: &[u8]) -> Result<(), String> {
+        transcript::record("sent to", self.stream.peer_addr().ok(), data);
         self.stream
             .write_all(data)
             .map_err(|e| format!("send: {}", describe_io(&e)))
@@ -113,8 +144,14 @@ impl Conn {
             }
             let _ = self.stream.set_read_timeout(Some(left));
             match self.stream.read(buf) {
-                Ok(0) => return Step::End,
-                Ok(n) => return Step::Data(n),
+                Ok(0) => {
+                    transcript::record("end of stream from", self.stream.peer_addr().ok(), &[]);
+                    return Step::End;
+                }
+                Ok(n) => {
+                    transcript::record("received from", self.stream.peer_addr().ok(), &buf[..n]);
+                    return Step::Data(n);
+                }
                 Err(e)
                     if matches!(
                         e.kind(),
@@ -345,6 +382,7 @@ impl UdpPeer {
     }
 
     pub fn send_to(&self, data: &[u8], to: SocketAddr) -> Result<(), String> {
+        transcript::record("datagram to", Some(to), data);
         self.socket
             .send_to(data, to)
             .map(|_| ())
@@ -362,7 +400,10 @@ impl UdpPeer {
             }
             let _ = self.socket.set_read_timeout(Some(left));
             match self.socket.recv_from(&mut buf) {
-                Ok((n, from)) => return Ok(Some((buf[..n].to_vec(), from))),
+                Ok((n, from)) => {
+                    transcript::record("datagram from", Some(from), &buf[..n]);
+                    return Ok(Some((buf[..n].to_vec(), from)));
+                }
                 Err(e)
                     if matches!(
                         e.kind(),

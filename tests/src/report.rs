@@ -42,6 +42,12 @@ pub fn details(result: &CheckResult) -> String {
     if let Some(why) = &result.skip_reason {
         let _ = writeln!(out, "    {tag} skipped: {why}");
     }
+    for note in &result.notes {
+        let _ = writeln!(out, "    {tag} note: {note}");
+    }
+    for line in &result.transcript {
+        let _ = writeln!(out, "    {tag} {line}");
+    }
     if let Some(f) = &result.failure {
         write_failure(&mut out, &tag, f);
         if result.status == Status::Fail {

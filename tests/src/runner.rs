@@ -37,6 +37,10 @@ pub struct CheckResult {
     pub failure: Option<Failure>,
     pub skip_reason: Option<String>,
     pub hint: &'static str,
+    /// With `--verbose`: every byte sent and received, in order.
+    pub transcript: Vec<String>,
+    /// Things worth saying that are not failures.
+    pub notes: Vec<String>,
 }
 
 /// The templates to grade, by role: our reference binaries, or what the user gave.
@@ -150,9 +154,13 @@ pub fn run_chapter(
             continue;
         }
         let started = Instant::now();
+        if settings.verbose {
+            crate::peer::transcript::start();
+        }
         let reference_only = chapter.role(check.role).is_some_and(|r| r.reference_only);
+        let mut notes = Vec::new();
         let outcome = if targets.templates.contains_key(check.role) {
-            run_one(chapter, check, targets, settings)
+            run_one(chapter, check, targets, settings, &mut notes)
         } else if reference_only {
             Err(Problem::Skip(
                 "reference-only: it observes our own programs; run without templates".into(),
@@ -177,6 +185,12 @@ pub fn run_chapter(
             failure,
             skip_reason,
             hint: check.hint,
+            transcript: if settings.verbose {
+                crate::peer::transcript::take()
+            } else {
+                Vec::new()
+            },
+            notes,
         };
         each(&result);
         results.push(result);
@@ -191,6 +205,7 @@ fn run_one(
     check: &crate::check::Check,
     targets: &Targets,
     settings: &Settings,
+    notes: &mut Vec<String>,
 ) -> Result<(), Problem> {
     let mut ctx = match Ctx::new(chapter, check, &targets.templates, settings) {
         Ok(ctx) => ctx,
@@ -201,6 +216,7 @@ fn run_one(
         }
     };
     let outcome = (check.run)(&mut ctx);
+    notes.append(&mut ctx.notes);
     // The last lines of stderr of the program under test: evidence for a failure.
     let stderr = ctx.sup.spawned_stderr_tail(5);
     let leftovers = ctx.sup.finish();

@@ -6,7 +6,6 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use harness::check::Settings;
-use harness::report;
 use harness::runner::{Status, Targets, run_chapter, summary};
 
 #[derive(clap::Args, Debug)]
@@ -28,6 +27,15 @@ pub struct CheckArgs {
     /// Multiply every deadline by this factor (for a slow or busy machine)
     #[arg(long, default_value_t = 1.0, value_name = "FACTOR")]
     timeout: f64,
+    /// Report format
+    #[arg(long, value_enum, default_value_t = crate::formats::Format::Text)]
+    format: crate::formats::Format,
+    /// Write the report to this file instead of standard output
+    #[arg(long, value_name = "FILE")]
+    output: Option<std::path::PathBuf>,
+    /// Add every byte sent and received to the text report
+    #[arg(long)]
+    verbose: bool,
 }
 
 /// A mistake on the command line: one line, exit 2, before any check runs.
@@ -102,19 +110,64 @@ pub fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
     raise_fd_limit();
     let settings = Settings {
         timeout: args.timeout,
+        verbose: args.verbose,
         ..Settings::default()
     };
+    use crate::formats::{Format, colour_allowed, json, junit, junit_suite, text_for};
+    // Text goes out as each check ends, unless it is going to a file.
+    let stream = args.format == Format::Text && args.output.is_none();
+    let colour = stream && colour_allowed();
     let results = run_chapter(
         &chapter,
         &targets,
         args.only.as_deref(),
         &settings,
         |result| {
-            println!("{}", report::check_line(result));
-            print!("{}", report::details(result));
+            if stream {
+                print!("{}", text_for(result, colour));
+            }
         },
     );
-    println!("{}", summary(&results));
+    let report = match args.format {
+        Format::Text if stream => {
+            println!("{}", summary(&results));
+            None
+        }
+        Format::Text => Some(
+            results
+                .iter()
+                .map(|r| text_for(r, false))
+                .collect::<String>()
+                + &summary(&results)
+                + "\n",
+        ),
+        Format::Json => {
+            let templates: BTreeMap<String, String> = targets
+                .templates
+                .iter()
+                .map(|(k, t)| (k.clone(), t.source.clone()))
+                .collect();
+            Some(serde_json::to_string_pretty(&json(chapter.id, &templates, &results))? + "\n")
+        }
+        Format::Junit => Some(junit(
+            "cargo xtask check",
+            vec![junit_suite(chapter.id, &results)],
+        )?),
+    };
+    if let Some(report) = report {
+        match &args.output {
+            Some(path) => {
+                std::fs::write(path, report)
+                    .with_context(|| format!("write {}", path.display()))?;
+                eprintln!(
+                    "{} (report written to {})",
+                    summary(&results),
+                    path.display()
+                );
+            }
+            None => print!("{report}"),
+        }
+    }
     let failed = results.iter().any(|r| r.status == Status::Fail);
     Ok(if failed {
         ExitCode::from(1)

@@ -7,6 +7,7 @@
 //! * `list`: chapters, roles and their placeholders, check ids and titles;
 //! * `check <chapter>`: runs a chapter's suite against our binaries, or against the
 //!   templates given (`--server './echo_server {port}'`);
+//! * `grade <dir> --chapter chNN`: the whole study group, a table and files for CI;
 //! * `lab lossy`: TCP against UDP in a network namespace that drops packets.
 //!
 //! Exit statuses: 0 all passed; 1 a check or test failed; 2 a command line that
@@ -15,6 +16,8 @@
 
 mod cargo;
 mod check;
+mod formats;
+mod grade;
 mod lab;
 mod list;
 mod test_all;
@@ -41,6 +44,8 @@ enum Command {
     List,
     /// Grade a chapter: our reference programs, or yours given as templates
     Check(check::CheckArgs),
+    /// Grade a whole study group: one folder per member, each with a workbook.toml
+    Grade(grade::GradeArgs),
     /// Run a lab: `lossy` (TCP against UDP with packet loss; needs root and nftables)
     Lab(lab::LabArgs),
     /// (internal) the lab's child, inside its own network namespace
@@ -60,6 +65,7 @@ fn main() -> ExitCode {
         Command::List => list::run(),
         Command::Check(args) => check::run(args),
         Command::Lab(args) => lab::run(args),
+        Command::Grade(args) => grade::run(args),
         Command::LabInside { loss, count } => lab::inside(loss, count),
     };
     match result {

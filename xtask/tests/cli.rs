@@ -202,3 +202,166 @@ fn an_unknown_lab_exits_two() {
         .code(2)
         .stderr("error: unknown lab \"noisy\"; the labs are: lossy\n");
 }
+
+/// `--format json`: one object that parses, with each check's id, role, status and hint.
+#[test]
+fn json_report_parses() {
+    let template = format!(
+        "python3 {} {{port}}",
+        gallery("ch04/echoes-first-read-only/echo_server.py")
+    );
+    let out = xtask()
+        .args(["check", "ch04", "--server", &template, "--format", "json"])
+        .output()
+        .expect("run xtask");
+    assert_eq!(out.status.code(), Some(1));
+    let report: serde_json::Value =
+        serde_json::from_slice(&out.stdout).expect("the report is JSON");
+    assert_eq!(report["chapter"], "ch04");
+    assert_eq!(report["templates"]["server"], template);
+    let checks = report["checks"].as_array().expect("checks");
+    let large = checks
+        .iter()
+        .find(|c| c["id"] == "ch04/large-message")
+        .expect("large-message");
+    assert_eq!(large["status"], "fail");
+    assert_eq!(large["role"], "server");
+    assert!(large["hint"].as_str().is_some_and(|h| h.contains("README")));
+    assert!(
+        large["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("of 1048576 bytes came back"))
+    );
+    assert_eq!(
+        checks
+            .iter()
+            .find(|c| c["id"] == "ch04/client-eof")
+            .expect("client-eof")["status"],
+        "skip"
+    );
+    assert_eq!(report["summary"]["failed"], 2);
+}
+
+/// `--format junit --output FILE`: a file a JUnit parser reads back, one testcase per
+/// check, the failure text inside the failure element.
+#[test]
+fn junit_report_is_read_back_by_a_junit_parser() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("report.xml");
+    let template = format!(
+        "python3 {} {{port}}",
+        gallery("ch04/exits-after-first-client/echo_server.py")
+    );
+    xtask()
+        .args([
+            "check", "ch04", "--server", &template, "--format", "junit", "--output",
+        ])
+        .arg(&file)
+        .assert()
+        .code(1)
+        .stdout("")
+        .stderr(
+            predicate::str::contains("passed,").and(predicate::str::contains("report written to")),
+        );
+    let suites = junit_parser::from_reader(std::io::BufReader::new(
+        std::fs::File::open(&file).expect("open report"),
+    ))
+    .expect("the JUnit parser reads it");
+    assert_eq!(suites.suites.len(), 1);
+    let suite = &suites.suites[0];
+    assert_eq!(suite.name, "ch04");
+    assert_eq!(suite.cases.len(), 8);
+    let failed = suite
+        .cases
+        .iter()
+        .find(|c| c.original_name == "ch04/sequential-clients")
+        .expect("case");
+    match &failed.status {
+        junit_parser::TestStatus::Failure(f) => assert!(f.text.contains("hint:"), "{}", f.text),
+        other => panic!("expected a failure, got {other:?}"),
+    }
+    assert!(
+        suite
+            .cases
+            .iter()
+            .any(|c| c.original_name == "ch04/echo-line" && c.status.is_success())
+    );
+    assert!(
+        suite
+            .cases
+            .iter()
+            .any(|c| c.original_name == "ch04/client-eof" && c.status.is_skipped())
+    );
+}
+
+/// `grade` over a gallery folder: every member is graded, and the table's FAILs are
+/// exactly each manifest's must_fail; the files are written.
+#[test]
+fn grade_reproduces_every_manifest_of_a_gallery_folder() {
+    let out_dir = tempfile::tempdir().expect("temp dir");
+    let output = xtask()
+        .args(["grade", &gallery("ch01"), "--chapter", "ch01", "--out"])
+        .arg(out_dir.path())
+        .output()
+        .expect("run xtask grade");
+    let table = String::from_utf8_lossy(&output.stdout);
+    let mut lines = table.lines();
+    let header: Vec<&str> = lines.next().expect("header").split_whitespace().collect();
+    assert_eq!(&header[..3], ["member", "hello", "client-prints"]);
+    let mut members = 0;
+    for line in lines {
+        let cells: Vec<&str> = line.split_whitespace().collect();
+        let manifest =
+            std::fs::read_to_string(format!("{}/{}/submission.toml", gallery("ch01"), cells[0]))
+                .expect("manifest");
+        for (i, check) in ["ch01/hello", "ch01/client-prints"].iter().enumerate() {
+            let must_fail = manifest.contains(&format!("\"{check}\""));
+            assert_eq!(
+                cells[1 + i] == "FAIL",
+                must_fail,
+                "{} {check}: {line}",
+                cells[0]
+            );
+        }
+        members += 1;
+    }
+    assert_eq!(members, 3, "{table}");
+    assert!(out_dir.path().join("results.md").is_file());
+    assert!(
+        std::fs::read_to_string(out_dir.path().join("results.csv"))
+            .expect("csv")
+            .starts_with("member,hello,client-prints,")
+    );
+    assert!(out_dir.path().join("junit/sizeof-nul.xml").is_file());
+}
+
+/// A server on another port than the one it was given: the report says where it is.
+#[test]
+fn a_server_on_the_wrong_port_is_told_where_it_listens() {
+    let wrong = "python3 -c \"import socket,time; s=socket.socket(); s.bind(('127.0.0.1', 0)); s.listen(); time.sleep(30)\" {port}";
+    xtask()
+        .args(["check", "ch04", "--server", wrong, "--only", "ch04/echo-line", "--timeout", "0.3"])
+        .assert()
+        .code(1)
+        .stdout(predicate::str::is_match(r"did not listen on port \d+, the port it was given; it listens on 127\.0\.0\.1:\d+ instead").unwrap());
+}
+
+/// A server on every address when asked for 127.0.0.1 passes, with a note.
+#[test]
+fn a_server_on_every_address_gets_a_note() {
+    let everywhere = "python3 -c \"import socket,sys; s=socket.socket(); s.bind(('0.0.0.0', int(sys.argv[1]))); s.listen(); c,_=s.accept(); c.sendall(c.recv(100))\" {port}";
+    xtask()
+        .args([
+            "check",
+            "ch04",
+            "--server",
+            everywhere,
+            "--only",
+            "ch04/echo-line",
+        ])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(
+            "note: your server listens on 0.0.0.0:",
+        ));
+}
