@@ -193,3 +193,46 @@ pub fn build_step(command: &str, dir: &Path, limit: Duration) -> anyhow::Result<
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every submission in the gallery is graded by some chapter's conformance test, and
+    /// every manifest parses: no entry can be added and forgotten.
+    #[test]
+    fn every_gallery_entry_is_asserted_by_a_conformance_test() {
+        let root = crate::repo_root();
+        let mut tests = String::new();
+        for entry in std::fs::read_dir(root.join("crates"))
+            .expect("crates/")
+            .flatten()
+        {
+            if let Ok(text) = std::fs::read_to_string(entry.path().join("tests/conformance.rs")) {
+                tests.push_str(&text);
+            }
+        }
+        let base = root.join("examples/submissions");
+        let mut missing = Vec::new();
+        for dir in all_submissions(&root) {
+            let m = manifest(&dir).unwrap_or_else(|e| panic!("{e:#}"));
+            let rel = dir
+                .strip_prefix(&base)
+                .expect("under the gallery")
+                .to_string_lossy()
+                .into_owned();
+            assert!(
+                rel.starts_with(&m.chapter),
+                "{rel} is filed under another chapter than its manifest's {}",
+                m.chapter
+            );
+            if !tests.contains(&format!("assert_submission(\"{rel}\")")) {
+                missing.push(rel);
+            }
+        }
+        assert!(
+            missing.is_empty(),
+            "gallery entries no conformance test grades: {missing:?}"
+        );
+    }
+}

@@ -57,3 +57,10 @@ fn demo_relays_every_line_to_every_member() {
             "[alice] [carol] hello, I am carol",
         ));
 }
+
+/// A C model answer (one select() server for echo and chat, and the chat client) passes
+/// every ch12 check.
+#[test]
+fn c_model_answer_passes() {
+    assert_submission("ch12/c-model");
+}

@@ -42,3 +42,9 @@ fn demo_runs_both_triggers() {
             "[server] epoll_ctl(6, EPOLL_CTL_ADD, 7, EPOLLIN|EPOLLET|EPOLLRDHUP) = 0",
         ));
 }
+
+/// A C model answer passes the same suite.
+#[test]
+fn c_model_answer_passes() {
+    harness::testing::assert_submission("ch17/c-model");
+}

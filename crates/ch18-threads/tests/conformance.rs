@@ -26,3 +26,9 @@ fn demo_shows_a_thread_per_client() {
             "the server has 4 threads: the main one and one per client",
         ));
 }
+
+/// A C model answer passes the same suite.
+#[test]
+fn c_model_answer_passes() {
+    assert_submission("ch18/c-model");
+}

@@ -132,3 +132,9 @@ fn headless_chromium_renders_the_page() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// A C model answer (prefork, openat2, keep-alive, lingering close) passes every check.
+#[test]
+fn c_model_answer_passes() {
+    assert_submission("ch24/c-model");
+}

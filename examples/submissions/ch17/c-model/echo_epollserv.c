@@ -1,0 +1,167 @@
+/* A model answer for chapter 17 in C: the book's echo_epollserv.c, done right.
+ * Level-triggered epoll; every client socket non-blocking; what a client cannot take yet
+ * waits in its own outbox (EPOLLOUT is watched only while it is not empty), and the
+ * server stops reading a client whose outbox holds 256 KiB. The open-file limit is
+ * raised to the hard limit. SIGINT/SIGTERM arrive through a signalfd, so the loop can
+ * never miss them. Usage: echo_epollserv <port> */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/resource.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define BUF_SIZE 4096
+#define OUTBOX_LIMIT (256 * 1024)
+#define EPOLL_SIZE 256
+
+struct client {
+    char *out;
+    size_t len, cap;
+    int in, outw; /* what the interest set holds now */
+};
+
+static struct client *clients[1 << 16];
+static int epfd;
+
+static void set_interest(int fd, struct client *c, int op)
+{
+    struct epoll_event ev = {0};
+    ev.events = (c->in ? EPOLLIN : 0) | (c->outw ? EPOLLOUT : 0) | EPOLLRDHUP;
+    ev.data.fd = fd;
+    epoll_ctl(epfd, op, fd, &ev);
+}
+
+static void drop(int fd)
+{
+    epoll_ctl(epfd, EPOLL_CTL_DEL, fd, NULL);
+    close(fd);
+    free(clients[fd]->out);
+    free(clients[fd]);
+    clients[fd] = NULL;
+}
+
+/* Writes what the socket takes now. -1: the client is gone. */
+static int flush(int fd, struct client *c)
+{
+    while (c->len > 0) {
+        ssize_t n = write(fd, c->out, c->len);
+        if (n < 0)
+            return (errno == EAGAIN || errno == EINTR) ? 0 : -1;
+        memmove(c->out, c->out + n, c->len - n);
+        c->len -= n;
+    }
+    return 0;
+}
+
+int main(int argc, char *argv[])
+{
+    struct sockaddr_in adr;
+    struct rlimit rl;
+    struct epoll_event ev, events[EPOLL_SIZE];
+    sigset_t stop;
+    int serv, sfd, i, n;
+    char buf[BUF_SIZE];
+
+    if (argc != 2) {
+        printf("Usage : %s <port>\n", argv[0]);
+        exit(1);
+    }
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+    signal(SIGPIPE, SIG_IGN);
+    sigemptyset(&stop);
+    sigaddset(&stop, SIGINT);
+    sigaddset(&stop, SIGTERM);
+    sigprocmask(SIG_BLOCK, &stop, NULL);
+    sfd = signalfd(-1, &stop, SFD_CLOEXEC);
+
+    serv = socket(PF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+    memset(&adr, 0, sizeof(adr));
+    adr.sin_family = AF_INET;
+    adr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    adr.sin_port = htons(atoi(argv[1]));
+    if (bind(serv, (struct sockaddr *)&adr, sizeof(adr)) == -1 || listen(serv, 128) == -1) {
+        perror("bind/listen");
+        exit(1);
+    }
+    epfd = epoll_create1(EPOLL_CLOEXEC);
+    ev.events = EPOLLIN;
+    ev.data.fd = serv;
+    epoll_ctl(epfd, EPOLL_CTL_ADD, serv, &ev);
+    ev.data.fd = sfd;
+    epoll_ctl(epfd, EPOLL_CTL_ADD, sfd, &ev);
+
+    for (;;) {
+        n = epoll_wait(epfd, events, EPOLL_SIZE, -1);
+        if (n == -1) {
+            if (errno == EINTR)
+                continue;
+            perror("epoll_wait");
+            exit(1);
+        }
+        for (i = 0; i < n; i++) {
+            int fd = events[i].data.fd;
+            struct client *c;
+            if (fd == sfd)
+                goto stop;
+            if (fd == serv) {
+                int cl = accept4(serv, NULL, NULL, SOCK_NONBLOCK);
+                if (cl == -1 || cl >= (int)(sizeof(clients) / sizeof(clients[0]))) {
+                    if (cl >= 0)
+                        close(cl);
+                    continue;
+                }
+                clients[cl] = calloc(1, sizeof(struct client));
+                clients[cl]->in = 1;
+                set_interest(cl, clients[cl], EPOLL_CTL_ADD);
+                continue;
+            }
+            c = clients[fd];
+            if (!c)
+                continue;
+            if (c->in && (events[i].events & (EPOLLIN | EPOLLHUP | EPOLLRDHUP | EPOLLERR))) {
+                ssize_t got = read(fd, buf, BUF_SIZE);
+                if (got == 0 || (got < 0 && errno != EAGAIN && errno != EINTR)) {
+                    drop(fd);
+                    continue;
+                }
+                if (got > 0) {
+                    if (c->len + got > c->cap) {
+                        c->cap = (c->len + got) * 2;
+                        c->out = realloc(c->out, c->cap);
+                    }
+                    memcpy(c->out + c->len, buf, got);
+                    c->len += got;
+                }
+            }
+            if (flush(fd, c) == -1) {
+                drop(fd);
+                continue;
+            }
+            {
+                int want_out = c->len > 0, want_in = c->len < OUTBOX_LIMIT;
+                if (want_out != c->outw || want_in != c->in) {
+                    c->outw = want_out;
+                    c->in = want_in;
+                    set_interest(fd, c, EPOLL_CTL_MOD);
+                }
+            }
+        }
+    }
+stop:
+    for (i = 0; i < (int)(sizeof(clients) / sizeof(clients[0])); i++)
+        if (clients[i])
+            drop(i);
+    close(serv);
+    return 0;
+}
