@@ -541,6 +541,70 @@ impl<'a> Ctx<'a> {
         TerminalProgram::spawn(&mut self.sup, &argv).map_err(|e| fail(format!("{e:#}")))
     }
 
+    /// Waits up to 5 s (scaled) for the program `pid` to exit with status 0; `after`
+    /// says what it had just been given ("after q").
+    pub fn expect_exit_zero(&mut self, pid: i32, after: &str) -> Outcome {
+        let deadline = self.secs(5.0);
+        match self.sup.wait_exit(pid, deadline) {
+            Some(nix::sys::wait::WaitStatus::Exited(_, 0)) => Ok(()),
+            Some(status) => Err(fail(format!(
+                "{after}, your program {}",
+                describe_status(&status)
+            ))),
+            None => Err(fail(format!(
+                "{after}, your program was still running {deadline:.1?} later"
+            ))),
+        }
+    }
+
+    /// Sends SIGTERM to the server and expects a clean stop within `deadline`: exit
+    /// status 0 (when it is the program we started) and none of its processes left.
+    pub fn expect_clean_stop(&mut self, server: &Server, deadline: Duration) -> Outcome {
+        use nix::sys::signal::{Signal, kill};
+        kill(nix::unistd::Pid::from_raw(server.pid), Signal::SIGTERM)
+            .map_err(|e| fail(format!("kill(SIGTERM): {e}")))?;
+        let until = Instant::now() + deadline;
+        if server.pid == server.spawned.pid {
+            match self.sup.wait_exit(server.pid, deadline) {
+                Some(nix::sys::wait::WaitStatus::Exited(_, 0)) => {}
+                Some(status) => {
+                    return Err(Failure::new(format!(
+                        "after SIGTERM your server {}",
+                        describe_status(&status)
+                    ))
+                    .expected("exit status 0: catch SIGTERM, end and reap what you started, exit")
+                    .into());
+                }
+                None => {
+                    return Err(fail(format!(
+                        "your server was still running {deadline:.1?} after SIGTERM"
+                    )));
+                }
+            }
+        }
+        loop {
+            let left: Vec<String> = self
+                .sup
+                .processes()
+                .into_iter()
+                .filter(|p| p.state != 'Z')
+                .map(|p| format!("{} ({})", p.pid, p.comm))
+                .collect();
+            if left.is_empty() {
+                return Ok(());
+            }
+            if Instant::now() >= until {
+                return Err(Failure::new(format!(
+                    "{deadline:.1?} after SIGTERM these processes of your server were still running: {}",
+                    left.join(", ")
+                ))
+                .expected("the server and everything it started gone")
+                .into());
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
     /// Waits for a line of the client's output showing `expected` (see
     /// [`crate::pty::line_shows`]), up to `deadline`, or until the client has exited and
     /// its last output is in.

@@ -153,7 +153,10 @@ pub fn server(opts: &ServerOpts, workers: u32, root: Option<PathBuf>) -> anyhow:
     listen(&listener, opts.backlog)?;
     let addr = getsockname(&listener)?;
     workbook::announce("listening on", addr)?;
-    println!(
+    // A hint for a person; if stdout is gone it is dropped rather than a panic, which
+    // would stop the server before any worker exists.
+    let _ = writeln!(
+        std::io::stdout(),
         "open http://{addr}/ in a browser ({workers} worker{})",
         if workers == 1 { "" } else { "s" }
     );

@@ -99,9 +99,17 @@ fn headless_chromium_renders_the_page() {
     }
     let stdout = server.stdout.take().expect("stdout");
     let server = Stop(server);
-    let mut first = String::new();
-    std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut first)
-        .expect("first line");
+    // One thread reads everything the server prints, from the start, so its stdout never
+    // fills or closes; the first line comes back through a channel.
+    let (first_line, first) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufRead::lines(std::io::BufReader::new(stdout)).map_while(Result::ok) {
+            let _ = first_line.send(line);
+        }
+    });
+    let first = first
+        .recv_timeout(std::time::Duration::from_secs(30))
+        .expect("the server's first line");
     let addr = first
         .trim()
         .strip_prefix("listening on ")

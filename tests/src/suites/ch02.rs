@@ -5,7 +5,6 @@ use std::time::Duration;
 use crate::check::{Chapter, Ctx, Failure, Outcome, fail};
 use crate::peer::HarnessServer;
 use crate::pty::TerminalProgram;
-use crate::supervise::describe_status;
 
 use super::{check, client_role};
 
@@ -94,13 +93,7 @@ fn run_client(ctx: &mut Ctx, sending: Sending) -> Outcome {
         .got(&client.output())
         .into());
     }
-    match ctx.sup.wait_exit(client.spawned.pid, ctx.secs(5.0)) {
-        Some(nix::sys::wait::WaitStatus::Exited(_, 0)) => Ok(()),
-        Some(status) => Err(fail(format!("your client {}", describe_status(&status)))),
-        None => Err(fail(
-            "your client did not exit after the server closed the connection",
-        )),
-    }
+    ctx.expect_exit_zero(client.spawned.pid, "after the server closed the connection")
 }
 
 /// Waits until the client has printed a `Message from server:` line, or `limit`.

@@ -152,14 +152,7 @@ fn client_echo(ctx: &mut Ctx) -> Outcome {
     client
         .type_text("Q\n")
         .map_err(|e| fail(format!("{e:#}")))?;
-    match ctx.sup.wait_exit(client.spawned.pid, ctx.secs(5.0)) {
-        Some(status) if exited_zero(&status) => Ok(()),
-        Some(status) => Err(fail(format!(
-            "after Q your client {}",
-            describe_status(&status)
-        ))),
-        None => Err(fail("your client was still running 5 s after Q was typed")),
-    }
+    ctx.expect_exit_zero(client.spawned.pid, "after Q")
 }
 
 fn client_eof(ctx: &mut Ctx) -> Outcome {

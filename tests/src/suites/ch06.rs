@@ -273,14 +273,7 @@ fn type_and_expect(ctx: &mut Ctx, client: &mut TerminalProgram, lines: &[&str]) 
     client
         .type_text("q\n")
         .map_err(|e| fail(format!("{e:#}")))?;
-    match ctx.sup.wait_exit(client.spawned.pid, ctx.secs(5.0)) {
-        Some(nix::sys::wait::WaitStatus::Exited(_, 0)) => Ok(()),
-        Some(status) => Err(fail(format!(
-            "after q your client {}",
-            describe_status(&status)
-        ))),
-        None => Err(fail("your client was still running 5 s after q")),
-    }
+    ctx.expect_exit_zero(client.spawned.pid, "after q")
 }
 
 fn client_echo(ctx: &mut Ctx) -> Outcome {

@@ -6,7 +6,6 @@ use std::path::PathBuf;
 use crate::check::{Chapter, Ctx, Failure, Outcome, Role, RoleKind, fail};
 use crate::peer::HarnessServer;
 use crate::procfs::Proto;
-use crate::supervise::describe_status;
 
 use super::{check, pattern};
 
@@ -180,11 +179,7 @@ fn client_saves_and_thanks(ctx: &mut Ctx) -> Outcome {
             .into());
     }
     ctx.expect_line(&client, "Received file data", ctx.secs(5.0))?;
-    match ctx.sup.wait_exit(client.spawned.pid, ctx.secs(5.0)) {
-        Some(nix::sys::wait::WaitStatus::Exited(_, 0)) => {}
-        Some(status) => return Err(fail(format!("your client {}", describe_status(&status)))),
-        None => return Err(fail("your client did not exit after its last word")),
-    }
+    ctx.expect_exit_zero(client.spawned.pid, "after its last word")?;
     // With {out} in the template the file is there; otherwise where the book's client
     // puts it: receive.dat in its working directory.
     let saved_at = if out.exists() {

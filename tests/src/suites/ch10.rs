@@ -187,50 +187,7 @@ fn graceful_stop(ctx: &mut Ctx) -> Outcome {
     for (i, conn) in conns.iter_mut().enumerate() {
         round_trip(ctx, &server, conn, format!("client {i}\n").as_bytes())?;
     }
-    kill(Pid::from_raw(server.pid), Signal::SIGTERM)
-        .map_err(|e| fail(format!("kill(SIGTERM): {e}")))?;
-    let deadline = ctx.secs(2.0);
-    let until = Instant::now() + deadline;
-    if server.pid == server.spawned.pid {
-        match ctx.sup.wait_exit(server.pid, deadline) {
-            Some(WaitStatus::Exited(_, 0)) => {}
-            Some(status) => {
-                return Err(Failure::new(format!(
-                    "after SIGTERM your server {}",
-                    describe_status(&status)
-                ))
-                .expected("exit status 0: catch SIGTERM, reap the children, exit")
-                .into());
-            }
-            None => {
-                return Err(fail(format!(
-                    "your server was still running {deadline:.1?} after SIGTERM"
-                )));
-            }
-        }
-    }
-    // Everything it started must be gone too: its children, not orphaned to us.
-    loop {
-        let left: Vec<String> = ctx
-            .sup
-            .processes()
-            .into_iter()
-            .filter(|p| p.state != 'Z')
-            .map(|p| format!("{} ({})", p.pid, p.comm))
-            .collect();
-        if left.is_empty() {
-            return Ok(());
-        }
-        if Instant::now() >= until {
-            return Err(Failure::new(format!(
-                "{deadline:.1?} after SIGTERM these processes of your server were still running: {}",
-                left.join(", ")
-            ))
-            .expected("the server and all its children gone")
-            .into());
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    ctx.expect_clean_stop(&server, ctx.secs(2.0))
 }
 
 fn client_split_io(ctx: &mut Ctx) -> Outcome {

@@ -7,8 +7,6 @@ use std::time::{Duration, Instant};
 use crate::check::{Chapter, Ctx, Failure, Outcome, Problem, Role, RoleKind, Server, fail};
 use crate::peer::{Conn, HarnessServer};
 
-use crate::supervise::describe_status;
-
 use super::{check, models, tcp_server_role};
 
 pub fn chapter() -> Chapter {
@@ -291,12 +289,5 @@ fn chat_client(ctx: &mut Ctx) -> Outcome {
     client
         .type_text("q\n")
         .map_err(|e| fail(format!("{e:#}")))?;
-    match ctx.sup.wait_exit(client.spawned.pid, ctx.secs(5.0)) {
-        Some(nix::sys::wait::WaitStatus::Exited(_, 0)) => Ok(()),
-        Some(status) => Err(fail(format!(
-            "after q your client {}",
-            describe_status(&status)
-        ))),
-        None => Err(fail("your client was still running 5 s after q")),
-    }
+    ctx.expect_exit_zero(client.spawned.pid, "after q")
 }
