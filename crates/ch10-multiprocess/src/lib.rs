@@ -282,6 +282,16 @@ pub fn echo_server(opts: &ServerOpts) -> anyhow::Result<()> {
         // SAFETY: this process has one thread.
         match unsafe { fork() }? {
             ForkResult::Child => {
+                // SIGTERM and SIGINT end a child at once. The parent's handler only sets
+                // a flag, and a child that got the signal just before it blocked in
+                // read() would never look at that flag again: it would wait forever for
+                // a client who has nothing more to say, and the parent for it.
+                for signal in [Signal::SIGTERM, Signal::SIGINT] {
+                    // SAFETY: SIG_DFL installs no handler code.
+                    let _ = unsafe {
+                        nix::sys::signal::signal(signal, nix::sys::signal::SigHandler::SigDfl)
+                    };
+                }
                 // The child does not accept: it closes its copy of the listening socket.
                 let _ = close(listener);
                 if let Err(e) = echo(&client)

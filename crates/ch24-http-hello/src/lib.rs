@@ -190,9 +190,27 @@ pub fn server(opts: &ServerOpts, workers: u32, root: Option<PathBuf>) -> anyhow:
         }
         let _ = old_mask.suspend();
     }
-    // Stop: every worker gets SIGTERM, finishes its connection, and is reaped.
+    // Stop: every worker gets SIGTERM and finishes its connection. A worker that got it
+    // between its look at the flag and its accept() would wait in accept() for a client
+    // that never comes, so after a grace period the rest get SIGKILL. Then all are reaped.
     for pid in &live {
         let _ = kill(*pid, Signal::SIGTERM);
+    }
+    let grace = std::time::Instant::now() + Duration::from_secs(2);
+    while !live.is_empty() && std::time::Instant::now() < grace {
+        match waitpid(None, true) {
+            Ok(nix::sys::wait::WaitStatus::StillAlive) => {
+                std::thread::sleep(Duration::from_millis(10))
+            }
+            Ok(status) => live.retain(|p| Some(*p) != status.pid()),
+            Err(_) => break,
+        }
+        for (pid, _) in reaper.reaped() {
+            live.retain(|p| *p != pid);
+        }
+    }
+    for pid in &live {
+        let _ = kill(*pid, Signal::SIGKILL);
     }
     loop {
         match waitpid(None, false) {
