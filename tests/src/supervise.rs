@@ -38,6 +38,28 @@ pub fn become_subreaper() {
     });
 }
 
+/// The checks running now: their markers and the process groups they started, so that
+/// a checker interrupted by the user can end them all ([`end_every_check`]).
+static RUNNING: std::sync::Mutex<Vec<(String, Vec<i32>)>> = std::sync::Mutex::new(Vec::new());
+
+/// Ends every process of every check still running: each process group gets SIGKILL, and
+/// so does every descendant carrying a check's marker. For `cargo xtask` when it is
+/// interrupted (Ctrl-C reaches only the checker: programs under test run in process
+/// groups of their own, away from the terminal's).
+pub fn end_every_check() {
+    let running = RUNNING.lock().map(|r| r.clone()).unwrap_or_default();
+    for (marker, groups) in &running {
+        for group in groups {
+            let _ = killpg(Pid::from_raw(*group), Signal::SIGKILL);
+        }
+        for p in procfs::subtree(std::process::id() as i32) {
+            if procfs::environ_has(p.pid, marker) {
+                let _ = kill(Pid::from_raw(p.pid), Signal::SIGKILL);
+            }
+        }
+    }
+}
+
 /// How a process ended, in words a student understands.
 pub fn describe_status(status: &WaitStatus) -> String {
     match *status {
@@ -172,6 +194,16 @@ impl Supervisor {
             .envs(self.env.iter().map(|(k, v)| (k, v)))
             .process_group(0)
             .stderr(stderr);
+        // If the checker dies (Ctrl-C on `cargo xtask check`, a killed test), the kernel
+        // kills what it started: PR_SET_PDEATHSIG fires when the thread that spawned the
+        // program exits, and each check spawns from the thread that runs it to the end.
+        // SAFETY: prctl() is async-signal-safe; nothing else runs between fork and exec.
+        unsafe {
+            command.pre_exec(|| {
+                nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
+                    .map_err(std::io::Error::from)
+            });
+        }
         match streams {
             Streams::Logged => {
                 let stdout = std::fs::File::create(&stdout_log).context("create stdout log")?;
@@ -196,6 +228,12 @@ impl Supervisor {
         };
         self.known.insert(spawned.pid);
         self.spawned.push(spawned.clone());
+        if let Ok(mut running) = RUNNING.lock() {
+            match running.iter_mut().find(|(m, _)| *m == self.marker) {
+                Some((_, groups)) => groups.push(spawned.pid),
+                None => running.push((self.marker.clone(), vec![spawned.pid])),
+            }
+        }
         Ok(spawned)
     }
 
@@ -311,6 +349,14 @@ impl Supervisor {
             return Vec::new();
         }
         self.finished = true;
+        let left = self.end_all();
+        if let Ok(mut running) = RUNNING.lock() {
+            running.retain(|(m, _)| *m != self.marker);
+        }
+        left
+    }
+
+    fn end_all(&mut self) -> Vec<String> {
         self.signal_all(Signal::SIGTERM);
         if self.wait_gone(self.grace) {
             return Vec::new();

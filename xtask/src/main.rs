@@ -58,8 +58,33 @@ enum Command {
     },
 }
 
+/// Ctrl-C (or SIGTERM, SIGHUP) reaches only the checker: the programs under test run in
+/// process groups of their own. A thread waits for those signals and ends every check's
+/// processes before the checker exits, so nothing of a student's is left running.
+fn end_checks_on_interrupt() {
+    use nix::sys::signal::{SigSet, Signal};
+    let mut set = SigSet::empty();
+    for s in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP] {
+        set.add(s);
+    }
+    // Blocked in every thread (threads spawned later inherit the mask); only sigwait takes them.
+    if set.thread_block().is_err() {
+        return;
+    }
+    std::thread::spawn(move || {
+        if let Ok(signal) = set.wait() {
+            harness::supervise::end_every_check();
+            eprintln!("\ninterrupted ({signal}): every program the checks started was stopped");
+            std::process::exit(130);
+        }
+    });
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if matches!(cli.command, Command::Check(_) | Command::Grade(_)) {
+        end_checks_on_interrupt();
+    }
     let result = match cli.command {
         Command::TestAll => test_all::run(),
         Command::List => list::run(),

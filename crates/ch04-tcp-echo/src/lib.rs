@@ -95,7 +95,7 @@ pub fn server(opts: &ServerOpts) -> anyhow::Result<()> {
             Err(e) => return Err(e.into()),
         };
         served += 1;
-        println!("Connected client {served}");
+        workbook::log_line!("Connected client {served}");
         match echo(&client) {
             Ok(()) => {}
             // SIGINT/SIGTERM while serving: the loop's condition ends the server.

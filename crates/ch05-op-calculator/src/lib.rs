@@ -253,7 +253,7 @@ pub fn server(opts: &ServerOpts, read_timeout: Duration) -> anyhow::Result<()> {
         match serve_one(&client) {
             Ok((operands, operator, result)) => {
                 let shown: Vec<String> = operands.iter().map(i32::to_string).collect();
-                println!(
+                workbook::log_line!(
                     "{peer}: {} = {result}",
                     shown.join(&format!(" {} ", operator as char))
                 );

@@ -166,7 +166,7 @@ pub fn server(opts: &ServerOpts, file: Option<&Path>) -> anyhow::Result<()> {
             Err(e) => return Err(e.into()),
         };
         match serve(&client, &source) {
-            Ok(word) => println!("Message from client: {}", last_word(&word)),
+            Ok(word) => workbook::log_line!("Message from client: {}", last_word(&word)),
             Err(e) if e.is_interrupted() => {}
             Err(e) => eprintln!("error: client {peer}: {e}"),
         }

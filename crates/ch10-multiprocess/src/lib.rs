@@ -251,7 +251,7 @@ fn echo(client: &OwnedFd) -> Result<(), SysError> {
 fn report_reaped(reaper: &Reaper, children: &mut BTreeSet<Pid>) {
     for (pid, status) in reaper.reaped() {
         children.remove(&pid);
-        println!("removed proc id: {pid} ({})", describe(&status));
+        workbook::log_line!("removed proc id: {pid} ({})", describe(&status));
     }
 }
 
@@ -277,7 +277,7 @@ pub fn echo_server(opts: &ServerOpts) -> anyhow::Result<()> {
             Err(e) if e.is_interrupted() => continue,
             Err(e) => return Err(e.into()),
         };
-        println!("new client connected... ({peer})");
+        workbook::log_line!("new client connected... ({peer})");
         // 5. fork(): the child serves this client, the parent goes back to accept().
         // SAFETY: this process has one thread.
         match unsafe { fork() }? {
@@ -300,7 +300,7 @@ pub fn echo_server(opts: &ServerOpts) -> anyhow::Result<()> {
                     eprintln!("error: client {peer}: {e}");
                 }
                 let _ = close(client);
-                println!("client disconnected... ({peer})");
+                workbook::log_line!("client disconnected... ({peer})");
                 child_exit(0);
             }
             ForkResult::Parent { child } => {
@@ -328,7 +328,7 @@ pub fn echo_server(opts: &ServerOpts) -> anyhow::Result<()> {
             Ok(status) => {
                 if let Some(pid) = status.pid() {
                     children.remove(&pid);
-                    println!("removed proc id: {pid} ({})", describe(&status));
+                    workbook::log_line!("removed proc id: {pid} ({})", describe(&status));
                 }
             }
             Err(e) if e.is_interrupted() => continue,

@@ -174,7 +174,7 @@ fn serve(opts: &ServerOpts, mode: Mode) -> anyhow::Result<()> {
                     eprintln!("client {} (fd {fd}): {why}; disconnected", client.peer);
                 }
                 close(client.fd)?;
-                println!("closed client: {fd}");
+                workbook::log_line!("closed client: {fd}");
             }
         }
     }
@@ -189,7 +189,7 @@ fn accept_one(listener: &OwnedFd, clients: &mut BTreeMap<RawFd, Client>) -> anyh
     match accept(listener) {
         Ok((fd, peer)) => {
             set_nonblocking(&fd)?;
-            println!("connected client: {}", fd.as_raw_fd());
+            workbook::log_line!("connected client: {}", fd.as_raw_fd());
             clients.insert(
                 fd.as_raw_fd(),
                 Client {

@@ -145,7 +145,7 @@ pub fn echo_server(opts: &ServerOpts, edge: bool) -> anyhow::Result<()> {
                                 watching_in: true,
                             };
                             epoll.add(&c.fd, interest(&c, edge))?;
-                            println!("connected client: {}", c.fd.as_raw_fd());
+                            workbook::log_line!("connected client: {}", c.fd.as_raw_fd());
                             clients.insert(c.fd.as_raw_fd(), c);
                         }
                         Err(e) if matches!(e.errno, Errno::EAGAIN | Errno::ECONNABORTED) => break,
@@ -181,7 +181,7 @@ pub fn echo_server(opts: &ServerOpts, edge: bool) -> anyhow::Result<()> {
                     let client = clients.remove(&fd).expect("present");
                     epoll.delete(&client.fd)?;
                     close(client.fd)?;
-                    println!("closed client: {fd}");
+                    workbook::log_line!("closed client: {fd}");
                 }
             }
         }

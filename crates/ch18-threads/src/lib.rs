@@ -100,7 +100,7 @@ pub fn echo_server(opts: &ServerOpts) -> anyhow::Result<()> {
         next_id += 1;
         live.lock().expect("live table").insert(id, client.clone());
         let table = live.clone();
-        println!("connected client: {peer}");
+        workbook::log_line!("connected client: {peer}");
         // 5. A thread for this client.
         threads.push(std::thread::spawn(move || {
             let _ = block_stop_signals_in_this_thread();
@@ -108,7 +108,7 @@ pub fn echo_server(opts: &ServerOpts) -> anyhow::Result<()> {
                 eprintln!("error: client {peer}: {e}");
             }
             table.lock().expect("live table").remove(&id);
-            println!("closed client: {peer}");
+            workbook::log_line!("closed client: {peer}");
         }));
         // Forget the threads that have finished, so the list does not grow forever.
         threads.retain(|t| !t.is_finished());

@@ -108,6 +108,17 @@ pub fn announce(what: &str, addr: SocketAddr) -> anyhow::Result<()> {
     out.flush().context("flush stdout")
 }
 
+/// Prints a long-running server's log line to stdout, like `println!`, but a failed
+/// write (stdout is a pipe nobody reads any more: `server 9190 | head -1`) drops the line
+/// instead of panicking, which would take the server down with every client it serves.
+#[macro_export]
+macro_rules! log_line {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
 /// The longest line an interactive client accepts from its user.
 pub const MAX_INPUT_LINE: usize = 64 * 1024;
 
