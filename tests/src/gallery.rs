@@ -141,7 +141,8 @@ pub fn grade(dir: &Path, settings: &Settings) -> Result<Graded, NotGraded> {
     Ok(Graded { manifest, results })
 }
 
-fn copy_dir(from: &Path, to: &Path) -> anyhow::Result<()> {
+/// Copies a folder recursively (a submission into its build directory).
+pub fn copy_dir(from: &Path, to: &Path) -> anyhow::Result<()> {
     for entry in std::fs::read_dir(from).with_context(|| format!("read {}", from.display()))? {
         let entry = entry?;
         let target = to.join(entry.file_name());

@@ -491,7 +491,7 @@ pub fn free_port() -> Result<u16, String> {
     use std::collections::HashSet;
     use std::sync::Mutex;
     static GIVEN: Mutex<Option<HashSet<u16>>> = Mutex::new(None);
-    let (low, high) = ephemeral_range();
+    let low = ephemeral_low();
     // The pool ends where the ephemeral range starts (32768 by default).
     let pool_high = low.saturating_sub(1).max(2000);
     let pool_low = 10_000.min(pool_high - 1000);
@@ -500,7 +500,6 @@ pub fn free_port() -> Result<u16, String> {
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_nanos() as u64)
             .unwrap_or(1);
-    let _ = high;
     let mut given = GIVEN.lock().expect("port registry");
     let given = given.get_or_insert_with(HashSet::new);
     for _ in 0..500 {
@@ -522,14 +521,12 @@ pub fn free_port() -> Result<u16, String> {
     Err("no free port found below the ephemeral range".into())
 }
 
-fn ephemeral_range() -> (u16, u16) {
+/// Where the kernel's range of ports for outgoing connections starts.
+fn ephemeral_low() -> u16 {
     std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
         .ok()
-        .and_then(|text| {
-            let mut it = text.split_whitespace().map(|n| n.parse().ok());
-            Some((it.next()??, it.next()??))
-        })
-        .unwrap_or((32768, 60999))
+        .and_then(|text| text.split_whitespace().next()?.parse().ok())
+        .unwrap_or(32768)
 }
 
 #[cfg(test)]

@@ -179,8 +179,5 @@ pub fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
 /// Raises the open-file soft limit to the hard limit: checks with many connections
 /// need more descriptors than the usual soft limit of 1024.
 pub fn raise_fd_limit() {
-    use nix::sys::resource::{Resource, getrlimit, setrlimit};
-    if let Ok((_, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
-        let _ = setrlimit(Resource::RLIMIT_NOFILE, hard, hard);
-    }
+    let _ = syscalls::multiplex::raise_open_file_limit();
 }

@@ -120,7 +120,7 @@ fn grade_member(
         Ok(d) => d,
         Err(e) => return Graded::NotGraded(format!("temporary directory: {e}")),
     };
-    if let Err(e) = copy_dir(&member.dir, build_dir.path()) {
+    if let Err(e) = harness::gallery::copy_dir(&member.dir, build_dir.path()) {
         return Graded::NotGraded(format!("copy: {e:#}"));
     }
     for command in &member.build {
@@ -136,20 +136,6 @@ fn grade_member(
         Ok(targets) => Graded::Results(run_chapter(chapter, &targets, None, settings, |_| {})),
         Err(e) => Graded::NotGraded(format!("template: {e}")),
     }
-}
-
-fn copy_dir(from: &Path, to: &Path) -> anyhow::Result<()> {
-    for entry in std::fs::read_dir(from)? {
-        let entry = entry?;
-        let target = to.join(entry.file_name());
-        if entry.file_type()?.is_dir() {
-            std::fs::create_dir_all(&target)?;
-            copy_dir(&entry.path(), &target)?;
-        } else {
-            std::fs::copy(entry.path(), &target)?;
-        }
-    }
-    Ok(())
 }
 
 fn cell(status: Status) -> &'static str {

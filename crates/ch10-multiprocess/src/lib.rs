@@ -140,10 +140,18 @@ fn fork_demo() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The state letter of `pid` in /proc/PID/stat: R, S, Z, ...
-fn state_of(pid: Pid) -> Option<char> {
+/// The state letter (R, S, Z, ...) and parent of `pid`, from /proc/PID/stat.
+fn stat_of(pid: i32) -> Option<(char, i32)> {
     let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    text[text.rfind(')')? + 2..].chars().next()
+    // The command name is in parentheses and may hold spaces: read after the last ')'.
+    let mut fields = text[text.rfind(')')? + 2..].split_whitespace();
+    let state = fields.next()?.chars().next()?;
+    Some((state, fields.next()?.parse().ok()?))
+}
+
+/// The state letter of `pid`: R, S, Z, ...
+fn state_of(pid: Pid) -> Option<char> {
+    stat_of(pid.as_raw()).map(|(state, _)| state)
 }
 
 /// The book's zombie.c: the child exits at once, the parent does not wait.
@@ -451,19 +459,7 @@ fn demo() -> anyhow::Result<()> {
     let zombies: Vec<String> = std::fs::read_dir("/proc")
         .context("read /proc")?
         .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
-        .filter(|pid| {
-            std::fs::read_to_string(format!("/proc/{pid}/stat"))
-                .ok()
-                .and_then(|t| {
-                    let rest = &t[t.rfind(')')? + 2..];
-                    let mut f = rest.split_whitespace();
-                    Some((
-                        f.next()? == "Z",
-                        f.next()?.parse::<i32>().ok()? == server_pid,
-                    ))
-                })
-                .is_some_and(|(z, child)| z && child)
-        })
+        .filter(|pid| stat_of(*pid) == Some(('Z', server_pid)))
         .map(|p| p.to_string())
         .collect();
     println!(

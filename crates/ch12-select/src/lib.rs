@@ -120,7 +120,7 @@ fn serve(opts: &ServerOpts, mode: Mode) -> anyhow::Result<()> {
                 want_write.push(client.fd.as_fd());
             }
         }
-        let (readable, writable) = match select(&want_read, &want_write) {
+        let (readable, _writable) = match select(&want_read, &want_write) {
             Ok(ready) => ready,
             // A signal: Linux never restarts select(). Go round (the stop pipe decides).
             Err(e) if e.is_interrupted() => continue,
@@ -159,7 +159,6 @@ fn serve(opts: &ServerOpts, mode: Mode) -> anyhow::Result<()> {
         }
         // Write what can be written now, to everyone with something waiting: a
         // non-blocking write takes what fits and says EAGAIN for the rest.
-        let _ = writable;
         for (fd, client) in clients.iter_mut() {
             if client.outbox.is_empty() {
                 continue;

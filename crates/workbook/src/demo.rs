@@ -175,28 +175,15 @@ pub fn run_client(
     run_side("client", args, inputs, answered)
 }
 
-/// A side started with [`start_side`], running while others do.
-pub struct Running {
-    side: Side,
-}
-
-impl Running {
-    /// Waits for the side to end and returns its exit status.
-    pub fn finish(mut self) -> anyhow::Result<ExitStatus> {
-        self.side.finish()
-    }
-}
-
 /// Starts a side with all of `inputs` typed at once and its input then closed, and
 /// returns without waiting: for demos where several clients run at the same time.
-pub fn start_side(side: &'static str, args: &[&str], inputs: &[&str]) -> anyhow::Result<Running> {
-    let mut side = Side::spawn(side, args)?;
-    let mut stdin = side.stdin.take().context("the side's stdin")?;
+pub fn start_side(side: &'static str, args: &[&str], inputs: &[&str]) -> anyhow::Result<Member> {
+    let mut member = start_member(side, args)?;
     for input in inputs {
-        writeln!(stdin, "{input}").context("type into the side")?;
+        member.type_line(input)?;
     }
-    drop(stdin);
-    Ok(Running { side })
+    drop(member.side.stdin.take());
+    Ok(member)
 }
 
 /// A side that is typed into line by line while it runs (a chat member).

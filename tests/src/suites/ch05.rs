@@ -341,12 +341,11 @@ fn calc_split_request(ctx: &mut Ctx) -> Outcome {
 }
 
 /// The server's CPU use over one second, as a percentage of one CPU.
-fn cpu_percent_over_a_second(ctx: &mut Ctx, server: &Server) -> Option<u64> {
+fn cpu_percent_over_a_second(server: &Server) -> Option<u64> {
     let before = procfs::stat(server.pid)?.cpu_ticks;
     // A measurement window, not synchronisation: we want the CPU time it takes.
     std::thread::sleep(Duration::from_secs(1));
     let after = procfs::stat(server.pid)?.cpu_ticks;
-    let _ = ctx;
     Some((after - before) * 100 / procfs::ticks_per_second())
 }
 
@@ -360,7 +359,7 @@ fn calc_truncated(ctx: &mut Ctx) -> Outcome {
     let mut cut = ctx.connect(&server)?;
     cut.send(partial).map_err(fail)?;
     let _ = cut.stream.shutdown(std::net::Shutdown::Write);
-    if let Some(cpu) = cpu_percent_over_a_second(ctx, &server)
+    if let Some(cpu) = cpu_percent_over_a_second(&server)
         && cpu > 50
     {
         return Err(Failure::new(format!(
@@ -387,7 +386,7 @@ fn calc_truncated(ctx: &mut Ctx) -> Outcome {
     // A request that stalls: the client sends part and then nothing, connection open.
     let mut stalled = ctx.connect(&server)?;
     stalled.send(partial).map_err(fail)?;
-    if let Some(cpu) = cpu_percent_over_a_second(ctx, &server)
+    if let Some(cpu) = cpu_percent_over_a_second(&server)
         && cpu > 50
     {
         return Err(fail(format!(

@@ -518,12 +518,10 @@ fn slow_client_timeout(ctx: &mut Ctx) -> Outcome {
         }
     });
     let result = (|| {
-        let started = Instant::now();
         let resp = exchange(ctx, &server, &get("/")).map_err(|p| {
             super::echo::with_prefix(p, "while one client dribbled its request, another client")
         })?;
         expect_status(&resp, &get("/"), &[200])?;
-        let _ = started;
         let mut slow = slow;
         match slow.recv_to_end(1 << 20, ctx.secs(30.0)) {
             Ok(got) => {
@@ -617,7 +615,7 @@ fn no_reset(ctx: &mut Ctx) -> Outcome {
 }
 
 fn path_traversal(ctx: &mut Ctx) -> Outcome {
-    if !ctx_template_has(ctx, "{root}") {
+    if !ctx.template_uses("{root}") {
         return Err(Problem::Skip("the server template has no {root}".into()));
     }
     let work = ctx.sup.workdir().to_path_buf();
@@ -661,10 +659,6 @@ fn path_traversal(ctx: &mut Ctx) -> Outcome {
         }
     }
     Ok(())
-}
-
-fn ctx_template_has(ctx: &Ctx, placeholder: &str) -> bool {
-    ctx.template_uses(placeholder)
 }
 
 fn prefork(ctx: &mut Ctx) -> Outcome {

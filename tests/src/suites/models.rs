@@ -1,8 +1,6 @@
 //! The echo-server suite of the concurrency models, written once and registered under
 //! each chapter's prefix: ch12 (select), ch17 (epoll), ch18 (threads).
 
-use std::time::{Duration, Instant};
-
 use crate::check::{Check, Ctx, Failure, Outcome, Problem, fail};
 use crate::peer::StalledClient;
 use crate::procfs;
@@ -108,7 +106,6 @@ fn slow_client(ctx: &mut Ctx) -> Outcome {
     let stalled =
         StalledClient::fill(server.addr, 64 << 20, ctx.secs(0.3), ctx.secs(20.0)).map_err(fail)?;
     let sent = stalled.sent;
-    let started = Instant::now();
     for i in 1..=5 {
         let mut conn = ctx.connect(&server)?;
         round_trip(ctx, &server, &mut conn, format!("client {i}, while one does not read\n").as_bytes()).map_err(|p| {
@@ -119,23 +116,19 @@ fn slow_client(ctx: &mut Ctx) -> Outcome {
         })?;
     }
     drop(stalled);
-    let _ = (started, Duration::ZERO);
     Ok(())
 }
 
 /// The thousand-connection check of ch17: raises this process's own fd limit first.
 pub fn thousand_clients(ctx: &mut Ctx) -> Outcome {
     const N: usize = 1000;
-    let (soft, hard) = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
-        .map_err(|e| fail(format!("getrlimit: {e}")))?;
-    if soft < 1200 {
-        if hard < 1200 {
-            return Err(Problem::Skip(format!(
-                "needs 1,200 open files; the hard limit here is {hard}"
-            )));
-        }
-        nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE, hard, hard)
-            .map_err(|e| fail(format!("setrlimit: {e}")))?;
+    // This process needs an fd per connection too: the soft limit goes to the hard one.
+    let (_, hard) =
+        syscalls::multiplex::raise_open_file_limit().map_err(|e| fail(e.to_string()))?;
+    if hard < 1200 {
+        return Err(Problem::Skip(format!(
+            "needs 1,200 open files; the hard limit here is {hard}"
+        )));
     }
     let server = ctx.server()?;
     let mut conns = Vec::with_capacity(N);
