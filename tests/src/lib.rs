@@ -14,13 +14,15 @@
 //! * [`suites`]: every chapter's suite, written once against targets;
 //! * [`gallery`]: the submissions in `examples/submissions/` and their manifests;
 //! * [`testing`]: what each chapter's `tests/conformance.rs` calls;
-//! * [`lab`]: the loss lab, TCP against UDP in a lossy network namespace.
+//! * [`lab`]: the loss lab, TCP against UDP in a lossy network namespace;
+//! * [`loadgen`]: the bench's closed-loop load generator and /proc usage readings.
 //!
 //! Linux only: readiness, process facts and supervision all read /proc.
 
 pub mod check;
 pub mod gallery;
 pub mod lab;
+pub mod loadgen;
 pub mod peer;
 pub mod procfs;
 pub mod pty;
