@@ -8,12 +8,14 @@
 //! * `check <chapter>`: runs a chapter's suite against our binaries, or against the
 //!   templates given (`--server './echo_server {port}'`);
 //! * `grade <dir> --chapter chNN`: the whole study group, a table and files for CI;
-//! * `lab lossy`: TCP against UDP in a network namespace that drops packets.
+//! * `lab lossy`: TCP against UDP in a network namespace that drops packets;
+//! * `bench`: the server models side by side (table, charts, JSON; `--quick` for CI).
 //!
 //! Exit statuses: 0 all passed; 1 a check or test failed; 2 a command line that
 //! cannot run (an unknown chapter, a bad template), said in one line before anything
 //! runs.
 
+mod bench;
 mod cargo;
 mod check;
 mod formats;
@@ -29,7 +31,7 @@ use clap::{Parser, Subcommand};
 #[derive(Parser, Debug)]
 #[command(
     name = "cargo xtask",
-    about = "The socket workbook's commands: test, list and check"
+    about = "The socket workbook's commands: test, list, check, grade, lab and bench"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -48,6 +50,8 @@ enum Command {
     Grade(grade::GradeArgs),
     /// Run a lab: `lossy` (TCP against UDP with packet loss; needs root and nftables)
     Lab(lab::LabArgs),
+    /// Measure the server models side by side: a table, charts, JSON (--quick: under 30 s)
+    Bench(bench::BenchArgs),
     /// (internal) the lab's child, inside its own network namespace
     #[command(hide = true)]
     LabInside {
@@ -91,6 +95,7 @@ fn main() -> ExitCode {
         Command::Check(args) => check::run(args),
         Command::Lab(args) => lab::run(args),
         Command::Grade(args) => grade::run(args),
+        Command::Bench(args) => bench::run(args),
         Command::LabInside { loss, count } => lab::inside(loss, count),
     };
     match result {

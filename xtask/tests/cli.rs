@@ -365,3 +365,88 @@ fn a_server_on_every_address_gets_a_note() {
             "note: your server listens on 0.0.0.0:",
         ));
 }
+
+/// The bench's report has its shape (not its numbers): one quick UDP cell against the
+/// servers test-all built (no nested cargo build, see the top of this file), then the
+/// JSON on stdout, report.md, report.json and the cell's chart.
+#[test]
+fn bench_quick_writes_a_report_of_the_documented_shape() {
+    let out = tempfile::tempdir().unwrap();
+    let built = std::path::Path::new(env!("CARGO_BIN_EXE_xtask"))
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    let assert = xtask()
+        .args([
+            "bench",
+            "--quick",
+            "--json",
+            "--cell",
+            "udp-1",
+            "--prebuilt",
+        ])
+        .arg(&built)
+        .arg("--out")
+        .arg(out.path())
+        .assert()
+        .success();
+    let json: serde_json::Value = serde_json::from_slice(&assert.get_output().stdout).unwrap();
+    for key in [
+        "machine",
+        "placement",
+        "timing",
+        "cells",
+        "skipped",
+        "elapsed",
+    ] {
+        assert!(json.get(key).is_some(), "no {key} in {json}");
+    }
+    assert!(json["machine"]["cpus"].as_u64().unwrap() >= 1);
+    let cells = json["cells"].as_array().unwrap();
+    assert_eq!(cells.len(), 1, "only the cell asked for: {json}");
+    assert_eq!(cells[0]["id"], "udp-1");
+    let rows = cells[0]["rows"].as_array().unwrap();
+    let labels: Vec<&str> = rows.iter().map(|r| r["label"].as_str().unwrap()).collect();
+    assert_eq!(labels, ["udp (workbook)", "udp (C)"]);
+    for row in rows {
+        for figure in [
+            "p50_us",
+            "p99_us",
+            "fairness",
+            "server_cpu_us_per_op",
+            "pss_kib",
+            "generator_load",
+        ] {
+            assert!(row[figure].is_number(), "{figure} in {row}");
+        }
+        assert!(
+            row["ops_per_sec"]["median"].as_f64().unwrap() > 0.0,
+            "{row}"
+        );
+        assert_eq!(row["rounds"].as_array().unwrap().len(), 1);
+    }
+    assert!(rows[0]["ratio_to_c"].is_number() && rows[1]["ratio_to_c"].is_null());
+    let md = std::fs::read_to_string(out.path().join("report.md")).unwrap();
+    assert!(
+        md.contains("## udp-1: UDP, 1 socket, 64 B datagrams"),
+        "{md}"
+    );
+    assert!(md.contains("| server | ops/s | spread | p50 µs | p99 µs | fairness |"));
+    assert!(md.contains("| udp (workbook) |") && md.contains("| udp (C) |"));
+    let svg = std::fs::read_to_string(out.path().join("udp-1.svg")).unwrap();
+    assert!(svg.starts_with("<svg") && svg.contains("udp (C)"));
+    let written: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.path().join("report.json")).unwrap())
+            .unwrap();
+    assert_eq!(written["cells"][0]["id"], "udp-1");
+}
+
+#[test]
+fn bench_with_an_unknown_cell_exits_two_and_names_the_cells() {
+    xtask()
+        .args(["bench", "--cell", "nonesuch"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("tcp-1x64, tcp-50x64"))
+        .stderr(predicate::str::contains("http"));
+}
