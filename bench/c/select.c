@@ -55,7 +55,13 @@ int main(int argc, char **argv) {
         for (int fd = 0; fd <= max; fd++) {
             if (!open_fd[fd] || !FD_ISSET(fd, &rd) || fd == listener) continue;
             ssize_t n = read(fd, buf, sizeof buf);
-            if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
+            if (n < 0 && errno != EAGAIN && errno != EINTR) {
+                /* As ch12 does: say why a client was dropped. */
+                fprintf(stderr, "client (fd %d): read: %s; disconnected\n", fd, strerror(errno));
+                drop(fd);
+                continue;
+            }
+            if (n == 0) {
                 drop(fd);
                 continue;
             }

@@ -101,7 +101,7 @@ pub fn server(opts: &ServerOpts) -> anyhow::Result<()> {
             // SIGINT/SIGTERM while serving: the loop's condition ends the server.
             Err(e) if e.is_interrupted() => {}
             // This client reset the connection or stopped reading: end it, serve the next.
-            Err(e) => eprintln!("error: client {peer}: {e}"),
+            Err(e) => workbook::log_error!("error: client {peer}: {e}"),
         }
         close(client)?;
     }

@@ -116,7 +116,7 @@ pub fn server(opts: &ServerOpts) -> anyhow::Result<()> {
         };
         // 4. sendto(): back to that sender.
         if let Err(e) = sendto(&sock, &buf[..n], from) {
-            eprintln!("error: reply to {from}: {e}");
+            workbook::log_error!("error: reply to {from}: {e}");
         }
     }
     close(sock)?;
@@ -151,7 +151,7 @@ pub fn client(server: SocketAddr, timeout: Duration, tries: u32) -> anyhow::Resu
                         // Only the server's reply counts; anyone may send to our port.
                         Ok((n, from)) if from == server => break 'tries Some(buf[..n].to_vec()),
                         Ok((_, from)) => {
-                            eprintln!("ignored a datagram from {from}, not the server")
+                            workbook::log_error!("ignored a datagram from {from}, not the server")
                         }
                         Err(e) if e.errno == Errno::EAGAIN => break,
                         Err(e) if e.is_interrupted() => continue,

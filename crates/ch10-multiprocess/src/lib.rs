@@ -305,7 +305,7 @@ pub fn echo_server(opts: &ServerOpts) -> anyhow::Result<()> {
                 if let Err(e) = echo(&client)
                     && !e.is_interrupted()
                 {
-                    eprintln!("error: client {peer}: {e}");
+                    workbook::log_error!("error: client {peer}: {e}");
                 }
                 let _ = close(client);
                 workbook::log_line!("client disconnected... ({peer})");
@@ -328,7 +328,7 @@ pub fn echo_server(opts: &ServerOpts) -> anyhow::Result<()> {
                 errno: Errno::ESRCH,
                 ..
             }) => {}
-            Err(e) => eprintln!("error: {e}"),
+            Err(e) => workbook::log_error!("error: {e}"),
         }
     }
     loop {
@@ -360,7 +360,7 @@ pub fn echo_client(server: SocketAddr) -> anyhow::Result<()> {
             let code = match write_routine(&sock) {
                 Ok(()) => 0,
                 Err(e) => {
-                    eprintln!("error: {e:#}");
+                    workbook::log_error!("error: {e:#}");
                     1
                 }
             };

@@ -170,7 +170,7 @@ fn serve(opts: &ServerOpts, mode: Mode) -> anyhow::Result<()> {
         for (fd, why) in dropped {
             if let Some(client) = clients.remove(&fd) {
                 if !why.is_empty() {
-                    eprintln!("client {} (fd {fd}): {why}; disconnected", client.peer);
+                    workbook::log_error!("client {} (fd {fd}): {why}; disconnected", client.peer);
                 }
                 close(client.fd)?;
                 workbook::log_line!("closed client: {fd}");
@@ -204,7 +204,7 @@ fn accept_one(listener: &OwnedFd, clients: &mut BTreeMap<RawFd, Client>) -> anyh
         Err(e) if matches!(e.errno, Errno::EAGAIN | Errno::ECONNABORTED | Errno::EINTR) => Ok(()),
         // Out of fds: leave it in the queue, report, keep serving the others.
         Err(e) if matches!(e.errno, Errno::EMFILE | Errno::ENFILE) => {
-            eprintln!("error: {e}");
+            workbook::log_error!("error: {e}");
             Ok(())
         }
         Err(e) => Err(e.into()),

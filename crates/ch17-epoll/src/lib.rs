@@ -100,7 +100,7 @@ pub fn echo_server(opts: &ServerOpts, edge: bool) -> anyhow::Result<()> {
     // Many connections need many fds: raise the soft limit to the hard one, and say so.
     let (old, new) = raise_open_file_limit()?;
     if new > old {
-        eprintln!("raised the open-file limit from {old} to {new}");
+        workbook::log_error!("raised the open-file limit from {old} to {new}");
     }
     let stop = StopPipe::install()?;
     ignore_sigpipe()?;
@@ -151,7 +151,7 @@ pub fn echo_server(opts: &ServerOpts, edge: bool) -> anyhow::Result<()> {
                         Err(e) if matches!(e.errno, Errno::EAGAIN | Errno::ECONNABORTED) => break,
                         Err(e) if e.is_interrupted() => continue,
                         Err(e) if matches!(e.errno, Errno::EMFILE | Errno::ENFILE) => {
-                            eprintln!("error: {e}");
+                            workbook::log_error!("error: {e}");
                             break;
                         }
                         Err(e) => return Err(e.into()),

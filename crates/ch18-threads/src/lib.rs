@@ -105,7 +105,7 @@ pub fn echo_server(opts: &ServerOpts) -> anyhow::Result<()> {
         threads.push(std::thread::spawn(move || {
             let _ = block_stop_signals_in_this_thread();
             if let Err(e) = echo(&client) {
-                eprintln!("error: client {peer}: {e}");
+                workbook::log_error!("error: client {peer}: {e}");
             }
             table.lock().expect("live table").remove(&id);
             workbook::log_line!("closed client: {peer}");

@@ -101,7 +101,7 @@ fn spawn_worker(
             let code = match worker(listener, root) {
                 Ok(()) => 0,
                 Err(e) => {
-                    eprintln!("error: worker {}: {e:#}", std::process::id());
+                    workbook::log_error!("error: worker {}: {e:#}", std::process::id());
                     1
                 }
             };
@@ -131,7 +131,7 @@ fn worker(listener: &OwnedFd, root: Option<&OwnedFd>) -> anyhow::Result<()> {
             && !e.is_interrupted()
             && !e.is_peer_gone()
         {
-            eprintln!("error: {peer}: {e}");
+            workbook::log_error!("error: {peer}: {e}");
         }
         close(client)?;
     }
@@ -181,7 +181,7 @@ pub fn server(opts: &ServerOpts, workers: u32, root: Option<PathBuf>) -> anyhow:
         for (pid, status) in reaper.reaped() {
             live.retain(|p| *p != pid);
             if !stop.requested() {
-                eprintln!("worker {pid} {}; starting another", describe(&status));
+                workbook::log_error!("worker {pid} {}; starting another", describe(&status));
                 live.push(spawn_worker(&listener, root.as_ref(), &old_mask)?);
             }
         }

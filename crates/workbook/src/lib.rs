@@ -119,6 +119,20 @@ macro_rules! log_line {
     }};
 }
 
+/// Prints a server's error line to stderr, whole, in one write(2), dropping it if
+/// stderr is gone. `eprintln!` writes each piece of its format separately (stderr is
+/// unbuffered): `error: client {peer}: {e}` took sixteen system calls, and a server
+/// that logs every reset connection paid them per connection (the bench found it).
+#[macro_export]
+macro_rules! log_error {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let mut line = format!($($arg)*);
+        line.push('\n');
+        let _ = std::io::stderr().write_all(line.as_bytes());
+    }};
+}
+
 /// The longest line an interactive client accepts from its user.
 pub const MAX_INPUT_LINE: usize = 64 * 1024;
 
