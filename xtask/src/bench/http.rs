@@ -21,7 +21,6 @@ pub fn run_cell(
     binaries: &Binaries,
     timing: Timing,
     placement: Placement,
-    out: &Path,
 ) -> anyhow::Result<Result<Cell, String>> {
     if which("wrk").is_none() {
         return Ok(Err(
@@ -37,18 +36,29 @@ pub fn run_cell(
         };
         contenders.push((c.label.clone(), Maker::Workbook, c.argv.clone()));
     }
-    // nginx serves the very page ch24 serves, from a folder of its own.
+    // nginx serves the very page ch24 serves, from a folder of its own in the system's
+    // temporary directory: root's nginx runs its worker as `nobody`, who must be able to
+    // reach the page (the output folder may sit below a private directory).
     let site = tempfile::Builder::new()
         .prefix("workbook-bench-nginx-")
-        .tempdir_in(out)
+        .tempdir()
         .context("create nginx's folder")?;
     let mut skipped = None;
     match which("nginx") {
         Some(nginx) => {
-            let page = fetch_page(&contenders[0].2, placement)?;
+            let page = fetch_page(&contenders[0].2, placement, None)?;
             let (argv, config) = nginx_setup(&nginx, site.path(), &page)?;
-            nginx_config = Some(config);
-            contenders.push(("nginx (1 worker)".into(), Maker::Nginx, argv));
+            // Measured only once it is seen serving those same bytes (a 403 page is fast,
+            // and wrong).
+            let served = fetch_page(&argv, placement, Some((site.path(), &config)));
+            match served {
+                Ok(body) if body == page => {
+                    nginx_config = Some(config);
+                    contenders.push(("nginx (1 worker)".into(), Maker::Nginx, argv));
+                }
+                Ok(_) => skipped = Some("http: nginx did not serve ch24's page; left out".into()),
+                Err(e) => skipped = Some(format!("http: nginx did not start ({e:#}); left out")),
+            }
         }
         None => {
             skipped = Some(
@@ -68,9 +78,7 @@ pub fn run_cell(
         for (i, (label, maker, argv)) in contenders.iter().enumerate() {
             let port = harness::peer::free_port().map_err(anyhow::Error::msg)?;
             if let (Maker::Nginx, Some(config)) = (maker, &nginx_config) {
-                let path = site.path().join(format!("nginx-{port}.conf"));
-                std::fs::write(&path, config.replace("{port}", &port.to_string()))
-                    .with_context(|| format!("write {}", path.display()))?;
+                write_nginx_config(site.path(), config, port)?;
             }
             let mut server = Running::start_with(argv, Proto::Tcp, port, placement.server_cpu)
                 .with_context(|| format!("http: {label}"))?;
@@ -127,10 +135,25 @@ fn which(program: &str) -> Option<std::path::PathBuf> {
         .find(|p| p.is_file())
 }
 
-/// GET / from ch24 once, for nginx to serve the same bytes.
-fn fetch_page(argv: &[String], placement: Placement) -> anyhow::Result<Vec<u8>> {
+/// nginx's configuration for one port: `nginx-PORT.conf` in its folder.
+fn write_nginx_config(dir: &Path, config: &str, port: u16) -> anyhow::Result<()> {
+    let path = dir.join(format!("nginx-{port}.conf"));
+    std::fs::write(&path, config.replace("{port}", &port.to_string()))
+        .with_context(|| format!("write {}", path.display()))
+}
+
+/// Starts a server and GETs / once: the body, if the status is 200. `nginx` is its
+/// folder and configuration, written for the port first.
+fn fetch_page(
+    argv: &[String],
+    placement: Placement,
+    nginx: Option<(&Path, &str)>,
+) -> anyhow::Result<Vec<u8>> {
     use std::io::{Read, Write};
     let port = harness::peer::free_port().map_err(anyhow::Error::msg)?;
+    if let Some((dir, config)) = nginx {
+        write_nginx_config(dir, config, port)?;
+    }
     let server = Running::start_with(argv, Proto::Tcp, port, placement.server_cpu)?;
     let mut stream = std::net::TcpStream::connect(server.addr)?;
     stream.set_read_timeout(Some(Duration::from_secs(5)))?;
@@ -140,7 +163,14 @@ fn fetch_page(argv: &[String], placement: Placement) -> anyhow::Result<Vec<u8>> 
     let split = response
         .windows(4)
         .position(|w| w == b"\r\n\r\n")
-        .context("ch24's response has no end of head")?;
+        .context("the response has no end of head")?;
+    let status_line = String::from_utf8_lossy(&response[..split]);
+    if !status_line.starts_with("HTTP/1.1 200") {
+        bail!(
+            "GET / answered {}",
+            status_line.lines().next().unwrap_or_default()
+        );
+    }
     Ok(response[split + 4..].to_vec())
 }
 

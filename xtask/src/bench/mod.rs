@@ -260,7 +260,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         report.cells.push(cell);
     }
     if with_http {
-        match http::run_cell(&binaries, timing, placement, &out)? {
+        match http::run_cell(&binaries, timing, placement)? {
             Ok(cell) => report.cells.push(cell),
             Err(skip) => {
                 eprintln!("bench: http skipped: {skip}");
