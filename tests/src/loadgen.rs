@@ -27,6 +27,8 @@ use hdrhistogram::Histogram;
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
+use crate::procfs;
+
 /// How long a UDP slot waits for its echo before it sends the datagram again.
 pub const UDP_RESEND_AFTER: Duration = Duration::from_millis(200);
 
@@ -147,7 +149,7 @@ pub fn run(plan: &Plan, at: impl FnMut(Moment) + Send) -> anyhow::Result<Measure
         scope
             .spawn(|| {
                 if let Some(cpu) = plan.cpu {
-                    pin_this_thread(cpu)?;
+                    pin_to(cpu).with_context(|| format!("sched_setaffinity(CPU {cpu})"))?;
                 }
                 Generator::new(plan)?.run(plan, at)
             })
@@ -156,13 +158,13 @@ pub fn run(plan: &Plan, at: impl FnMut(Moment) + Send) -> anyhow::Result<Measure
     })
 }
 
-/// Pins the calling thread to one CPU (sched_setaffinity on the thread).
-pub fn pin_this_thread(cpu: usize) -> anyhow::Result<()> {
+/// Pins the calling thread (or, between fork and exec, the new process) to one CPU:
+/// sched_setaffinity(0). Allocates nothing, so it is safe in a `pre_exec` hook.
+pub fn pin_to(cpu: usize) -> nix::Result<()> {
     use nix::sched::{CpuSet, sched_setaffinity};
     let mut set = CpuSet::new();
-    set.set(cpu).context("CPU number")?;
+    set.set(cpu)?;
     sched_setaffinity(nix::unistd::Pid::from_raw(0), &set)
-        .with_context(|| format!("sched_setaffinity(CPU {cpu})"))
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -197,17 +199,18 @@ struct Generator {
     domain: Domain,
 }
 
-/// The thread's CPU time (user + system): getrusage(RUSAGE_THREAD).
-fn thread_cpu() -> Duration {
-    use nix::sys::resource::{UsageWho, getrusage};
-    getrusage(UsageWho::RUSAGE_THREAD)
-        .map(|u| {
-            let t = |tv: nix::sys::time::TimeVal| {
-                Duration::new(tv.tv_sec() as u64, tv.tv_usec() as u32 * 1000)
-            };
-            t(u.user_time()) + t(u.system_time())
-        })
+/// User + system CPU time from getrusage(): of this thread (`RUSAGE_THREAD`), or of
+/// every child reaped so far (`RUSAGE_CHILDREN`).
+pub fn cpu_time(who: nix::sys::resource::UsageWho) -> Duration {
+    let of =
+        |tv: nix::sys::time::TimeVal| Duration::new(tv.tv_sec() as u64, tv.tv_usec() as u32 * 1000);
+    nix::sys::resource::getrusage(who)
+        .map(|u| of(u.user_time()) + of(u.system_time()))
         .unwrap_or_default()
+}
+
+fn thread_cpu() -> Duration {
+    cpu_time(nix::sys::resource::UsageWho::RUSAGE_THREAD)
 }
 
 impl Generator {
@@ -578,36 +581,17 @@ impl ServerUsage {
     /// Reads the usage of `pid` and its descendants now.
     pub fn read(pid: i32) -> ServerUsage {
         let mut usage = ServerUsage::default();
-        let tick = Duration::from_secs(1) / crate::procfs::ticks_per_second() as u32;
-        for p in tree(pid) {
+        let tick = Duration::from_secs(1) / procfs::ticks_per_second() as u32;
+        for p in procfs::descendants(pid) {
+            let Some(stat) = procfs::stat(p) else {
+                continue;
+            };
             usage.processes += 1;
-            usage.cpu += process_cpu(p) + tick * reaped_children_ticks(p) as u32;
-            usage.pss_kib += pss_kib(p).unwrap_or(0);
+            usage.cpu += process_cpu(p) + tick * stat.reaped_children_ticks as u32;
+            usage.pss_kib += procfs::pss_kib(p).unwrap_or(0);
         }
         usage
     }
-}
-
-/// `pid` and its descendants, from /proc/PID/task/TID/children (no scan of all /proc).
-fn tree(pid: i32) -> Vec<i32> {
-    let mut out = vec![pid];
-    let mut i = 0;
-    while i < out.len() {
-        let p = out[i];
-        if let Ok(tasks) = std::fs::read_dir(format!("/proc/{p}/task")) {
-            for task in tasks.flatten() {
-                let path = task.path().join("children");
-                if let Ok(text) = std::fs::read_to_string(path) {
-                    out.extend(
-                        text.split_whitespace()
-                            .filter_map(|c| c.parse::<i32>().ok()),
-                    );
-                }
-            }
-        }
-        i += 1;
-    }
-    out
 }
 
 /// A process's CPU time so far, all threads, to the nanosecond (its CPU-time clock).
@@ -617,37 +601,6 @@ fn process_cpu(pid: i32) -> Duration {
         .and_then(clock_gettime)
         .map(Duration::from)
         .unwrap_or_default()
-}
-
-/// cutime + cstime from /proc/PID/stat: what the process's reaped children used.
-fn reaped_children_ticks(pid: i32) -> u64 {
-    let Ok(text) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-        return 0;
-    };
-    let Some(close) = text.rfind(')') else {
-        return 0;
-    };
-    let fields: Vec<&str> = text[close + 2..].split_whitespace().collect();
-    // After the command: state(0) ppid(1) ... utime(11) stime(12) cutime(13) cstime(14).
-    let field = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|f| f.parse::<u64>().ok())
-            .unwrap_or(0)
-    };
-    field(13) + field(14)
-}
-
-/// `Pss:` from /proc/PID/smaps_rollup, in KiB.
-fn pss_kib(pid: i32) -> Option<u64> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).ok()?;
-    text.lines()
-        .find_map(|l| l.strip_prefix("Pss:"))?
-        .trim()
-        .trim_end_matches("kB")
-        .trim()
-        .parse()
-        .ok()
 }
 
 #[cfg(test)]

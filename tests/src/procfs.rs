@@ -17,6 +17,8 @@ pub struct ProcStat {
     pub ppid: i32,
     /// User plus system CPU time, in clock ticks.
     pub cpu_ticks: u64,
+    /// What its reaped children used (cutime + cstime), in clock ticks.
+    pub reaped_children_ticks: u64,
 }
 
 /// Reads /proc/PID/stat; None when the process is gone.
@@ -32,12 +34,15 @@ pub fn stat(pid: i32) -> Option<ProcStat> {
     let ppid = rest.get(1)?.parse().ok()?;
     let utime: u64 = rest.get(11)?.parse().ok()?;
     let stime: u64 = rest.get(12)?.parse().ok()?;
+    let cutime: u64 = rest.get(13)?.parse().ok()?;
+    let cstime: u64 = rest.get(14)?.parse().ok()?;
     Some(ProcStat {
         pid,
         comm,
         state,
         ppid,
         cpu_ticks: utime + stime,
+        reaped_children_ticks: cutime + cstime,
     })
 }
 
@@ -85,6 +90,40 @@ pub fn subtree(pid: i32) -> Vec<ProcStat> {
         i += 1;
     }
     out
+}
+
+/// `pid` and its descendants, parents first, from /proc/PID/task/TID/children: no scan
+/// of every process, so it is quick enough to read at a measurement's edges.
+pub fn descendants(pid: i32) -> Vec<i32> {
+    let mut out = vec![pid];
+    let mut i = 0;
+    while i < out.len() {
+        if let Ok(tasks) = std::fs::read_dir(format!("/proc/{}/task", out[i])) {
+            for task in tasks.flatten() {
+                if let Ok(text) = std::fs::read_to_string(task.path().join("children")) {
+                    out.extend(
+                        text.split_whitespace()
+                            .filter_map(|c| c.parse::<i32>().ok()),
+                    );
+                }
+            }
+        }
+        i += 1;
+    }
+    out
+}
+
+/// `Pss:` from /proc/PID/smaps_rollup, in KiB: the process's share of the pages it maps
+/// (a page shared by n processes counts 1/n to each).
+pub fn pss_kib(pid: i32) -> Option<u64> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).ok()?;
+    text.lines()
+        .find_map(|l| l.strip_prefix("Pss:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()
 }
 
 /// How many descriptors the process has open (entries of /proc/PID/fd).

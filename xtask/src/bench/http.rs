@@ -126,13 +126,11 @@ pub fn run_cell(
     Ok(Ok(cell))
 }
 
+/// A program on `PATH`, or in /usr/sbin (where Debian puts nginx, off a user's PATH).
 fn which(program: &str) -> Option<std::path::PathBuf> {
-    std::env::var_os("PATH")?
-        .to_str()?
-        .split(':')
-        .chain(["/usr/sbin", "/sbin"])
-        .map(|dir| Path::new(dir).join(program))
-        .find(|p| p.is_file())
+    harness::template::resolve_program(program)
+        .or_else(|_| harness::template::resolve_program(&format!("/usr/sbin/{program}")))
+        .ok()
 }
 
 /// nginx's configuration for one port: `nginx-PORT.conf` in its folder.
@@ -214,7 +212,8 @@ struct WrkResult {
     cpu: Duration,
 }
 
-/// Runs wrk to the end and reads its summary; its CPU time comes from wait4().
+/// Runs wrk to the end and reads its summary. Its CPU time is what our reaped children
+/// used meanwhile (getrusage(RUSAGE_CHILDREN)): wrk is the only child reaped in between.
 fn run_wrk(port: u16, window: Duration, cpu: Option<usize>) -> anyhow::Result<WrkResult> {
     let argv: Vec<String> = vec![
         "wrk".into(),
@@ -224,24 +223,27 @@ fn run_wrk(port: u16, window: Duration, cpu: Option<usize>) -> anyhow::Result<Wr
         "--latency".into(),
         format!("http://127.0.0.1:{port}/"),
     ];
-    let mut command = pinned_command(&argv, cpu);
-    let output = tempfile::tempfile()?;
-    command.stdout(output.try_clone()?);
-    let child = command.spawn().context("start wrk")?;
-    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
-    let (status, rusage) = wait4(pid)?;
-    if status != 0 {
-        bail!("wrk exited with status {status}");
+    let before = children_cpu();
+    // pinned_command sends output to /dev/null, and output() keeps what was set.
+    let output = pinned_command(&argv, cpu)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .context("run wrk")?;
+    let used = children_cpu().saturating_sub(before);
+    if !output.status.success() {
+        bail!(
+            "wrk ended with {}: {}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr).trim()
+        );
     }
-    let text = {
-        use std::io::{Read, Seek};
-        let mut f = output;
-        f.rewind()?;
-        let mut s = String::new();
-        f.read_to_string(&mut s)?;
-        s
-    };
-    parse_wrk(&text, rusage)
+    parse_wrk(&String::from_utf8_lossy(&output.stdout), used)
+}
+
+/// User + system CPU time of every child reaped so far.
+fn children_cpu() -> Duration {
+    harness::loadgen::cpu_time(nix::sys::resource::UsageWho::RUSAGE_CHILDREN)
 }
 
 fn parse_wrk(text: &str, cpu: Duration) -> anyhow::Result<WrkResult> {
@@ -286,31 +288,6 @@ fn micros(value: &str) -> anyhow::Result<f64> {
         (value, 1.0)
     };
     Ok(number.parse::<f64>()? * scale)
-}
-
-/// waitpid() that also returns the child's CPU time (wait4's rusage).
-fn wait4(pid: nix::unistd::Pid) -> anyhow::Result<(i32, Duration)> {
-    let mut status = 0;
-    // SAFETY: an all-zero rusage is a valid value for wait4() to overwrite.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    loop {
-        // SAFETY: status and usage are valid for writes for the duration of the call.
-        let r = unsafe { libc::wait4(pid.as_raw(), &mut status, 0, &mut usage) };
-        if r == pid.as_raw() {
-            break;
-        }
-        let e = std::io::Error::last_os_error();
-        if e.kind() != std::io::ErrorKind::Interrupted {
-            return Err(e).context("wait4(wrk)");
-        }
-    }
-    let t = |tv: libc::timeval| Duration::new(tv.tv_sec as u64, tv.tv_usec as u32 * 1000);
-    let code = if libc::WIFEXITED(status) {
-        libc::WEXITSTATUS(status)
-    } else {
-        -1
-    };
-    Ok((code, t(usage.ru_utime) + t(usage.ru_stime)))
 }
 
 #[cfg(test)]

@@ -271,14 +271,6 @@ fn build_tokio() -> anyhow::Result<PathBuf> {
     Ok(target.join("release/tokio-echo"))
 }
 
-/// Sets this process's (or, before exec, the child's) CPU affinity to one CPU.
-pub fn pin_to(cpu: usize) -> std::io::Result<()> {
-    use nix::sched::{CpuSet, sched_setaffinity};
-    let mut set = CpuSet::new();
-    set.set(cpu).map_err(std::io::Error::from)?;
-    sched_setaffinity(Pid::from_raw(0), &set).map_err(std::io::Error::from)
-}
-
 /// A command in a process group of its own, pinned to `cpu` (if any), killed with us.
 pub fn pinned_command(argv: &[String], cpu: Option<usize>) -> Command {
     let mut command = Command::new(&argv[0]);
@@ -295,7 +287,7 @@ pub fn pinned_command(argv: &[String], cpu: Option<usize>) -> Command {
         command.pre_exec(move || {
             nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(std::io::Error::from)?;
             if let Some(cpu) = cpu {
-                pin_to(cpu)?;
+                harness::loadgen::pin_to(cpu).map_err(std::io::Error::from)?;
             }
             Ok(())
         });
