@@ -9,11 +9,22 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use crate::peer::{self, Conn};
+use crate::launch::Limits;
+use crate::peer::{self, Conn, HarnessServer, Recorder};
 use crate::procfs::{self, Proto};
 use crate::pty::TerminalProgram;
 use crate::supervise::{Spawned, Streams, Supervisor, describe_status};
 use crate::template::Template;
+pub use crate::verdict::{Cause, Evidence, Hint, Outcome, Problem, Verdict, fail};
+
+/// How long programs get between SIGTERM and SIGKILL when a check ends (scaled).
+const GRACE_SECS: f64 = 0.5;
+
+/// The hint of a program that did not start: the lesson of the check is not reached yet.
+pub const STARTUP_HINT: Hint = Hint {
+    text: "a server must listen on the {port} it is given (127.0.0.1 unless told otherwise) and keep running; start it by hand with the same arguments to see why it stopped",
+    see: HOMEWORK,
+};
 
 /// What kind of program a role is, which decides how the checker runs it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,73 +60,67 @@ pub struct Role {
     pub example: &'static str,
 }
 
-/// Why a check did not pass.
-#[derive(Debug, Clone)]
-pub enum Problem {
-    Fail(Box<Failure>),
-    Skip(String),
+/// A section of a README: where a hint sends the reader. `readme` is the file's path
+/// from the repository root; the heading must exist in it (a tidy test reads them all).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Section {
+    pub readme: &'static str,
+    pub heading: &'static str,
 }
 
-/// A check's result: `Ok(())` is PASS.
-pub type Outcome = Result<(), Problem>;
-
-/// What went wrong, with the evidence: what was sent, what was expected, what came.
-#[derive(Debug, Clone, Default)]
-pub struct Failure {
-    pub message: String,
-    pub sent: Option<Vec<u8>>,
-    pub expected: Option<String>,
-    pub got: Option<Vec<u8>>,
-    /// The last lines the program under test wrote to stderr (the runner adds them).
-    pub stderr: Option<String>,
+impl std::fmt::Display for Section {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}, \"{}\"", self.readme, self.heading)
+    }
 }
 
-impl Failure {
-    pub fn new(message: impl Into<String>) -> Failure {
-        Failure {
-            message: message.into(),
-            ..Failure::default()
+/// A README, by its path from the repository root: `README.at("SIGPIPE")` is a section
+/// of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Readme(pub &'static str);
+
+impl Readme {
+    pub const fn at(self, heading: &'static str) -> Section {
+        Section {
+            readme: self.0,
+            heading,
         }
     }
-    pub fn sent(mut self, bytes: &[u8]) -> Failure {
-        self.sent = Some(bytes.to_vec());
-        self
-    }
-    pub fn expected(mut self, what: impl Into<String>) -> Failure {
-        self.expected = Some(what.into());
-        self
-    }
-    pub fn got(mut self, bytes: &[u8]) -> Failure {
-        self.got = Some(bytes.to_vec());
-        self
-    }
 }
 
-impl From<Failure> for Problem {
-    fn from(f: Failure) -> Problem {
-        Problem::Fail(Box::new(f))
-    }
-}
+/// The section every program-start failure points to: how the checker runs a program.
+pub const HOMEWORK: Section = Section {
+    readme: "README.md",
+    heading: "Check your homework",
+};
 
-/// A FAIL with just a message.
-pub fn fail(message: impl Into<String>) -> Problem {
-    Failure::new(message).into()
-}
-
-/// One check of a chapter's suite.
+/// One check of a chapter's suite, declared by name. The chapter supplies its id's
+/// prefix: `ch04` and `large-message` make `ch04/large-message`.
 #[derive(Debug, Clone)]
 pub struct Check {
-    /// `<chapter>/<name>`: the contract other tools and manifests use.
-    pub id: String,
-    pub title: &'static str,
+    /// The check's name within its chapter, the part after `chNN/`.
+    pub name: &'static str,
     /// The role it tests.
     pub role: &'static str,
-    /// What to reread when it fails: the chapter README section.
+    /// What it checks, in a line: the report and `list` show it.
+    pub title: &'static str,
+    /// What to do when it fails, in the book's terms.
     pub hint: &'static str,
+    /// Where the lesson is explained.
+    pub see: Section,
     pub run: fn(&mut Ctx) -> Outcome,
 }
 
-/// A chapter: its crate, roles and checks.
+impl Check {
+    pub fn hint(&self) -> Hint {
+        Hint {
+            text: self.hint,
+            see: self.see,
+        }
+    }
+}
+
+/// A chapter: its roles and checks.
 #[derive(Debug, Clone)]
 pub struct Chapter {
     /// The book's chapter: `ch04`.
@@ -128,6 +133,21 @@ pub struct Chapter {
 impl Chapter {
     pub fn role(&self, name: &str) -> Option<&Role> {
         self.roles.iter().find(|r| r.name == name)
+    }
+
+    /// `<chapter>/<name>`: the contract other tools and manifests use.
+    pub fn id_of(&self, check: &Check) -> String {
+        format!("{}/{}", self.id, check.name)
+    }
+
+    /// The check with id `id`.
+    pub fn check(&self, id: &str) -> Option<&Check> {
+        self.checks.iter().find(|c| self.id_of(c) == id)
+    }
+
+    /// Every check id, in the suite's order.
+    pub fn ids(&self) -> Vec<String> {
+        self.checks.iter().map(|c| self.id_of(c)).collect()
     }
 
     /// The cargo packages of the chapter's reference programs, in role order.
@@ -146,7 +166,7 @@ impl Chapter {
 #[derive(Debug, Clone)]
 pub struct Settings {
     /// Every deadline is multiplied by this (`--timeout`).
-    pub timeout: f64,
+    pub deadline_factor: f64,
     /// Under CI (`CI=true`) a missing tool fails a check instead of skipping it.
     pub ci: bool,
     /// Record every byte the checker sends and receives (`--verbose`).
@@ -156,7 +176,7 @@ pub struct Settings {
 impl Default for Settings {
     fn default() -> Settings {
         Settings {
-            timeout: 1.0,
+            deadline_factor: 1.0,
             ci: std::env::var("CI").is_ok_and(|v| v == "true"),
             verbose: false,
         }
@@ -230,16 +250,25 @@ impl ToolRun {
     }
 }
 
-/// What a check has at hand: the templates, the deadlines, its own processes.
+/// What a check has at hand: the templates, the deadlines, its own processes, and
+/// what it has to say besides its verdict. Everything a check gathers is gathered
+/// here, in the check's own context (never in a global: libtest runs checks on
+/// parallel threads).
 #[derive(Debug)]
 pub struct Ctx<'a> {
     pub chapter: &'a Chapter,
     pub check: &'a Check,
+    /// `<chapter>/<name>`.
+    pub id: String,
     templates: &'a BTreeMap<String, Template>,
     pub settings: &'a Settings,
     pub sup: Supervisor,
     /// Things worth saying that are not failures (a server on every address).
     pub notes: Vec<String>,
+    /// With `--verbose`, the bytes the checker's peers send and receive.
+    pub recorder: Recorder,
+    /// Limits this check sets for its programs over the shell's (see [`crate::launch`]).
+    limits: Limits,
 }
 
 impl<'a> Ctx<'a> {
@@ -249,20 +278,53 @@ impl<'a> Ctx<'a> {
         templates: &'a BTreeMap<String, Template>,
         settings: &'a Settings,
     ) -> anyhow::Result<Ctx<'a>> {
-        let grace = Duration::from_secs_f64(1.0 * settings.timeout);
+        let grace = Duration::from_secs_f64(GRACE_SECS * settings.deadline_factor);
         Ok(Ctx {
             chapter,
             check,
+            id: chapter.id_of(check),
             templates,
             settings,
             sup: Supervisor::new(grace)?,
             notes: Vec::new(),
+            recorder: Recorder::new(settings.verbose),
+            limits: Limits::default(),
         })
+    }
+
+    /// Runs the programs this check starts from now on with at most `n` open files
+    /// (for checks of what a server does at EMFILE; the check's title says so).
+    pub fn limit_open_files(&mut self, n: u64) {
+        self.limits.open_files = Some(n);
+    }
+
+    /// Adds a note once (a note repeated by a helper stays one line).
+    pub fn note(&mut self, note: impl Into<String>) {
+        let note = note.into();
+        if !self.notes.contains(&note) {
+            self.notes.push(note);
+        }
+    }
+
+    /// Turns the check's outcome into its verdict, with the evidence only this context
+    /// has: the last lines of the program's stderr, read now, before the checker ends
+    /// the program (closing its terminal would add `Input/output error` lines of its own).
+    pub fn conclude(&mut self, outcome: Outcome) -> Verdict {
+        let mut verdict = Verdict::from(outcome);
+        if let Verdict::Fail(evidence) = &mut verdict
+            && evidence.stderr.is_none()
+        {
+            let stderr = self.sup.spawned_stderr_tail(5);
+            if !stderr.trim().is_empty() {
+                evidence.stderr = Some(stderr);
+            }
+        }
+        verdict
     }
 
     /// `base` scaled by `--timeout`.
     pub fn deadline(&self, base: Duration) -> Duration {
-        base.mul_f64(self.settings.timeout)
+        base.mul_f64(self.settings.deadline_factor)
     }
 
     /// `secs` seconds, scaled by `--timeout`.
@@ -311,8 +373,8 @@ impl<'a> Ctx<'a> {
         values.insert("{port}", port.to_string());
         values.extend(extra.iter().cloned());
         let argv = render_filled(template, &values);
-        let terminal =
-            TerminalProgram::spawn(&mut self.sup, &argv).map_err(|e| fail(format!("{e:#}")))?;
+        let terminal = TerminalProgram::spawn(&mut self.sup, &argv, &self.limits)
+            .map_err(|e| fail(format!("{e:#}")))?;
         let spawned = terminal.spawned.clone();
         let pid = self.wait_ready(&spawned, &terminal, proto, port)?;
         Ok(Server {
@@ -347,7 +409,7 @@ impl<'a> Ctx<'a> {
                     });
                 if let Some(holder) = holder {
                     if row.local.ip().is_unspecified() {
-                        self.notes.push(format!(
+                        self.note(format!(
                             "your server listens on {} (every address: other machines can reach it); bind 127.0.0.1 unless asked otherwise",
                             row.local
                         ));
@@ -356,28 +418,33 @@ impl<'a> Ctx<'a> {
                 }
             }
             if let Some(status) = self.sup.status(spawned.pid) {
-                let mut message = format!(
-                    "your program {} before it {what} on port {port}",
-                    describe_status(&status)
+                let message = format!(
+                    "your program {} before it {what} on port {port} (it was run as: {})",
+                    describe_status(&status),
+                    shell_words::join(&spawned.argv)
+                );
+                let mut evidence = Evidence::new(message).cause(
+                    format!("startup: {}", describe_status(&status)),
+                    Some(STARTUP_HINT),
                 );
                 let stderr = spawned.stderr_tail(5);
-                // Let the terminal hand over the last output before quoting it.
-                let _ = terminal.wait_for_line(Duration::from_millis(100), |_| false);
-                let lines = terminal.lines();
-                let stdout = lines[lines.len().saturating_sub(6)..].join("\n");
                 if !stderr.trim().is_empty() {
-                    message.push_str(&format!("; its stderr ended with:\n{stderr}"));
-                } else if !stdout.trim().is_empty() {
-                    message.push_str(&format!("; its output ended with:\n{stdout}"));
+                    evidence.stderr = Some(stderr);
+                } else {
+                    // Let the terminal hand over the last output before quoting it.
+                    let _ = terminal.wait_for_line(Duration::from_millis(100), |_| false);
+                    let output = terminal.output();
+                    if !output.is_empty() {
+                        evidence = evidence.got(&output[output.len().saturating_sub(400)..]);
+                    }
                 }
-                message.push_str(&format!(
-                    "\n(it was run as: {})",
-                    shell_words::join(&spawned.argv)
-                ));
-                return Err(Failure::new(message).into());
+                return Err(evidence.into());
             }
             if Instant::now() >= until {
-                return Err(fail(self.not_ready_reason(proto, port, deadline)));
+                let reason = self.not_ready_reason(proto, port, deadline);
+                return Err(Evidence::new(reason)
+                    .cause("startup: not ready", Some(STARTUP_HINT))
+                    .into());
             }
             std::thread::sleep(Duration::from_millis(5));
         }
@@ -408,8 +475,14 @@ impl<'a> Ctx<'a> {
 
     /// Connects to the server under test; when it cannot, says whether the server died.
     pub fn connect(&mut self, server: &Server) -> Result<Conn, Problem> {
-        Conn::connect(server.addr, self.secs(5.0))
-            .map_err(|e| self.explain(server, Failure::new(e)))
+        Conn::connect(server.addr, self.secs(5.0), &self.recorder)
+            .map_err(|e| self.explain(server, Evidence::new(e)))
+    }
+
+    /// A server of the checker's for a client under test, on 127.0.0.1 and a port the
+    /// kernel chose.
+    pub fn harness_server(&self) -> Result<HarnessServer, Problem> {
+        HarnessServer::start(&self.recorder).map_err(fail)
     }
 
     /// When the server process is gone: how it ended, in words.
@@ -432,7 +505,7 @@ impl<'a> Ctx<'a> {
     /// A dying process closes its sockets (the checker sees the reset) a moment before
     /// it becomes a zombie whose status can be read, so this waits up to a second
     /// (scaled) for the death to show before concluding the server is alive.
-    pub fn explain(&mut self, server: &Server, failure: Failure) -> Problem {
+    pub fn explain(&mut self, server: &Server, evidence: Evidence) -> Problem {
         let until = Instant::now() + self.secs(1.0);
         let mut gone = self.server_gone(server);
         while gone.is_none() && Instant::now() < until {
@@ -441,11 +514,21 @@ impl<'a> Ctx<'a> {
         }
         match gone {
             Some(gone) => {
-                let mut failure = failure;
-                failure.message = format!("{}; {gone}", failure.message);
-                failure.into()
+                // The death is the news; what the checker saw of it goes below.
+                let mut evidence = evidence;
+                evidence.seen = Some(std::mem::replace(&mut evidence.message, gone.clone()));
+                // What a living server should have sent is moot.
+                evidence.expected = None;
+                // One death, one cause: later checks that meet it point back here.
+                if evidence.cause.is_none() {
+                    evidence.cause = Some(Cause {
+                        key: format!("died: {gone}"),
+                        hint: None,
+                    });
+                }
+                evidence.into()
             }
-            None => failure.into(),
+            None => evidence.into(),
         }
     }
 
@@ -465,10 +548,10 @@ impl<'a> Ctx<'a> {
         }
         Err(self.explain(
             server,
-            Failure::new(format!(
+            Evidence::new(format!(
                 "your server did not print the expected line within {deadline:.1?}"
             ))
-            .expected(format!("a line {expected:?}"))
+            .expected(format!("a line {}", crate::report::quote(expected)))
             .got(&server.terminal.output()),
         ))
     }
@@ -485,7 +568,8 @@ impl<'a> Ctx<'a> {
         values.insert("{port}", server.port().to_string());
         values.extend(extra.iter().cloned());
         let argv = render_filled(template, &values);
-        TerminalProgram::spawn(&mut self.sup, &argv).map_err(|e| fail(format!("{e:#}")))
+        TerminalProgram::spawn(&mut self.sup, &argv, &self.limits)
+            .map_err(|e| fail(format!("{e:#}")))
     }
 
     /// Runs the check's tool role with `args` after its template's words, and waits
@@ -515,7 +599,7 @@ impl<'a> Ctx<'a> {
         argv.extend(args.iter().map(|a| a.to_string()));
         let spawned = self
             .sup
-            .spawn(&argv, Streams::Logged)
+            .spawn(&argv, Streams::Logged, &self.limits)
             .map_err(|e| fail(format!("{e:#}")))?;
         let deadline = self.secs(10.0);
         let Some(status) = self.sup.wait_exit(spawned.pid, deadline) else {
@@ -538,7 +622,8 @@ impl<'a> Ctx<'a> {
         let template = self.template(self.check.role)?;
         let mut argv = template.render(&BTreeMap::new());
         argv.extend(args.iter().map(|a| a.to_string()));
-        TerminalProgram::spawn(&mut self.sup, &argv).map_err(|e| fail(format!("{e:#}")))
+        TerminalProgram::spawn(&mut self.sup, &argv, &self.limits)
+            .map_err(|e| fail(format!("{e:#}")))
     }
 
     /// Waits up to 5 s (scaled) for the program `pid` to exit with status 0; `after`
@@ -568,7 +653,7 @@ impl<'a> Ctx<'a> {
             match self.sup.wait_exit(server.pid, deadline) {
                 Some(nix::sys::wait::WaitStatus::Exited(_, 0)) => {}
                 Some(status) => {
-                    return Err(Failure::new(format!(
+                    return Err(Evidence::new(format!(
                         "after SIGTERM your server {}",
                         describe_status(&status)
                     ))
@@ -594,7 +679,7 @@ impl<'a> Ctx<'a> {
                 return Ok(());
             }
             if Instant::now() >= until {
-                return Err(Failure::new(format!(
+                return Err(Evidence::new(format!(
                     "{deadline:.1?} after SIGTERM these processes of your server were still running: {}",
                     left.join(", ")
                 ))
@@ -643,8 +728,8 @@ impl<'a> Ctx<'a> {
             ),
             None => format!("your client did not print the expected line within {deadline:.1?}"),
         };
-        Err(Failure::new(message)
-            .expected(format!("a line {expected:?}"))
+        Err(Evidence::new(message)
+            .expected(format!("a line {}", crate::report::quote(expected)))
             .got(&client.output())
             .into())
     }

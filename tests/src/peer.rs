@@ -12,33 +12,36 @@ use std::time::{Duration, Instant};
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use socket2::{Domain, Socket, Type};
 
-/// `--verbose`: a record of every byte the checker's peers send and receive, for the
-/// check now running. One check runs at a time when it is on (`cargo xtask check`).
-pub mod transcript {
-    use std::sync::Mutex;
+/// `--verbose`: a record of every byte the checker's peers send and receive, for one
+/// check. Each check's context makes its own and hands it to the peers it creates, so
+/// checks on parallel threads never mix their records.
+#[derive(Debug, Clone, Default)]
+pub struct Recorder(Option<std::sync::Arc<std::sync::Mutex<Vec<String>>>>);
 
-    static LINES: Mutex<Option<Vec<String>>> = Mutex::new(None);
-
-    /// Starts recording (for the next check).
-    pub fn start() {
-        *LINES.lock().expect("transcript") = Some(Vec::new());
-    }
-
-    /// Stops recording and returns what was recorded.
-    pub fn take() -> Vec<String> {
-        LINES.lock().expect("transcript").take().unwrap_or_default()
+impl Recorder {
+    /// A recorder that records when `on`, and does nothing otherwise.
+    pub fn new(on: bool) -> Recorder {
+        Recorder(on.then(Default::default))
     }
 
     /// Records one exchange when recording is on.
-    pub fn record(direction: &str, peer: Option<std::net::SocketAddr>, bytes: &[u8]) {
-        if let Some(lines) = LINES.lock().expect("transcript").as_mut() {
+    pub fn record(&self, direction: &str, peer: Option<SocketAddr>, bytes: &[u8]) {
+        if let Some(lines) = &self.0 {
             let with = peer.map(|p| format!(" {p}")).unwrap_or_default();
-            lines.push(format!(
+            lines.lock().expect("transcript").push(format!(
                 "{direction}{with} {} bytes: {}",
                 bytes.len(),
                 crate::report::escape(bytes, 4096)
             ));
         }
+    }
+
+    /// What was recorded, in order.
+    pub fn take(&self) -> Vec<String> {
+        self.0
+            .as_ref()
+            .map(|l| std::mem::take(&mut *l.lock().expect("transcript")))
+            .unwrap_or_default()
     }
 }
 
@@ -73,13 +76,21 @@ enum Step {
 #[derive(Debug)]
 pub struct Conn {
     pub stream: TcpStream,
+    recorder: Recorder,
 }
 
 impl Conn {
     /// Connects to `addr`.
-    pub fn connect(addr: SocketAddr, deadline: Duration) -> Result<Conn, String> {
+    pub fn connect(
+        addr: SocketAddr,
+        deadline: Duration,
+        recorder: &Recorder,
+    ) -> Result<Conn, String> {
         TcpStream::connect_timeout(&addr, deadline)
-            .map(|stream| Conn { stream })
+            .map(|stream| Conn {
+                stream,
+                recorder: recorder.clone(),
+            })
             .map_err(|e| format!("connect to {addr}: {}", describe_io(&e)))
     }
 
@@ -87,13 +98,20 @@ impl Conn {
     /// /proc/net/tcp), up to `deadline`. Returns false when it has not by then. This is
     /// how a check sends "one byte per read" for certain: the next byte goes only once
     /// the program has taken the last one.
+    ///
+    /// Consumed means: our kernel has sent everything (TCP_INFO's `tcpi_notsent_bytes`
+    /// is 0; on loopback a sent segment is in the peer's receive queue when send()
+    /// returns) and the peer's receive queue is empty. Waiting for the peer's ACK
+    /// instead would wait out its delayed ACK, 40 ms a byte.
     pub fn wait_consumed(&self, deadline: Duration) -> bool {
         let (Ok(from), Ok(to)) = (self.stream.local_addr(), self.stream.peer_addr()) else {
             return false;
         };
         let until = Instant::now() + deadline;
         loop {
-            if crate::procfs::consumed(from, to) == Some(true) {
+            if notsent_bytes(&self.stream) == Some(0)
+                && crate::procfs::unread_at(from, to) == Some(0)
+            {
                 return true;
             }
             if Instant::now() >= until {
@@ -129,7 +147,8 @@ impl Conn {
 
     /// Writes all of `data`.
     pub fn send(&mut self, data: &[u8]) -> Result<(), String> {
-        transcript::record("sent to", self.stream.peer_addr().ok(), data);
+        self.recorder
+            .record("sent to", self.stream.peer_addr().ok(), data);
         self.stream
             .write_all(data)
             .map_err(|e| format!("send: {}", describe_io(&e)))
@@ -145,11 +164,13 @@ impl Conn {
             let _ = self.stream.set_read_timeout(Some(left));
             match self.stream.read(buf) {
                 Ok(0) => {
-                    transcript::record("end of stream from", self.stream.peer_addr().ok(), &[]);
+                    self.recorder
+                        .record("end of stream from", self.stream.peer_addr().ok(), &[]);
                     return Step::End;
                 }
                 Ok(n) => {
-                    transcript::record("received from", self.stream.peer_addr().ok(), &buf[..n]);
+                    self.recorder
+                        .record("received from", self.stream.peer_addr().ok(), &buf[..n]);
                     return Step::Data(n);
                 }
                 Err(e)
@@ -222,7 +243,10 @@ impl Conn {
                     got.push(byte[0]);
                     continue;
                 }
-                Step::Data(_) => format!("no {:?} within {limit} bytes", delimiter as char),
+                Step::Data(_) => format!(
+                    "no {} within {limit} bytes",
+                    crate::report::escape(&[delimiter], 1)
+                ),
                 Step::End => "the peer closed the connection (end of stream)".into(),
                 Step::TimedOut => format!("nothing more came within {deadline:.1?}"),
                 Step::Failed(why) => why,
@@ -239,6 +263,27 @@ impl Conn {
         let _ = socket.set_linger(Some(Duration::ZERO));
         drop(socket);
     }
+}
+
+/// Bytes written to `stream` that its kernel has not sent yet (getsockopt TCP_INFO,
+/// `tcpi_notsent_bytes`; nix has no TCP_INFO, so libc).
+fn notsent_bytes(stream: &TcpStream) -> Option<u32> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: an all-zero tcp_info is a valid value of the plain C struct.
+    let mut info: libc::tcp_info = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<libc::tcp_info>() as libc::socklen_t;
+    // SAFETY: info and len are valid for writes and len holds info's size, as
+    // getsockopt(2) requires.
+    let rc = unsafe {
+        libc::getsockopt(
+            stream.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_INFO,
+            (&raw mut info).cast(),
+            &raw mut len,
+        )
+    };
+    (rc == 0).then_some(info.tcpi_notsent_bytes)
 }
 
 /// A client that stops reading, for real: its receive buffer is shrunk before connect
@@ -307,6 +352,17 @@ impl StalledClient {
         Ok(StalledClient { socket, sent })
     }
 
+    /// The bytes the server has received on this connection and not read yet (its
+    /// receive queue in /proc/net/tcp); None when the server's side is gone.
+    pub fn unread_by_server(&self) -> Option<u64> {
+        let local = self.socket.local_addr().ok()?.as_socket()?;
+        let peer = self.socket.peer_addr().ok()?.as_socket()?;
+        crate::procfs::sockets_on(crate::procfs::Proto::Tcp, local.port())
+            .into_iter()
+            .find(|r| r.local.port() == peer.port() && r.remote == local)
+            .map(|r| r.rx_queue)
+    }
+
     /// Closes without reading: with unread data in its receive buffer the kernel
     /// answers with RST.
     pub fn close(self) {
@@ -320,16 +376,21 @@ impl StalledClient {
 pub struct HarnessServer {
     pub listener: TcpListener,
     pub addr: SocketAddr,
+    recorder: Recorder,
 }
 
 impl HarnessServer {
     /// Listens on 127.0.0.1, port 0.
-    pub fn start() -> Result<HarnessServer, String> {
+    pub fn start(recorder: &Recorder) -> Result<HarnessServer, String> {
         let listener = TcpListener::bind("127.0.0.1:0").map_err(|e| format!("bind: {e}"))?;
         let addr = listener
             .local_addr()
             .map_err(|e| format!("getsockname: {e}"))?;
-        Ok(HarnessServer { listener, addr })
+        Ok(HarnessServer {
+            listener,
+            addr,
+            recorder: recorder.clone(),
+        })
     }
 
     /// Waits for the client under test to connect, up to `deadline`.
@@ -347,7 +408,10 @@ impl HarnessServer {
             Ok(_) => self
                 .listener
                 .accept()
-                .map(|(stream, _)| Conn { stream })
+                .map(|(stream, _)| Conn {
+                    stream,
+                    recorder: self.recorder.clone(),
+                })
                 .map_err(|e| format!("accept: {e}")),
             Err(e) => Err(format!("poll: {e}")),
         }
@@ -358,12 +422,13 @@ impl HarnessServer {
 #[derive(Debug)]
 pub struct UdpPeer {
     pub socket: std::net::UdpSocket,
+    recorder: Recorder,
 }
 
 impl UdpPeer {
     /// Binds 127.0.0.1, port 0, with a receive buffer large enough for a burst of
     /// maximum-size datagrams.
-    pub fn bind() -> Result<UdpPeer, String> {
+    pub fn bind(recorder: &Recorder) -> Result<UdpPeer, String> {
         let socket =
             Socket::new(Domain::IPV4, Type::DGRAM, None).map_err(|e| format!("socket: {e}"))?;
         let _ = socket.set_recv_buffer_size(1 << 20);
@@ -372,6 +437,7 @@ impl UdpPeer {
             .map_err(|e| format!("bind: {e}"))?;
         Ok(UdpPeer {
             socket: socket.into(),
+            recorder: recorder.clone(),
         })
     }
 
@@ -382,7 +448,7 @@ impl UdpPeer {
     }
 
     pub fn send_to(&self, data: &[u8], to: SocketAddr) -> Result<(), String> {
-        transcript::record("datagram to", Some(to), data);
+        self.recorder.record("datagram to", Some(to), data);
         self.socket
             .send_to(data, to)
             .map(|_| ())
@@ -401,7 +467,7 @@ impl UdpPeer {
             let _ = self.socket.set_read_timeout(Some(left));
             match self.socket.recv_from(&mut buf) {
                 Ok((n, from)) => {
-                    transcript::record("datagram from", Some(from), &buf[..n]);
+                    self.recorder.record("datagram from", Some(from), &buf[..n]);
                     return Ok(Some((buf[..n].to_vec(), from)));
                 }
                 Err(e)
@@ -430,12 +496,16 @@ pub struct UdpEchoServer {
 pub const STRANGER_SAYS: &[u8] = b"a stranger says hello\n";
 
 impl UdpEchoServer {
-    pub fn start(drop_first: usize, stranger: bool) -> Result<UdpEchoServer, String> {
+    pub fn start(
+        drop_first: usize,
+        stranger: bool,
+        recorder: &Recorder,
+    ) -> Result<UdpEchoServer, String> {
         use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-        let peer = UdpPeer::bind()?;
+        let peer = UdpPeer::bind(recorder)?;
         let addr = peer.addr();
         let other = if stranger {
-            Some(UdpPeer::bind()?)
+            Some(UdpPeer::bind(recorder)?)
         } else {
             None
         };
@@ -545,7 +615,7 @@ mod tests {
     fn a_stalled_client_really_stalls() {
         // A server that accepts and never reads: the client must stop at EAGAIN long
         // before the 64 MiB it is allowed.
-        let server = HarnessServer::start().unwrap();
+        let server = HarnessServer::start(&Recorder::default()).unwrap();
         let stalled = StalledClient::fill(
             server.addr,
             64 << 20,
@@ -558,5 +628,28 @@ mod tests {
             "sent {}",
             stalled.sent
         );
+    }
+}
+#[cfg(test)]
+mod consumed_tests {
+    use super::*;
+
+    /// A byte sent to a peer that reads it is seen consumed at once, not after the
+    /// peer's delayed ACK; one the peer does not read is not.
+    #[test]
+    fn a_read_byte_is_seen_consumed() {
+        let server = HarnessServer::start(&Recorder::default()).unwrap();
+        let mut conn =
+            Conn::connect(server.addr, Duration::from_secs(5), &Recorder::default()).unwrap();
+        let mut peer = server.accept(Duration::from_secs(5)).unwrap();
+        conn.nodelay();
+        conn.send(b"x").unwrap();
+        assert!(
+            !conn.wait_consumed(Duration::from_millis(100)),
+            "unread yet"
+        );
+        let mut b = [0u8; 1];
+        peer.stream.read_exact(&mut b).unwrap();
+        assert!(conn.wait_consumed(Duration::from_secs(5)));
     }
 }

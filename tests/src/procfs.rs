@@ -46,6 +46,13 @@ pub fn stat(pid: i32) -> Option<ProcStat> {
     })
 }
 
+/// The state letter of thread `tid` of `pid` (/proc/PID/task/TID/stat).
+pub fn task_state(pid: i32, tid: i32) -> Option<char> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/stat")).ok()?;
+    let close = text.rfind(')')?;
+    text[close + 1..].split_whitespace().next()?.chars().next()
+}
+
 /// Clock ticks per second, the unit of `cpu_ticks` (sysconf(_SC_CLK_TCK), 100 on Linux).
 pub fn ticks_per_second() -> u64 {
     nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
@@ -205,12 +212,16 @@ fn parse_addr(hex: &str) -> Option<std::net::SocketAddr> {
     Some(std::net::SocketAddr::new(ip, port))
 }
 
-fn parse_table(path: &Path) -> Vec<SocketRow> {
+fn parse_table(path: &Path, port: Option<u16>) -> Vec<SocketRow> {
     let Ok(text) = std::fs::read_to_string(path) else {
         return Vec::new();
     };
+    // A machine may hold thousands of sockets (TIME_WAIT after a test run): when one
+    // port is wanted, only the lines that mention it in hex are parsed.
+    let needle = port.map(|p| format!(":{p:04X} "));
     text.lines()
         .skip(1)
+        .filter(|line| needle.as_ref().is_none_or(|n| line.contains(n.as_str())))
         .filter_map(|line| {
             let f: Vec<&str> = line.split_whitespace().collect();
             let (tx, rx) = f.get(4)?.split_once(':')?;
@@ -228,19 +239,31 @@ fn parse_table(path: &Path) -> Vec<SocketRow> {
 
 /// Every socket of `proto`, IPv4 and IPv6 (/proc/net/tcp and tcp6, or udp and udp6).
 pub fn sockets(proto: Proto) -> Vec<SocketRow> {
+    sockets_of(proto, None)
+}
+
+/// The sockets of `proto` whose local or remote port is `port`.
+pub fn sockets_on(proto: Proto, port: u16) -> Vec<SocketRow> {
+    sockets_of(proto, Some(port))
+        .into_iter()
+        .filter(|r| r.local.port() == port || r.remote.port() == port)
+        .collect()
+}
+
+fn sockets_of(proto: Proto, port: Option<u16>) -> Vec<SocketRow> {
     let (v4, v6) = match proto {
         Proto::Tcp => ("/proc/net/tcp", "/proc/net/tcp6"),
         Proto::Udp => ("/proc/net/udp", "/proc/net/udp6"),
     };
-    let mut rows = parse_table(Path::new(v4));
-    rows.extend(parse_table(Path::new(v6)));
+    let mut rows = parse_table(Path::new(v4), port);
+    rows.extend(parse_table(Path::new(v6), port));
     rows
 }
 
 /// The socket ready to take clients on `port`: a TCP socket in LISTEN, or a bound UDP
 /// socket with no peer.
 pub fn ready_socket(proto: Proto, port: u16) -> Option<SocketRow> {
-    sockets(proto).into_iter().find(|row| {
+    sockets_on(proto, port).into_iter().find(|row| {
         row.local.port() == port
             && match proto {
                 Proto::Tcp => row.state == TCP_LISTEN,
@@ -249,16 +272,13 @@ pub fn ready_socket(proto: Proto, port: u16) -> Option<SocketRow> {
     })
 }
 
-/// Whether everything sent on the connection `from -> to` has been read by the
-/// program at `to`: our socket's send queue is acknowledged (tx_queue 0) and the other
-/// end's receive queue is empty (rx_queue 0). None when either row is not found.
-pub fn consumed(from: std::net::SocketAddr, to: std::net::SocketAddr) -> Option<bool> {
-    let rows = sockets(Proto::Tcp);
-    let ours = rows.iter().find(|r| r.local == from && r.remote == to)?;
-    let theirs = rows
+/// The receive queue of the program at `to` on the connection `from -> to`: the bytes
+/// it has received and not read yet. None when the row is not found.
+pub fn unread_at(from: std::net::SocketAddr, to: std::net::SocketAddr) -> Option<u64> {
+    sockets_on(Proto::Tcp, from.port())
         .iter()
-        .find(|r| r.local.port() == to.port() && r.remote == from)?;
-    Some(ours.tx_queue == 0 && theirs.rx_queue == 0)
+        .find(|r| r.local.port() == to.port() && r.remote == from)
+        .map(|r| r.rx_queue)
 }
 
 /// Whether process `pid` holds the server side of the connection `client -> server`:
@@ -269,7 +289,7 @@ pub fn holds_connection(
     server: std::net::SocketAddr,
 ) -> bool {
     let inodes = socket_inodes(pid);
-    sockets(Proto::Tcp)
+    sockets_on(Proto::Tcp, client.port())
         .iter()
         .any(|r| r.local.port() == server.port() && r.remote == client && inodes.contains(&r.inode))
 }

@@ -20,6 +20,9 @@ use nix::sys::termios::{self, LocalFlags, SetArg};
 
 use crate::supervise::{Spawned, Streams, Supervisor};
 
+/// How long the reader goes on reading once told to stop.
+const DRAIN: Duration = Duration::from_millis(100);
+
 /// What the program printed so far, shared with the reader thread.
 #[derive(Debug, Default)]
 struct Output {
@@ -62,9 +65,16 @@ fn open_terminal() -> anyhow::Result<(OwnedFd, OwnedFd)> {
 
 impl TerminalProgram {
     /// Starts `argv` under `supervisor` with its stdin and stdout on a new terminal.
-    pub fn spawn(supervisor: &mut Supervisor, argv: &[String]) -> anyhow::Result<TerminalProgram> {
+    pub fn spawn(
+        supervisor: &mut Supervisor,
+        argv: &[String],
+        limits: &crate::launch::Limits,
+    ) -> anyhow::Result<TerminalProgram> {
         let (master, slave) = open_terminal()?;
-        let spawned = supervisor.spawn(argv, Streams::Terminal(slave))?;
+        let spawned = supervisor.spawn(argv, Streams::Terminal(slave), limits)?;
+        // The supervisor keeps the terminal open until the program is gone, whenever
+        // this handle is dropped.
+        supervisor.hold(master.try_clone().context("dup terminal master")?);
         let output = Arc::new(Output::default());
         let stop = Arc::new(AtomicBool::new(false));
         let reader_master = master.try_clone().context("dup terminal master")?;
@@ -112,8 +122,10 @@ impl TerminalProgram {
         lines_of(&self.output())
     }
 
-    /// Waits until some printed line satisfies `wanted`, up to `deadline`; returns the
-    /// line, or None when the deadline passed.
+    /// Waits until some complete printed line (ended by a newline) satisfies `wanted`,
+    /// up to `deadline`; returns the line, or None when the deadline passed. A line
+    /// still being printed does not count: `wait...` is not yet `wait...\n`, and a
+    /// program may still add to it.
     pub fn wait_for_line(
         &self,
         deadline: Duration,
@@ -122,7 +134,8 @@ impl TerminalProgram {
         let until = Instant::now() + deadline;
         let mut bytes = self.output.bytes.lock().expect("output lock");
         loop {
-            if let Some(line) = lines_of(&bytes).into_iter().find(|l| wanted(l)) {
+            let complete = &bytes[..bytes.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1)];
+            if let Some(line) = lines_of(complete).into_iter().find(|l| wanted(l)) {
                 return Some(line);
             }
             let left = until.saturating_duration_since(Instant::now());
@@ -176,9 +189,19 @@ pub fn lines_of(bytes: &[u8]) -> Vec<String> {
 /// Reads the master side until told to stop and nothing more is waiting. It does not
 /// wait for EIO (all slave fds closed), because a program's own children may keep the
 /// terminal open long after it exited.
+///
+/// Once told to stop it drains for at most [`DRAIN`]: a program that prints without
+/// pause must not hold the check past its deadline.
 fn read_until_stopped(master: OwnedFd, output: &Output, stop: &AtomicBool) {
     let mut buf = [0u8; 4096];
+    let mut stopping_since: Option<Instant> = None;
     loop {
+        if stop.load(Ordering::SeqCst) {
+            let since = *stopping_since.get_or_insert_with(Instant::now);
+            if since.elapsed() >= DRAIN {
+                return;
+            }
+        }
         let mut fds = [PollFd::new(master.as_fd(), PollFlags::POLLIN)];
         let ready = poll(&mut fds, PollTimeout::from(20u16)).unwrap_or(0);
         if ready == 0 {

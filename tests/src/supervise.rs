@@ -15,7 +15,7 @@
 use std::collections::{HashMap, HashSet};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::sync::Once;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -79,7 +79,8 @@ pub fn describe_status(status: &WaitStatus) -> String {
             signal as i32,
             if core { ", core dumped" } else { "" }
         ),
-        other => format!("{other:?}"),
+        WaitStatus::Stopped(_, signal) => format!("was stopped by {signal}"),
+        _ => "changed state".to_string(),
     }
 }
 
@@ -134,6 +135,10 @@ pub struct Supervisor {
     grace: Duration,
     finished: bool,
     env: Vec<(String, String)>,
+    /// Terminal masters kept open until the check's processes are gone: a program must
+    /// not see its terminal vanish (EIO, SIGHUP) while the checker still reads its
+    /// evidence.
+    held: Vec<std::os::fd::OwnedFd>,
 }
 
 impl Supervisor {
@@ -164,6 +169,7 @@ impl Supervisor {
             grace,
             finished: false,
             env: Vec::new(),
+            held: Vec::new(),
         })
     }
 
@@ -172,38 +178,37 @@ impl Supervisor {
         self.env.push((key.to_string(), value.to_string()));
     }
 
+    /// Keeps `fd` open until [`Supervisor::finish`] has ended every process.
+    pub fn hold(&mut self, fd: std::os::fd::OwnedFd) {
+        self.held.push(fd);
+    }
+
     /// The fresh working directory the programs run in.
     pub fn workdir(&self) -> &Path {
         self.workdir.path()
     }
 
     /// Starts `argv` in the working directory, in a process group of its own, with the
-    /// check's marker in its environment.
-    pub fn spawn(&mut self, argv: &[String], streams: Streams) -> anyhow::Result<Spawned> {
+    /// check's marker in its environment, as a shell would start it ([`crate::launch`])
+    /// with `limits` over the shell's.
+    pub fn spawn(
+        &mut self,
+        argv: &[String],
+        streams: Streams,
+        limits: &crate::launch::Limits,
+    ) -> anyhow::Result<Spawned> {
         let n = self.spawned.len();
         let stdout_log = self.logs.path().join(format!("{n}.stdout"));
         let stderr_log = self.logs.path().join(format!("{n}.stderr"));
         let stderr = std::fs::File::create(&stderr_log).context("create stderr log")?;
         let (key, value) = self.marker.split_once('=').expect("marker has =");
-        let mut command = Command::new(&argv[0]);
+        let mut command = crate::launch::command(argv, limits);
         command
-            .args(&argv[1..])
             .current_dir(self.workdir.path())
             .env(key, value)
-            .env_remove("WORKBOOK_TRACE")
             .envs(self.env.iter().map(|(k, v)| (k, v)))
             .process_group(0)
             .stderr(stderr);
-        // If the checker dies (Ctrl-C on `cargo xtask check`, a killed test), the kernel
-        // kills what it started: PR_SET_PDEATHSIG fires when the thread that spawned the
-        // program exits, and each check spawns from the thread that runs it to the end.
-        // SAFETY: prctl() is async-signal-safe; nothing else runs between fork and exec.
-        unsafe {
-            command.pre_exec(|| {
-                nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
-                    .map_err(std::io::Error::from)
-            });
-        }
         match streams {
             Streams::Logged => {
                 let stdout = std::fs::File::create(&stdout_log).context("create stdout log")?;
@@ -350,6 +355,7 @@ impl Supervisor {
         }
         self.finished = true;
         let left = self.end_all();
+        self.held.clear();
         if let Ok(mut running) = RUNNING.lock() {
             running.retain(|(m, _)| *m != self.marker);
         }
@@ -404,7 +410,11 @@ mod tests {
         // The shell starts a sleeper in a new session and exits: the sleeper is
         // orphaned, re-parented to us (the subreaper), and must still be ours.
         let s = sup
-            .spawn(&sh("setsid sleep 300 & echo started"), Streams::Logged)
+            .spawn(
+                &sh("setsid sleep 300 & echo started"),
+                Streams::Logged,
+                &Default::default(),
+            )
             .unwrap();
         sup.wait_exit(s.pid, Duration::from_secs(10))
             .expect("the shell exits");
@@ -430,6 +440,7 @@ mod tests {
             .spawn(
                 &sh("trap '' TERM; echo ready; exec sleep 300"),
                 Streams::Logged,
+                &Default::default(),
             )
             .unwrap();
         let deadline = Instant::now() + Duration::from_secs(10);

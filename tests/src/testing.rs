@@ -1,12 +1,14 @@
-//! What each chapter's `tests/conformance.rs` calls: our binary must pass its suite,
-//! and each broken twin must fail exactly the checks its manifest names.
+//! What the tests call: our binary must pass its suite, and each gallery entry must
+//! fail exactly the checks its manifest names and read as its `report.txt` says. Both
+//! grade through [`crate::grading::grade`], the function `cargo xtask check` uses.
 
 use std::path::Path;
 
 use crate::check::Settings;
-use crate::gallery::{self, NotGraded};
-use crate::report;
-use crate::runner::{Status, Targets, run_chapter, summary};
+use crate::gallery::{self, BuildError};
+use crate::grading::{Targets, grade};
+use crate::report::{Colour, text_report};
+use crate::verdict::{Verdict, failed_ids};
 
 /// Runs the checks of `chapter` whose roles `package` plays against `binary`, and
 /// panics, with the report, unless every one of them passes. (A chapter may span
@@ -21,18 +23,12 @@ pub fn assert_reference_passes(chapter: &str, package: &str, binary: &str) {
         "{package} plays no role of {}",
         chapter.id
     );
-    let settings = Settings::default();
-    let results = run_chapter(&chapter, &targets, None, &settings, |_| {});
-    let mut text = String::new();
-    for r in &results {
-        text.push_str(&report::check_line(r));
-        text.push('\n');
-        text.push_str(&report::details(r));
-    }
-    println!("{text}{}", summary(&results));
-    let bad: Vec<&str> = results
+    let records = grade(&chapter, &targets, None, &Settings::default(), |_| {});
+    let text = text_report(&records, Colour::Never);
+    println!("{text}");
+    let bad: Vec<&str> = records
         .iter()
-        .filter(|r| targets.templates.contains_key(r.role) && r.status != Status::Pass)
+        .filter(|r| targets.templates.contains_key(r.role) && !matches!(r.verdict, Verdict::Pass))
         .map(|r| r.id.as_str())
         .collect();
     assert!(
@@ -42,33 +38,78 @@ pub fn assert_reference_passes(chapter: &str, package: &str, binary: &str) {
     );
 }
 
-/// Grades `examples/submissions/<path>` and panics unless the checks that fail are
-/// exactly those its manifest lists in `must_fail`.
-pub fn assert_submission(path: &str) {
+/// Builds `examples/submissions/<path>` and grades it; panics unless the checks that
+/// fail are exactly those its manifest lists in `must_fail`, and its report (without
+/// what changes between runs) is its `report.txt`. With `WORKBOOK_BLESS=1` a differing
+/// `report.txt` is rewritten instead, for review in the diff.
+pub fn assert_gallery_entry(path: &str) {
     let dir = crate::repo_root().join("examples/submissions").join(path);
     let settings = Settings::default();
-    let graded = match gallery::grade(&dir, &settings) {
-        Ok(graded) => graded,
-        Err(NotGraded::MissingTool(why)) if !settings.ci => {
+    let built = match gallery::build(&dir) {
+        Ok(built) => built,
+        Err(BuildError::MissingTool(why)) if !settings.ci => {
             println!("SKIP: {why}");
             return;
         }
-        Err(NotGraded::MissingTool(why)) => panic!("{why} (CI=true: a missing tool fails)"),
-        Err(NotGraded::Error(e)) => panic!("{e:#}"),
+        Err(BuildError::MissingTool(why)) => panic!("{why} (CI=true: a missing tool fails)"),
+        Err(BuildError::Failed(e)) => panic!("{e:#}"),
     };
-    let mut text = String::new();
-    for r in &graded.results {
-        text.push_str(&report::check_line(r));
-        text.push('\n');
-        text.push_str(&report::details(r));
-    }
+    let chapter = crate::suites::chapter(&built.manifest.chapter)
+        .unwrap_or_else(|| panic!("{path}: unknown chapter {}", built.manifest.chapter));
+    let targets = Targets::given(
+        &chapter,
+        &built.manifest.roles,
+        built.dir.path(),
+        None,
+        true,
+    )
+    .unwrap_or_else(|e| panic!("{path}: {e}"));
+    let records = grade(&chapter, &targets, None, &settings, |_| {});
+    let text = text_report(&records, Colour::Never);
     println!("{text}");
-    let mut expected = graded.manifest.must_fail.clone();
+    let mut expected = built.manifest.must_fail.clone();
     expected.sort();
     assert_eq!(
-        graded.failed(),
+        failed_ids(&records),
         expected,
         "{path} ({}) must fail exactly its manifest's checks:\n{text}",
-        graded.manifest.about
+        built.manifest.about
     );
+    let golden = dir.join("report.txt");
+    let report = gallery::normalized_report(&text);
+    let kept = std::fs::read_to_string(&golden).unwrap_or_default();
+    if kept != report {
+        if std::env::var_os("WORKBOOK_BLESS").is_some() {
+            std::fs::write(&golden, &report).expect("write report.txt");
+        } else {
+            panic!(
+                "{path}: the report a student reads changed; if that is meant, run the test \
+                 with WORKBOOK_BLESS=1 and review report.txt.\n--- report.txt\n{kept}\n--- now\n{report}"
+            );
+        }
+    }
+}
+
+/// Grades `template` as `role` of `chapter` (only the check `only`, when given), as
+/// `cargo xtask check chNN --role ROLE=TEMPLATE` would.
+pub fn grade_template(
+    chapter: &str,
+    role: &str,
+    template: &str,
+    only: Option<&str>,
+) -> Vec<crate::verdict::Record> {
+    let chapter = crate::suites::chapter(chapter).expect("known chapter");
+    let given = std::collections::BTreeMap::from([(role.to_string(), template.to_string())]);
+    let targets =
+        Targets::given(&chapter, &given, Path::new("/"), only, false).expect("valid template");
+    grade(&chapter, &targets, only, &Settings::default(), |_| {})
+}
+
+/// Panics, with the report, unless `template` as `role` passes every check of its role.
+pub fn assert_template_passes(chapter: &str, role: &str, template: &str) {
+    let records = grade_template(chapter, role, template, None);
+    let text = text_report(&records, Colour::Never);
+    println!("{text}");
+    let failed = failed_ids(&records);
+    assert!(failed.is_empty(), "{template} failed {failed:?}:\n{text}");
 }

@@ -1,12 +1,18 @@
-//! `cargo xtask check <chapter>`: one chapter's suite against our binaries or the
-//! templates given.
+//! `cargo xtask check <chapter>`: one chapter's suite against our binaries, the
+//! templates given, or a submission folder, graded by `harness::grading::grade`, the
+//! path the conformance tests take too.
 
 use std::collections::BTreeMap;
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use harness::check::Settings;
-use harness::runner::{Status, Targets, run_chapter, summary};
+use harness::check::{Chapter, Settings};
+use harness::grading::{Targets, grade};
+use harness::report::{self, Colour};
+use harness::verdict::Tally;
+
+use crate::output::Out;
 
 #[derive(clap::Args, Debug)]
 pub struct CheckArgs {
@@ -21,6 +27,10 @@ pub struct CheckArgs {
     /// Template for any role: NAME=TEMPLATE, e.g. calc-client='./op_client {host} {port}'
     #[arg(long = "role", value_name = "NAME=TEMPLATE")]
     roles: Vec<String>,
+    /// A folder to build and grade: a member's folder with a workbook.toml, or a gallery
+    /// entry with a submission.toml (instead of templates)
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["server", "client", "roles"])]
+    submission: Option<std::path::PathBuf>,
     /// Run only this check, e.g. ch04/large-message
     #[arg(long, value_name = "ID")]
     only: Option<String>,
@@ -28,8 +38,8 @@ pub struct CheckArgs {
     #[arg(long, default_value_t = 1.0, value_name = "FACTOR")]
     timeout: f64,
     /// Report format
-    #[arg(long, value_enum, default_value_t = crate::formats::Format::Text)]
-    format: crate::formats::Format,
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    format: Format,
     /// Write the report to this file instead of standard output
     #[arg(long, value_name = "FILE")]
     output: Option<std::path::PathBuf>,
@@ -38,23 +48,40 @@ pub struct CheckArgs {
     verbose: bool,
 }
 
+/// Which form the report takes.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Text,
+    Json,
+    Junit,
+}
+
 /// A mistake on the command line: one line, exit 2, before any check runs.
-fn usage_error(message: impl std::fmt::Display) -> anyhow::Result<ExitCode> {
+pub fn usage_error(message: impl std::fmt::Display) -> anyhow::Result<ExitCode> {
     eprintln!("error: {message}");
     Ok(ExitCode::from(2))
 }
 
-pub fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
-    let Some(chapter) = harness::suites::chapter(&args.chapter) else {
-        let known: Vec<&str> = harness::suites::chapters()
-            .iter()
-            .map(|c| c.id)
-            .collect::<Vec<_>>();
-        return usage_error(format!(
-            "unknown chapter {:?}; the chapters are {}",
-            args.chapter,
+/// The chapter named on the command line, or the one-line error that lists them.
+pub fn chapter_named(name: &str) -> Result<Chapter, String> {
+    harness::suites::chapter(name).ok_or_else(|| {
+        let known: Vec<&str> = harness::suites::chapters().iter().map(|c| c.id).collect();
+        format!(
+            "unknown chapter {name:?}; the chapters are {}",
             known.join(", ")
-        ));
+        )
+    })
+}
+
+/// Whether the text report may use colour: stdout is a terminal and NO_COLOR is unset.
+fn colour_allowed() -> bool {
+    std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+}
+
+pub fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
+    let chapter = match chapter_named(&args.chapter) {
+        Ok(chapter) => chapter,
+        Err(e) => return usage_error(e),
     };
     if !(args.timeout.is_finite() && args.timeout > 0.0) {
         return usage_error(format!(
@@ -81,7 +108,33 @@ pub fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
         }
     }
 
-    let targets = if given.is_empty() {
+    // Kept alive until grading ends: the folder a submission was built in.
+    let mut _built = None;
+    let targets = if let Some(dir) = &args.submission {
+        let member = match crate::grade::Member::read(dir, chapter.id) {
+            Ok(member) => member,
+            Err(e) => return usage_error(format!("{e:#}")),
+        };
+        let Some(roles) = member.roles.clone() else {
+            return usage_error(format!(
+                "{} has no templates for {}",
+                dir.display(),
+                chapter.id
+            ));
+        };
+        let built = match member.build(std::time::Duration::from_secs(300)) {
+            Ok(built) => built,
+            Err(e) => return usage_error(e),
+        };
+        let twin = member.is_gallery_entry;
+        match Targets::given(&chapter, &roles, built.path(), args.only.as_deref(), twin) {
+            Ok(targets) => {
+                _built = Some(built);
+                targets
+            }
+            Err(e) => return usage_error(e),
+        }
+    } else if given.is_empty() {
         // Check --only against placeholder paths first: a typo must not wait for a build.
         let placeholders = chapter
             .packages()
@@ -107,77 +160,58 @@ pub fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
         }
     };
 
-    raise_fd_limit();
+    harness::launch::raise_own_open_file_limit();
     let settings = Settings {
-        timeout: args.timeout,
+        deadline_factor: args.timeout,
         verbose: args.verbose,
         ..Settings::default()
     };
-    use crate::formats::{Format, colour_allowed, json, junit, junit_suite, text_for};
     // Text goes out as each check ends, unless it is going to a file.
     let stream = args.format == Format::Text && args.output.is_none();
-    let colour = stream && colour_allowed();
-    let results = run_chapter(
+    let colour = if stream && colour_allowed() {
+        Colour::Ansi
+    } else {
+        Colour::Never
+    };
+    let mut out = Out::stdout();
+    let records = grade(
         &chapter,
         &targets,
         args.only.as_deref(),
         &settings,
-        |result| {
+        |record| {
             if stream {
-                print!("{}", text_for(result, colour));
+                out.print(&report::text(record, colour));
             }
         },
     );
-    let report = match args.format {
-        Format::Text if stream => {
-            println!("{}", summary(&results));
-            None
-        }
-        Format::Text => Some(
-            results
-                .iter()
-                .map(|r| text_for(r, false))
-                .collect::<String>()
-                + &summary(&results)
-                + "\n",
-        ),
+    let tally = Tally::of(&records);
+    let text = match args.format {
+        Format::Text if stream => format!("{tally}\n"),
+        Format::Text => report::text_report(&records, Colour::Never),
         Format::Json => {
             let templates: BTreeMap<String, String> = targets
                 .templates
                 .iter()
                 .map(|(k, t)| (k.clone(), t.source.clone()))
                 .collect();
-            Some(serde_json::to_string_pretty(&json(chapter.id, &templates, &results))? + "\n")
+            serde_json::to_string_pretty(&report::json(chapter.id, &templates, &records))? + "\n"
         }
-        Format::Junit => Some(junit(
+        Format::Junit => report::junit(
             "cargo xtask check",
-            vec![junit_suite(chapter.id, &results)],
-        )?),
+            vec![report::junit_suite(chapter.id, &records)],
+        )?,
     };
-    if let Some(report) = report {
-        match &args.output {
-            Some(path) => {
-                std::fs::write(path, report)
-                    .with_context(|| format!("write {}", path.display()))?;
-                eprintln!(
-                    "{} (report written to {})",
-                    summary(&results),
-                    path.display()
-                );
-            }
-            None => print!("{report}"),
+    match &args.output {
+        Some(path) => {
+            std::fs::write(path, text).with_context(|| format!("write {}", path.display()))?;
+            eprintln!("{tally} (report written to {})", path.display());
         }
+        None => out.print(&text),
     }
-    let failed = results.iter().any(|r| r.status == Status::Fail);
-    Ok(if failed {
-        ExitCode::from(1)
-    } else {
+    Ok(if tally.all_passed() {
         ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
     })
-}
-
-/// Raises the open-file soft limit to the hard limit: checks with many connections
-/// need more descriptors than the usual soft limit of 1024.
-pub fn raise_fd_limit() {
-    let _ = syscalls::multiplex::raise_open_file_limit();
 }

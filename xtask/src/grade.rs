@@ -22,7 +22,9 @@ use std::time::Duration;
 
 use anyhow::Context;
 use harness::check::{Chapter, Settings};
-use harness::runner::{CheckResult, Status, Targets, run_chapter};
+use harness::grading::{Targets, grade};
+use harness::report;
+use harness::verdict::{Record, Tally};
 use serde::Deserialize;
 
 #[derive(clap::Args, Debug)]
@@ -55,53 +57,106 @@ struct Workbook {
     chapters: BTreeMap<String, BTreeMap<String, String>>,
 }
 
-/// A member's templates and build for the chapter, from either manifest.
-struct Member {
-    name: String,
-    dir: PathBuf,
+/// A member's folder, from either manifest: its templates for the chapter and how to
+/// build it.
+pub struct Member {
+    pub name: String,
+    pub dir: PathBuf,
+    /// The member's templates for the chapter; None when it has none.
+    pub roles: Option<BTreeMap<String, String>>,
+    /// A gallery entry (`submission.toml`): built as the gallery builds it (a twin's
+    /// base and patch), and allowed to stand in for reference-only roles.
+    pub is_gallery_entry: bool,
     build: Vec<String>,
-    roles: Option<BTreeMap<String, String>>,
+}
+
+impl Member {
+    /// Reads `dir`'s `workbook.toml`, or its `submission.toml`, for `chapter`.
+    pub fn read(dir: &Path, chapter: &str) -> anyhow::Result<Member> {
+        let name = dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| dir.display().to_string());
+        if dir.join("workbook.toml").is_file() {
+            let path = dir.join("workbook.toml");
+            let text = std::fs::read_to_string(&path)
+                .with_context(|| format!("read {}", path.display()))?;
+            let wb: Workbook =
+                toml::from_str(&text).with_context(|| format!("parse {}", path.display()))?;
+            return Ok(Member {
+                name,
+                dir: dir.to_path_buf(),
+                roles: wb.chapters.get(chapter).cloned(),
+                is_gallery_entry: false,
+                build: wb.build,
+            });
+        }
+        if dir.join("submission.toml").is_file() {
+            let m = harness::gallery::manifest(dir)?;
+            return Ok(Member {
+                name,
+                dir: dir.to_path_buf(),
+                roles: (m.chapter == chapter).then_some(m.roles),
+                is_gallery_entry: true,
+                build: Vec::new(),
+            });
+        }
+        anyhow::bail!(
+            "{} has neither a workbook.toml nor a submission.toml",
+            dir.display()
+        )
+    }
+
+    /// Builds a copy of the member's folder in a temporary folder, within `limit` per
+    /// command. The error is one line for a report.
+    pub fn build(&self, limit: Duration) -> Result<tempfile::TempDir, String> {
+        if self.is_gallery_entry {
+            return match harness::gallery::build(&self.dir) {
+                Ok(built) => Ok(built.dir),
+                Err(harness::gallery::BuildError::MissingTool(why)) => Err(why),
+                Err(harness::gallery::BuildError::Failed(e)) => Err(first_lines(&e)),
+            };
+        }
+        let dir = tempfile::Builder::new()
+            .prefix("workbook-grade-")
+            .tempdir()
+            .map_err(|e| format!("temporary directory: {e}"))?;
+        harness::gallery::copy_dir(&self.dir, dir.path()).map_err(|e| format!("copy: {e:#}"))?;
+        for command in &self.build {
+            harness::gallery::build_step(command, dir.path(), limit)
+                .map_err(|e| format!("build failed: {}", first_lines(&e)))?;
+        }
+        Ok(dir)
+    }
+}
+
+fn first_lines(e: &anyhow::Error) -> String {
+    format!("{e:#}")
+        .lines()
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(" / ")
 }
 
 /// How a member's grading ended.
-pub enum Graded {
-    Results(Vec<CheckResult>),
+pub enum MemberResult {
+    Graded(Vec<Record>),
     NotGraded(String),
 }
 
 fn members(dir: &Path, chapter: &str) -> anyhow::Result<Vec<Member>> {
-    let mut out = Vec::new();
     let mut entries: Vec<_> = std::fs::read_dir(dir)
         .with_context(|| format!("read {}", dir.display()))?
         .filter_map(|e| e.ok())
-        .filter(|e| e.path().is_dir())
+        .filter(|e| {
+            e.path().join("workbook.toml").is_file() || e.path().join("submission.toml").is_file()
+        })
         .collect();
     entries.sort_by_key(|e| e.file_name());
-    for entry in entries {
-        let path = entry.path();
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if path.join("workbook.toml").is_file() {
-            let text = std::fs::read_to_string(path.join("workbook.toml"))?;
-            let wb: Workbook = toml::from_str(&text)
-                .with_context(|| format!("parse {}/workbook.toml", path.display()))?;
-            out.push(Member {
-                name,
-                dir: path,
-                build: wb.build,
-                roles: wb.chapters.get(chapter).cloned(),
-            });
-        } else if path.join("submission.toml").is_file() {
-            let m = harness::gallery::manifest(&path)?;
-            let roles = (m.chapter == chapter).then_some(m.roles);
-            out.push(Member {
-                name,
-                dir: path,
-                build: m.build,
-                roles,
-            });
-        }
-    }
-    Ok(out)
+    entries
+        .iter()
+        .map(|e| Member::read(&e.path(), chapter))
+        .collect()
 }
 
 fn grade_member(
@@ -109,43 +164,27 @@ fn grade_member(
     chapter: &Chapter,
     settings: &Settings,
     build_limit: Duration,
-) -> Graded {
+) -> MemberResult {
     let Some(roles) = &member.roles else {
-        return Graded::NotGraded(format!(
+        return MemberResult::NotGraded(format!(
             "no [{}] templates in its workbook.toml",
             chapter.id
         ));
     };
-    let build_dir = match tempfile::Builder::new().prefix("workbook-grade-").tempdir() {
-        Ok(d) => d,
-        Err(e) => return Graded::NotGraded(format!("temporary directory: {e}")),
+    let built = match member.build(build_limit) {
+        Ok(built) => built,
+        Err(why) => return MemberResult::NotGraded(why),
     };
-    if let Err(e) = harness::gallery::copy_dir(&member.dir, build_dir.path()) {
-        return Graded::NotGraded(format!("copy: {e:#}"));
+    match Targets::given(chapter, roles, built.path(), None, member.is_gallery_entry) {
+        Ok(targets) => MemberResult::Graded(grade(chapter, &targets, None, settings, |_| {})),
+        Err(e) => MemberResult::NotGraded(format!("template: {e}")),
     }
-    for command in &member.build {
-        if let Err(e) = harness::gallery::build_step(command, build_dir.path(), build_limit) {
-            let first = format!("{e:#}");
-            return Graded::NotGraded(format!(
-                "build failed: {}",
-                first.lines().take(3).collect::<Vec<_>>().join(" / ")
-            ));
-        }
-    }
-    match Targets::given(chapter, roles, build_dir.path(), None, false) {
-        Ok(targets) => Graded::Results(run_chapter(chapter, &targets, None, settings, |_| {})),
-        Err(e) => Graded::NotGraded(format!("template: {e}")),
-    }
-}
-
-fn cell(status: Status) -> &'static str {
-    status.label()
 }
 
 pub fn run(args: GradeArgs) -> anyhow::Result<ExitCode> {
-    let Some(chapter) = harness::suites::chapter(&args.chapter) else {
-        eprintln!("error: unknown chapter {:?}", args.chapter);
-        return Ok(ExitCode::from(2));
+    let chapter = match crate::check::chapter_named(&args.chapter) {
+        Ok(chapter) => chapter,
+        Err(e) => return crate::check::usage_error(e),
     };
     if !args.dir.is_dir() {
         eprintln!("error: {} is not a folder", args.dir.display());
@@ -159,9 +198,9 @@ pub fn run(args: GradeArgs) -> anyhow::Result<ExitCode> {
         );
         return Ok(ExitCode::from(2));
     }
-    crate::check::raise_fd_limit();
+    harness::launch::raise_own_open_file_limit();
     let settings = Settings {
-        timeout: args.timeout,
+        deadline_factor: args.timeout,
         ..Settings::default()
     };
     let jobs = args
@@ -173,7 +212,8 @@ pub fn run(args: GradeArgs) -> anyhow::Result<ExitCode> {
         })
         .max(1);
     let queue = Mutex::new(members.iter().enumerate());
-    let graded: Mutex<Vec<Option<Graded>>> = Mutex::new(members.iter().map(|_| None).collect());
+    let graded: Mutex<Vec<Option<MemberResult>>> =
+        Mutex::new(members.iter().map(|_| None).collect());
     let build_limit = Duration::from_secs(args.build_timeout);
     eprintln!("grading {} members, {jobs} at a time ...", members.len());
     std::thread::scope(|scope| {
@@ -190,7 +230,7 @@ pub fn run(args: GradeArgs) -> anyhow::Result<ExitCode> {
             });
         }
     });
-    let graded: Vec<Graded> = graded
+    let graded: Vec<MemberResult> = graded
         .into_inner()
         .expect("results")
         .into_iter()
@@ -211,12 +251,12 @@ pub fn run(args: GradeArgs) -> anyhow::Result<ExitCode> {
             table_csv(&chapter, &names, &graded),
         )?;
         for (name, g) in names.iter().zip(&graded) {
-            let results = match g {
-                Graded::Results(r) => r.clone(),
-                Graded::NotGraded(_) => Vec::new(),
+            let records = match g {
+                MemberResult::Graded(r) => r.clone(),
+                MemberResult::NotGraded(_) => Vec::new(),
             };
-            let mut suite = crate::formats::junit_suite(chapter.id, &results);
-            if let Graded::NotGraded(why) = g {
+            let mut suite = report::junit_suite(chapter.id, &records);
+            if let MemberResult::NotGraded(why) = g {
                 let mut status =
                     quick_junit::TestCaseStatus::non_success(quick_junit::NonSuccessKind::Error);
                 status.set_message(why.clone());
@@ -227,7 +267,7 @@ pub fn run(args: GradeArgs) -> anyhow::Result<ExitCode> {
             }
             std::fs::write(
                 out.join("junit").join(format!("{name}.xml")),
-                crate::formats::junit(name, vec![suite])?,
+                report::junit(name, vec![suite])?,
             )?;
         }
         eprintln!(
@@ -237,7 +277,7 @@ pub fn run(args: GradeArgs) -> anyhow::Result<ExitCode> {
     }
     let all_ok = graded
         .iter()
-        .all(|g| matches!(g, Graded::Results(r) if r.iter().all(|c| c.status != Status::Fail)));
+        .all(|g| matches!(g, MemberResult::Graded(r) if Tally::of(r).all_passed()));
     Ok(if all_ok {
         ExitCode::SUCCESS
     } else {
@@ -245,25 +285,20 @@ pub fn run(args: GradeArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
-/// Short column names: the check's name without its chapter.
-fn short(id: &str) -> &str {
-    id.split_once('/').map_or(id, |(_, n)| n)
-}
-
-fn counts(g: &Graded) -> (usize, usize, usize) {
+fn counts(g: &MemberResult) -> Tally {
     match g {
-        Graded::Results(r) => (
-            r.iter().filter(|c| c.status == Status::Pass).count(),
-            r.iter().filter(|c| c.status == Status::Fail).count(),
-            r.iter().filter(|c| c.status == Status::Skip).count(),
-        ),
-        Graded::NotGraded(_) => (0, 0, 0),
+        MemberResult::Graded(r) => Tally::of(r),
+        MemberResult::NotGraded(_) => Tally::default(),
     }
 }
 
-fn rows(chapter: &Chapter, names: &[String], graded: &[Graded]) -> (Vec<String>, Vec<Vec<String>>) {
+fn rows(
+    chapter: &Chapter,
+    names: &[String],
+    graded: &[MemberResult],
+) -> (Vec<String>, Vec<Vec<String>>) {
     let mut header = vec!["member".to_string()];
-    header.extend(chapter.checks.iter().map(|c| short(&c.id).to_string()));
+    header.extend(chapter.checks.iter().map(|c| c.name.to_string()));
     header.extend(["passed", "failed", "skipped", "note"].map(String::from));
     let rows = names
         .iter()
@@ -271,22 +306,28 @@ fn rows(chapter: &Chapter, names: &[String], graded: &[Graded]) -> (Vec<String>,
         .map(|(name, g)| {
             let mut row = vec![name.clone()];
             match g {
-                Graded::Results(results) => {
-                    for check in &chapter.checks {
-                        let status = results
+                MemberResult::Graded(records) => {
+                    for id in chapter.ids() {
+                        let status = records
                             .iter()
-                            .find(|r| r.id == check.id)
-                            .map_or("-", |r| cell(r.status));
+                            .find(|r| r.id == id)
+                            .map_or("-", |r| r.verdict.label());
                         row.push(status.to_string());
                     }
                 }
-                Graded::NotGraded(_) => row.extend(chapter.checks.iter().map(|_| "-".to_string())),
+                MemberResult::NotGraded(_) => {
+                    row.extend(chapter.checks.iter().map(|_| "-".to_string()))
+                }
             }
-            let (p, f, s) = counts(g);
-            row.extend([p.to_string(), f.to_string(), s.to_string()]);
+            let t = counts(g);
+            row.extend([
+                t.passed.to_string(),
+                t.failed.to_string(),
+                t.skipped.to_string(),
+            ]);
             row.push(match g {
-                Graded::NotGraded(why) => why.clone(),
-                Graded::Results(_) => String::new(),
+                MemberResult::NotGraded(why) => why.clone(),
+                MemberResult::Graded(_) => String::new(),
             });
             row
         })
@@ -295,7 +336,7 @@ fn rows(chapter: &Chapter, names: &[String], graded: &[Graded]) -> (Vec<String>,
 }
 
 /// The table as aligned text.
-pub fn table_text(chapter: &Chapter, names: &[String], graded: &[Graded]) -> String {
+pub fn table_text(chapter: &Chapter, names: &[String], graded: &[MemberResult]) -> String {
     let (header, rows) = rows(chapter, names, graded);
     let widths: Vec<usize> = (0..header.len())
         .map(|i| {
@@ -324,7 +365,7 @@ pub fn table_text(chapter: &Chapter, names: &[String], graded: &[Graded]) -> Str
     out
 }
 
-fn table_markdown(chapter: &Chapter, names: &[String], graded: &[Graded]) -> String {
+fn table_markdown(chapter: &Chapter, names: &[String], graded: &[MemberResult]) -> String {
     let (header, rows) = rows(chapter, names, graded);
     let mut out = format!(
         "# {}: {}\n\n| {} |\n|{}|\n",
@@ -339,7 +380,7 @@ fn table_markdown(chapter: &Chapter, names: &[String], graded: &[Graded]) -> Str
     out
 }
 
-fn table_csv(chapter: &Chapter, names: &[String], graded: &[Graded]) -> String {
+fn table_csv(chapter: &Chapter, names: &[String], graded: &[MemberResult]) -> String {
     let (header, rows) = rows(chapter, names, graded);
     let esc = |s: &String| {
         if s.contains([',', '"', '\n']) {

@@ -29,7 +29,12 @@ pub fn run() -> anyhow::Result<ExitCode> {
         }
         println!("  checks:");
         for check in &chapter.checks {
-            println!("    {:<34} [{}] {}", check.id, check.role, check.title);
+            println!(
+                "    {:<34} [{}] {}",
+                chapter.id_of(check),
+                check.role,
+                check.title
+            );
         }
         println!();
     }

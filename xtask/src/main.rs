@@ -18,10 +18,10 @@
 mod bench;
 mod cargo;
 mod check;
-mod formats;
 mod grade;
 mod lab;
 mod list;
+mod output;
 mod test_all;
 
 use std::process::ExitCode;
@@ -64,7 +64,8 @@ enum Command {
 
 /// Ctrl-C (or SIGTERM, SIGHUP) reaches only the checker: the programs under test run in
 /// process groups of their own. A thread waits for those signals and ends every check's
-/// processes before the checker exits, so nothing of a student's is left running.
+/// processes before the checker exits, so nothing of a student's is left running. (The
+/// programs under test do not inherit the mask: `harness::launch` empties it.)
 fn end_checks_on_interrupt() {
     use nix::sys::signal::{SigSet, Signal};
     let mut set = SigSet::empty();
@@ -85,6 +86,8 @@ fn end_checks_on_interrupt() {
 }
 
 fn main() -> ExitCode {
+    // Before anything raises a limit: what programs under test get is what we got.
+    harness::launch::remember();
     let cli = Cli::parse();
     if matches!(cli.command, Command::Check(_) | Command::Grade(_)) {
         end_checks_on_interrupt();

@@ -226,7 +226,12 @@ fn json_report_parses() {
         .expect("large-message");
     assert_eq!(large["status"], "fail");
     assert_eq!(large["role"], "server");
-    assert!(large["hint"].as_str().is_some_and(|h| h.contains("README")));
+    assert!(large["hint"].as_str().is_some_and(|h| h.contains("read()")));
+    assert!(
+        large["see"]
+            .as_str()
+            .is_some_and(|s| s.contains("crates/ch04-tcp-echo/README.md"))
+    );
     assert!(
         large["message"]
             .as_str()

@@ -2,7 +2,7 @@
 //! datagrams demo.
 
 use assert_cmd::Command;
-use harness::testing::{assert_reference_passes, assert_submission};
+use harness::testing::assert_reference_passes;
 use predicates::prelude::*;
 
 const BIN: &str = env!("CARGO_BIN_EXE_ch02-socket-types");
@@ -10,17 +10,6 @@ const BIN: &str = env!("CARGO_BIN_EXE_ch02-socket-types");
 #[test]
 fn reference_passes_every_check() {
     assert_reference_passes("ch02", "ch02-socket-types", BIN);
-}
-
-#[test]
-fn book_style_c_passes() {
-    assert_submission("ch02/book-style");
-}
-
-/// A client that reads once prints `H` when the bytes come one per write.
-#[test]
-fn twin_that_reads_once() {
-    assert_submission("ch02/reads-once");
 }
 
 /// Three sendto() calls, three recvfrom() results, each a whole datagram.

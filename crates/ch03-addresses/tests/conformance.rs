@@ -2,7 +2,7 @@
 //! one-line errors for invalid input.
 
 use assert_cmd::Command;
-use harness::testing::{assert_reference_passes, assert_submission};
+use harness::testing::assert_reference_passes;
 use predicates::prelude::*;
 
 const BIN: &str = env!("CARGO_BIN_EXE_ch03-addresses");
@@ -10,12 +10,6 @@ const BIN: &str = env!("CARGO_BIN_EXE_ch03-addresses");
 #[test]
 fn reference_passes_every_check() {
     assert_reference_passes("ch03", "ch03-addresses", BIN);
-}
-
-/// A converter without htons()/htonl() fails ch03/conversions.
-#[test]
-fn twin_without_byte_swapping() {
-    assert_submission("ch03/no-byte-swap");
 }
 
 /// The book's failure case: one line, exit 1, never a panic.

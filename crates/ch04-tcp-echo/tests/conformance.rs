@@ -2,38 +2,12 @@
 //! graded: the book-style C programs pass everything, each broken twin fails exactly
 //! the checks its manifest names.
 
-use harness::testing::{assert_reference_passes, assert_submission};
+use harness::testing::assert_reference_passes;
 
 /// Our server and client pass every ch04 check.
 #[test]
 fn reference_passes_every_check() {
     assert_reference_passes("ch04", "ch04-tcp-echo", env!("CARGO_BIN_EXE_ch04-tcp-echo"));
-}
-
-/// The book's C, made correct (a server that serves 5 clients and exits), passes.
-#[test]
-fn book_style_c_passes() {
-    assert_submission("ch04/book-style");
-}
-
-#[test]
-fn twin_without_sigpipe_handling_dies() {
-    assert_submission("ch04/dies-of-sigpipe");
-}
-
-#[test]
-fn twin_that_exits_after_its_first_client() {
-    assert_submission("ch04/exits-after-first-client");
-}
-
-#[test]
-fn twin_that_echoes_its_first_read_only() {
-    assert_submission("ch04/echoes-first-read-only");
-}
-
-#[test]
-fn twin_client_that_loops_at_end_of_input() {
-    assert_submission("ch04/loops-at-eof");
 }
 
 mod commands {
@@ -136,28 +110,24 @@ mod commands {
 /// single read() per line, fails `ch05/fragmented-reply`.
 #[test]
 fn our_chapter_4_client_fails_the_chapter_5_check() {
-    use harness::check::Settings;
-    use harness::runner::{Status, Targets, run_chapter};
-    let chapter = harness::suites::chapter("ch05").expect("ch05");
-    let template = format!(
-        "{} client {{host}} {{port}}",
-        env!("CARGO_BIN_EXE_ch04-tcp-echo")
-    );
-    let given = std::collections::BTreeMap::from([("client".to_string(), template)]);
-    let targets = Targets::given(&chapter, &given, std::path::Path::new("/"), None, false)
-        .expect("valid template");
-    let results = run_chapter(
-        &chapter,
-        &targets,
+    let records = harness::testing::grade_template(
+        "ch05",
+        "client",
+        &format!(
+            "{} client {{host}} {{port}}",
+            env!("CARGO_BIN_EXE_ch04-tcp-echo")
+        ),
         Some("ch05/fragmented-reply"),
-        &Settings::default(),
-        |_| {},
     );
-    assert_eq!(results.len(), 1);
-    assert_eq!(results[0].status, Status::Fail, "{results:?}");
-    let message = &results[0].failure.as_ref().expect("failure").message;
+    assert_eq!(records.len(), 1);
+    let harness::verdict::Verdict::Fail(evidence) = &records[0].verdict else {
+        panic!("ch05/fragmented-reply did not fail: {records:?}");
+    };
     assert!(
-        message.contains("printed the reply before it was whole"),
-        "{message}"
+        evidence
+            .message
+            .contains("printed the reply before it was whole"),
+        "{}",
+        evidence.message
     );
 }

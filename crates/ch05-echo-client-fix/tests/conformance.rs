@@ -1,7 +1,7 @@
 //! ch05's echo roles on our binary, and the gallery's echo twins.
 
 use assert_cmd::Command;
-use harness::testing::{assert_reference_passes, assert_submission};
+use harness::testing::assert_reference_passes;
 use predicates::prelude::*;
 
 const BIN: &str = env!("CARGO_BIN_EXE_ch05-echo-client-fix");
@@ -10,17 +10,6 @@ const BIN: &str = env!("CARGO_BIN_EXE_ch05-echo-client-fix");
 #[test]
 fn reference_passes_every_check() {
     assert_reference_passes("ch05", "ch05-echo-client-fix", BIN);
-}
-
-/// Chapter 4's client, which reads once per line, prints half a reply.
-#[test]
-fn twin_echo_client_that_reads_once() {
-    assert_submission("ch05/echo-client-reads-once");
-}
-
-#[test]
-fn twin_echo_server_that_reads_once() {
-    assert_submission("ch05/echo-server-reads-once");
 }
 
 /// The demo sends a 1,501-byte line: the reply takes more than one read, and is

@@ -2,7 +2,7 @@
 //! start-up error for a missing file.
 
 use assert_cmd::Command;
-use harness::testing::{assert_reference_passes, assert_submission};
+use harness::testing::assert_reference_passes;
 use predicates::prelude::*;
 
 const BIN: &str = env!("CARGO_BIN_EXE_ch07-half-close");
@@ -10,27 +10,6 @@ const BIN: &str = env!("CARGO_BIN_EXE_ch07-half-close");
 #[test]
 fn reference_passes_every_check() {
     assert_reference_passes("ch07", "ch07-half-close", BIN);
-}
-
-#[test]
-fn book_style_c_passes() {
-    assert_submission("ch07/book-style");
-}
-
-/// close() instead of shutdown(SHUT_WR): the file arrives, the last word is lost.
-#[test]
-fn twin_that_closes_instead_of_half_closing() {
-    assert_submission("ch07/close-instead-of-shutdown");
-}
-
-#[test]
-fn twin_that_reads_the_file_as_text() {
-    assert_submission("ch07/reads-file-as-text");
-}
-
-#[test]
-fn twin_client_that_saves_its_first_read() {
-    assert_submission("ch07/client-saves-first-read");
 }
 
 /// A missing file is a one-line error before the server listens (the book's crashes

@@ -3,7 +3,7 @@
 //! in the reserved `.invalid` domain.
 
 use assert_cmd::Command;
-use harness::testing::{assert_reference_passes, assert_submission};
+use harness::testing::assert_reference_passes;
 use predicates::prelude::*;
 
 const BIN: &str = env!("CARGO_BIN_EXE_ch08-dns-lookup");
@@ -11,36 +11,6 @@ const BIN: &str = env!("CARGO_BIN_EXE_ch08-dns-lookup");
 #[test]
 fn reference_passes_every_check() {
     assert_reference_passes("ch08", "ch08-dns-lookup", BIN);
-}
-
-#[test]
-fn c_model_answer_passes() {
-    assert_submission("ch08/book-style");
-}
-
-#[test]
-fn twin_ipv4_only() {
-    assert_submission("ch08/ipv4-only");
-}
-
-#[test]
-fn twin_byte_swapped_addresses() {
-    assert_submission("ch08/byte-swapped-addresses");
-}
-
-#[test]
-fn twin_numeric_reverse() {
-    assert_submission("ch08/numeric-reverse");
-}
-
-#[test]
-fn twin_that_swallows_errors() {
-    assert_submission("ch08/swallows-errors");
-}
-
-#[test]
-fn twin_with_a_traceback() {
-    assert_submission("ch08/traceback-on-bad-address");
 }
 
 fn lookup() -> Command {

@@ -1,11 +1,13 @@
 //! ch01: the hello server and client.
 
-use crate::check::{Chapter, Ctx, Failure, Outcome, fail};
-use crate::peer::HarnessServer;
+use crate::check::{Chapter, Check, Ctx, Evidence, Outcome, Readme, fail};
 
-use super::{check, client_role, tcp_server_role};
+use super::{client_role, tcp_server_role};
 
 const GREETING: &[u8] = b"Hello World!";
+
+/// Where this chapter's hints send the reader.
+pub const README: Readme = Readme("crates/ch01-hello/README.md");
 
 pub fn chapter() -> Chapter {
     Chapter {
@@ -26,22 +28,22 @@ pub fn chapter() -> Chapter {
             ),
         ],
         checks: vec![
-            check(
-                "ch01",
-                "hello",
-                "the server sends exactly `Hello World!`, then end of stream",
-                "server",
-                "write the 12 bytes of the text, not sizeof() of the array, which counts its NUL; then close() (ch01 README, \"What the book gets wrong\")",
-                hello,
-            ),
-            check(
-                "ch01",
-                "client-prints",
-                "the client prints `Message from server: Hello World!` and exits 0",
-                "client",
-                "connect to the address and port you are given, read until read() returns 0, print the text (ch01 README, \"The client\")",
-                client_prints,
-            ),
+            Check {
+                name: "hello",
+                role: "server",
+                title: "the server sends exactly `Hello World!`, then end of stream",
+                hint: "write the 12 bytes of the text, not sizeof() of the array, which counts its NUL; then close()",
+                see: README.at("What the book gets wrong"),
+                run: hello,
+            },
+            Check {
+                name: "client-prints",
+                role: "client",
+                title: "the client prints `Message from server: Hello World!` and exits 0",
+                hint: "connect to the address and port you are given, read until read() returns 0, print the text",
+                see: README.at("The client"),
+                run: client_prints,
+            },
         ],
     }
 }
@@ -52,17 +54,14 @@ fn hello(ctx: &mut Ctx) -> Outcome {
     match conn.recv_to_end(64 * 1024, ctx.secs(5.0)) {
         Ok(got) if got == GREETING => Ok(()),
         Ok(got) => Err(
-            Failure::new("the server sent something other than the greeting")
-                .expected(format!(
-                    "{:?} (12 bytes), then end of stream",
-                    "Hello World!"
-                ))
+            Evidence::new("the server sent something other than the greeting")
+                .expected("\"Hello World!\" (12 bytes), then end of stream")
                 .got(&got)
                 .into(),
         ),
         Err(short) => Err(ctx.explain(
             &server,
-            Failure::new(format!(
+            Evidence::new(format!(
                 "no end of stream after the greeting: {}",
                 short.why
             ))
@@ -73,7 +72,7 @@ fn hello(ctx: &mut Ctx) -> Outcome {
 }
 
 fn client_prints(ctx: &mut Ctx) -> Outcome {
-    let server = HarnessServer::start().map_err(fail)?;
+    let server = ctx.harness_server()?;
     let client = ctx.client(server.addr, &[])?;
     let mut conn = server.accept(ctx.secs(10.0)).map_err(fail)?;
     conn.send(GREETING).map_err(fail)?;

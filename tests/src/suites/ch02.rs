@@ -2,13 +2,15 @@
 
 use std::time::Duration;
 
-use crate::check::{Chapter, Ctx, Failure, Outcome, fail};
-use crate::peer::HarnessServer;
+use crate::check::{Chapter, Check, Ctx, Evidence, Outcome, Readme, fail};
 use crate::pty::TerminalProgram;
 
-use super::{check, client_role};
+use super::client_role;
 
 const MESSAGE: &[u8] = b"Hello World!";
+
+/// Where this chapter's hints send the reader.
+pub const README: Readme = Readme("crates/ch02-socket-types/README.md");
 
 pub fn chapter() -> Chapter {
     Chapter {
@@ -20,14 +22,14 @@ pub fn chapter() -> Chapter {
             &["client", "{host}", "{port}"],
             "./tcp_client {host} {port}",
         )],
-        checks: vec![check(
-            "ch02",
-            "one-write-many-reads",
-            "the client prints every byte and its read count, sent in one write or one byte per write",
-            "client",
-            "read() until it returns 0: one write may arrive as many reads and many writes as one read (ch02 README, \"No boundaries\")",
-            one_write_many_reads,
-        )],
+        checks: vec![Check {
+            name: "one-write-many-reads",
+            role: "client",
+            title: "the client prints every byte and its read count, sent in one write or one byte per write",
+            hint: "read() until it returns 0: one write may arrive as many reads and many writes as one read",
+            see: README.at("No boundaries"),
+            run: one_write_many_reads,
+        }],
     }
 }
 
@@ -48,7 +50,7 @@ fn one_write_many_reads(ctx: &mut Ctx) -> Outcome {
 /// the client prints a reply or a second passes: a client that prints after one read
 /// has printed `H` by then, every time, however busy the machine.
 fn run_client(ctx: &mut Ctx, sending: Sending) -> Outcome {
-    let server = HarnessServer::start().map_err(fail)?;
+    let server = ctx.harness_server()?;
     let client = ctx.client(server.addr, &[])?;
     let mut conn = server.accept(ctx.secs(10.0)).map_err(fail)?;
     let mode = match sending {
@@ -86,7 +88,7 @@ fn run_client(ctx: &mut Ctx, sending: Sending) -> Outcome {
         })
         .is_some();
     if !counted {
-        return Err(Failure::new(format!(
+        return Err(Evidence::new(format!(
             "with the 12 bytes sent {mode}, no read count was printed"
         ))
         .expected("a line \"Function read call count: N\"")

@@ -1,22 +1,25 @@
 //! ch03: addresses and byte order, a table of conversions with known answers.
 
-use crate::check::{Chapter, Ctx, Failure, Outcome};
+use crate::check::{Chapter, Check, Ctx, Evidence, Outcome, Readme};
 
-use super::{check, reference_tool_role};
+use super::reference_tool_role;
+
+/// Where this chapter's hints send the reader.
+pub const README: Readme = Readme("crates/ch03-addresses/README.md");
 
 pub fn chapter() -> Chapter {
     Chapter {
         id: "ch03",
         title: "addresses and byte order",
         roles: vec![reference_tool_role("converter", "ch03-addresses")],
-        checks: vec![check(
-            "ch03",
-            "conversions",
-            "htons/htonl, inet_addr, inet_aton, inet_ntoa and sockaddr_in against known answers, invalid input included",
-            "converter",
-            "network byte order is big-endian: the most significant byte goes first in memory (ch03 README, \"Byte order\")",
-            conversions,
-        )],
+        checks: vec![Check {
+            name: "conversions",
+            role: "converter",
+            title: "htons/htonl, inet_addr, inet_aton, inet_ntoa and sockaddr_in against known answers, invalid input included",
+            hint: "network byte order is big-endian: the most significant byte goes first in memory",
+            see: README.at("Byte order"),
+            run: conversions,
+        }],
     }
 }
 
@@ -87,7 +90,7 @@ fn conversions(ctx: &mut Ctx) -> Outcome {
         match answer {
             Answer::Prints(lines) => {
                 if run.code() != Some(0) {
-                    return Err(Failure::new(format!(
+                    return Err(Evidence::new(format!(
                         "`{shown}` failed: {}",
                         run.stderr_text().trim()
                     ))
@@ -100,8 +103,8 @@ fn conversions(ctx: &mut Ctx) -> Outcome {
                     .iter()
                     .find(|l| !out.lines().any(|o| o.trim_end() == l.trim_end()))
                 {
-                    return Err(Failure::new(format!("`{shown}` printed something else"))
-                        .expected(format!("a line {missing:?}"))
+                    return Err(Evidence::new(format!("`{shown}` printed something else"))
+                        .expected(format!("a line {}", crate::report::quote(missing)))
                         .got(&run.stdout)
                         .into());
                 }
@@ -111,12 +114,12 @@ fn conversions(ctx: &mut Ctx) -> Outcome {
                 let one_line = err.lines().count() == 1 && err.starts_with("error: ");
                 if run.code() != Some(1) || !one_line {
                     return Err(
-                        Failure::new(format!("`{shown}` is invalid input and must fail"))
+                        Evidence::new(format!("`{shown}` is invalid input and must fail"))
                             .expected("exit status 1 and one line `error: ...` on stderr")
                             .got(
                                 format!(
-                                    "exit {:?}; stderr: {err}; stdout: {}",
-                                    run.code(),
+                                    "{}; stderr: {err}; stdout: {}",
+                                    crate::supervise::describe_status(&run.status),
                                     run.stdout_text()
                                 )
                                 .as_bytes(),

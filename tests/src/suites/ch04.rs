@@ -5,11 +5,14 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use nix::sys::wait::WaitStatus;
 
-use crate::check::{Chapter, Ctx, Outcome, fail};
+use crate::check::{Chapter, Check, Ctx, Outcome, Readme, fail};
 use crate::peer::{Conn, HarnessServer};
 use crate::supervise::describe_status;
 
-use super::{check, client_role, echo, tcp_server_role};
+use super::{client_role, echo, tcp_server_role};
+
+/// Where this chapter's hints send the reader.
+pub const README: Readme = Readme("crates/ch04-tcp-echo/README.md");
 
 pub fn chapter() -> Chapter {
     let server = "server";
@@ -32,70 +35,70 @@ pub fn chapter() -> Chapter {
             ),
         ],
         checks: vec![
-            check(
-                "ch04",
-                "echo-line",
-                "a line comes back as sent",
-                server,
-                "read() what the client sent and write() the same bytes back (ch04 README, \"The server\")",
-                echo::echo_line,
-            ),
-            check(
-                "ch04",
-                "large-message",
-                "1 MiB in one write comes back byte-identical",
-                server,
-                "one read() returns what has arrived so far: keep reading and writing until read() returns 0, and write every byte you read (ch04 README, \"Reading until end of stream\")",
-                echo::large_message,
-            ),
-            check(
-                "ch04",
-                "byte-at-a-time",
-                "one byte per write (TCP_NODELAY): every byte comes back",
-                server,
-                "TCP keeps no message boundaries: a write of 1 byte arrives as a read of 1 byte; loop on read() (ch04 README, \"Reading until end of stream\")",
-                echo::byte_at_a_time,
-            ),
-            check(
-                "ch04",
-                "sequential-clients",
-                "5 clients one after another are all served",
-                server,
-                "after one client's read() returns 0, close() its socket and go back to accept() (ch04 README, \"The server\")",
-                echo::sequential_clients,
-            ),
-            check(
-                "ch04",
-                "abrupt-disconnect",
-                "a client that resets mid-stream does not stop the server",
-                server,
-                "read() and write() return -1 with ECONNRESET or EPIPE when a client vanishes: end that client, keep serving (ch04 README, \"Clients that vanish\")",
-                echo::abrupt_disconnect,
-            ),
-            check(
-                "ch04",
-                "peer-stops-reading",
-                "a client that sends 4 MiB and closes without reading does not kill the server",
-                server,
-                "writing to a closed connection raises SIGPIPE, which kills by default: ignore it (signal(SIGPIPE, SIG_IGN)) and handle EPIPE (ch04 README, \"SIGPIPE\")",
-                echo::peer_stops_reading,
-            ),
-            check(
-                "ch04",
-                "client-echo",
-                "lines typed come back printed; Q ends the client with status 0",
-                client,
-                "print \"Message from server: \" and the reply for each line; stop at q or Q (ch04 README, \"The client\")",
-                client_echo,
-            ),
-            check(
-                "ch04",
-                "client-eof",
-                "end of input (Ctrl-D) ends the client with status 0 within 2 s",
-                client,
-                "fgets() returns NULL at end of input: stop there instead of sending the old line again (ch04 README, \"End of input\")",
-                client_eof,
-            ),
+            Check {
+                name: "echo-line",
+                role: server,
+                title: "a line comes back as sent",
+                hint: "read() what the client sent and write() the same bytes back",
+                see: README.at("The server"),
+                run: echo::echo_line,
+            },
+            Check {
+                name: "large-message",
+                role: server,
+                title: "1 MiB in one write comes back byte-identical",
+                hint: "one read() returns what has arrived so far: keep reading and writing until read() returns 0, and write every byte you read",
+                see: README.at("Reading until end of stream"),
+                run: echo::large_message,
+            },
+            Check {
+                name: "byte-at-a-time",
+                role: server,
+                title: "one byte per write (TCP_NODELAY): every byte comes back",
+                hint: "TCP keeps no message boundaries: a write of 1 byte arrives as a read of 1 byte; loop on read()",
+                see: README.at("Reading until end of stream"),
+                run: echo::byte_at_a_time,
+            },
+            Check {
+                name: "sequential-clients",
+                role: server,
+                title: "5 clients one after another are all served",
+                hint: "after one client's read() returns 0, close() its socket and go back to accept()",
+                see: README.at("The server"),
+                run: echo::sequential_clients,
+            },
+            Check {
+                name: "abrupt-disconnect",
+                role: server,
+                title: "a client that resets mid-stream does not stop the server",
+                hint: "read() and write() return -1 with ECONNRESET or EPIPE when a client vanishes: end that client, keep serving",
+                see: README.at("Clients that vanish"),
+                run: echo::abrupt_disconnect,
+            },
+            Check {
+                name: "peer-stops-reading",
+                role: server,
+                title: "a client that fills every buffer without reading, then closes, does not kill the server",
+                hint: "writing to a closed connection raises SIGPIPE, which kills by default: ignore it (signal(SIGPIPE, SIG_IGN)) and handle EPIPE",
+                see: README.at("SIGPIPE"),
+                run: echo::peer_stops_reading,
+            },
+            Check {
+                name: "client-echo",
+                role: client,
+                title: "lines typed come back printed; Q ends the client with status 0",
+                hint: "print \"Message from server: \" and the reply for each line; stop at q or Q",
+                see: README.at("The client"),
+                run: client_echo,
+            },
+            Check {
+                name: "client-eof",
+                role: client,
+                title: "end of input (Ctrl-D) ends the client with status 0 within 2 s",
+                hint: "fgets() returns NULL at end of input: stop there instead of sending the old line again",
+                see: README.at("End of input"),
+                run: client_eof,
+            },
         ],
     }
 }
@@ -136,7 +139,7 @@ fn exited_zero(status: &WaitStatus) -> bool {
 }
 
 fn client_echo(ctx: &mut Ctx) -> Outcome {
-    let server = HarnessServer::start().map_err(fail)?;
+    let server = ctx.harness_server()?;
     let mut client = ctx.client(server.addr, &[])?;
     echo_for_client(ctx, &server)?;
     for line in ["Hello, echo client!", "a second line"] {
@@ -156,7 +159,7 @@ fn client_echo(ctx: &mut Ctx) -> Outcome {
 }
 
 fn client_eof(ctx: &mut Ctx) -> Outcome {
-    let server = HarnessServer::start().map_err(fail)?;
+    let server = ctx.harness_server()?;
     let mut client = ctx.client(server.addr, &[])?;
     let received = echo_for_client(ctx, &server)?;
     client

@@ -3,12 +3,22 @@
 
 use std::time::{Duration, Instant};
 
-use crate::check::{Chapter, Ctx, Failure, Outcome, Problem, Role, RoleKind, Server, fail};
-use crate::peer::{Conn, HarnessServer};
-use crate::procfs::{self, Proto};
+use crate::check::{
+    Chapter, Check, Ctx, Evidence, Outcome, Problem, Readme, Role, RoleKind, Server, fail,
+};
+use crate::peer::Conn;
+use crate::procfs::Proto;
 use crate::pty::TerminalProgram;
 
-use super::{check, client_role, echo, echo::with_prefix, tcp_server_role};
+use crate::report::quote;
+
+use super::{client_role, echo, echo::with_prefix, tcp_server_role};
+
+/// Where this chapter's hints send the reader.
+pub const CALC_README: Readme = Readme("crates/ch05-op-calculator/README.md");
+
+/// Where this chapter's hints send the reader.
+pub const ECHO_README: Readme = Readme("crates/ch05-echo-client-fix/README.md");
 
 pub fn chapter() -> Chapter {
     Chapter {
@@ -45,86 +55,86 @@ pub fn chapter() -> Chapter {
             ),
         ],
         checks: vec![
-            check(
-                "ch05",
-                "large-message",
-                "the echo server returns 1 MiB byte-identical",
-                "server",
-                "read until read() returns 0 and write every byte (ch04 README, \"Reading until end of stream\")",
-                echo::large_message,
-            ),
-            check(
-                "ch05",
-                "fragmented-reply",
-                "replies that arrive in pieces are printed whole and in step",
-                "client",
-                "an echo is as long as what you sent: read until you have that many bytes (ch05 README, \"The echo client's problem\")",
-                fragmented_reply,
-            ),
-            check(
-                "ch05",
-                "calc-add",
-                "3 + 5 + 7 and negative operands",
-                "calc-server",
-                "count byte, then count x 4-byte little-endian ints, then the operator; reply with 4 little-endian bytes (ch05 README, \"The protocol\")",
-                calc_add,
-            ),
-            check(
-                "ch05",
-                "calc-sub",
-                "10 - 3 - 2, left to right",
-                "calc-server",
-                "subtract each operand from the running result, left to right (ch05 README, \"The protocol\")",
-                calc_sub,
-            ),
-            check(
-                "ch05",
-                "calc-mul",
-                "-2 * 3 * 4",
-                "calc-server",
-                "operands are signed 32-bit (ch05 README, \"The protocol\")",
-                calc_mul,
-            ),
-            check(
-                "ch05",
-                "calc-overflow",
-                "results wrap around like a 32-bit C int",
-                "calc-server",
-                "compute in 32-bit two's complement: 2147483647 + 1 is -2147483648 (ch05 README, \"Overflow\")",
-                calc_overflow,
-            ),
-            check(
-                "ch05",
-                "calc-split-request",
-                "a request sent one byte per write is answered",
-                "calc-server",
-                "read until you have 1 byte, then until you have 4N+1 more: one read() may return any part (ch05 README, \"Reading a request\")",
-                calc_split_request,
-            ),
-            check(
-                "ch05",
-                "calc-truncated",
-                "a request cut short (closed or stalled) neither spins nor blocks the next client",
-                "calc-server",
-                "read() returns 0 when the client has closed: stop there; give a stalled client a deadline (SO_RCVTIMEO) (ch05 README, \"Bad requests\")",
-                calc_truncated,
-            ),
-            check(
-                "ch05",
-                "calc-bad-operator",
-                "an unknown operator or a count of 0 closes that client without a result; the next is served",
-                "calc-server",
-                "check the operator and the count; close the connection instead of answering garbage (ch05 README, \"Bad requests\")",
-                calc_bad_operator,
-            ),
-            check(
-                "ch05",
-                "calc-client",
-                "the client sends the book's bytes and prints `Operation result: N`",
-                "calc-client",
-                "send the count as one byte, each operand as 4 little-endian bytes, the operator as one byte (ch05 README, \"The protocol\")",
-                calc_client,
-            ),
+            Check {
+                name: "large-message",
+                role: "server",
+                title: "the echo server returns 1 MiB byte-identical",
+                hint: "read until read() returns 0 and write every byte",
+                see: super::ch04::README.at("Reading until end of stream"),
+                run: echo::large_message,
+            },
+            Check {
+                name: "fragmented-reply",
+                role: "client",
+                title: "replies that arrive in pieces are printed whole and in step",
+                hint: "an echo is as long as what you sent: read until you have that many bytes",
+                see: ECHO_README.at("The echo client's problem"),
+                run: fragmented_reply,
+            },
+            Check {
+                name: "calc-add",
+                role: "calc-server",
+                title: "3 + 5 + 7 and negative operands",
+                hint: "count byte, then count x 4-byte little-endian ints, then the operator; reply with 4 little-endian bytes",
+                see: CALC_README.at("The protocol"),
+                run: calc_add,
+            },
+            Check {
+                name: "calc-sub",
+                role: "calc-server",
+                title: "10 - 3 - 2, left to right",
+                hint: "subtract each operand from the running result, left to right",
+                see: CALC_README.at("The protocol"),
+                run: calc_sub,
+            },
+            Check {
+                name: "calc-mul",
+                role: "calc-server",
+                title: "-2 * 3 * 4",
+                hint: "operands are signed 32-bit",
+                see: CALC_README.at("The protocol"),
+                run: calc_mul,
+            },
+            Check {
+                name: "calc-overflow",
+                role: "calc-server",
+                title: "results wrap around like a 32-bit C int",
+                hint: "compute in 32-bit two's complement: 2147483647 + 1 is -2147483648",
+                see: CALC_README.at("Overflow"),
+                run: calc_overflow,
+            },
+            Check {
+                name: "calc-split-request",
+                role: "calc-server",
+                title: "a request sent one byte per write is answered",
+                hint: "read until you have 1 byte, then until you have 4N+1 more: one read() may return any part",
+                see: CALC_README.at("Reading a request"),
+                run: calc_split_request,
+            },
+            Check {
+                name: "calc-truncated",
+                role: "calc-server",
+                title: "a request cut short (closed or stalled) neither spins nor blocks the next client",
+                hint: "read() returns 0 when the client has closed: stop there; give a stalled client a deadline (SO_RCVTIMEO)",
+                see: CALC_README.at("Bad requests"),
+                run: calc_truncated,
+            },
+            Check {
+                name: "calc-bad-operator",
+                role: "calc-server",
+                title: "an unknown operator or a count of 0 closes that client without a result; the next is served",
+                hint: "check the operator and the count; close the connection instead of answering garbage",
+                see: CALC_README.at("Bad requests"),
+                run: calc_bad_operator,
+            },
+            Check {
+                name: "calc-client",
+                role: "calc-client",
+                title: "the client sends the book's bytes and prints `Operation result: N`",
+                hint: "send the count as one byte, each operand as 4 little-endian bytes, the operator as one byte",
+                see: CALC_README.at("The protocol"),
+                run: calc_client,
+            },
         ],
     }
 }
@@ -167,7 +177,7 @@ fn wait_replies(client: &TerminalProgram, n: usize, limit: Duration) -> bool {
 /// rest until the client has printed a reply or a second has passed. A client that
 /// prints after one read() has printed half a line by then, every time.
 fn fragmented_reply(ctx: &mut Ctx) -> Outcome {
-    let server = HarnessServer::start().map_err(fail)?;
+    let server = ctx.harness_server()?;
     let mut client = ctx.client(server.addr, &[])?;
     let mut conn = server.accept(ctx.secs(10.0)).map_err(fail)?;
     conn.nodelay();
@@ -178,12 +188,12 @@ fn fragmented_reply(ctx: &mut Ctx) -> Outcome {
         let sent = conn
             .recv_until(b'\n', 64 * 1024, ctx.secs(10.0))
             .map_err(|short| {
-                Failure::new(format!(
+                Evidence::new(format!(
                     "your client did not send line {} whole: {}",
                     i + 1,
                     short.why
                 ))
-                .expected(format!("{line:?} and a newline"))
+                .expected(format!("{} and a newline", quote(line)))
                 .got(&short.got)
             })?;
         let half = sent.len() / 2;
@@ -193,7 +203,7 @@ fn fragmented_reply(ctx: &mut Ctx) -> Outcome {
         conn.send(&sent[half..]).map_err(fail)?;
         if !wait_replies(&client, i + 1, ctx.secs(5.0)) {
             return Err(
-                Failure::new(format!("your client printed no reply to line {}", i + 1))
+                Evidence::new(format!("your client printed no reply to line {}", i + 1))
                     .got(&client.output())
                     .into(),
             );
@@ -201,14 +211,14 @@ fn fragmented_reply(ctx: &mut Ctx) -> Outcome {
         let expected = format!("Message from server: {line}");
         let printed = replies(&client)[i].clone();
         if printed != expected {
-            return Err(Failure::new(format!(
-                "line {} came back as {:?} then {:?} (two writes); your client printed the reply before it was whole",
+            return Err(Evidence::new(format!(
+                "line {} came back as {} then {} (two writes); your client printed the reply before it was whole",
                 i + 1,
-                String::from_utf8_lossy(&sent[..half]),
-                String::from_utf8_lossy(&sent[half..])
+                crate::report::escape(&sent[..half], 200),
+                crate::report::escape(&sent[half..], 200)
             ))
             .sent(&sent)
-            .expected(format!("a line {expected:?}"))
+            .expected(format!("a line {}", quote(&expected)))
             .got(printed.as_bytes())
             .into());
         }
@@ -249,20 +259,20 @@ fn ask(
         conn.nodelay();
         for (i, b) in bytes.iter().enumerate() {
             conn.send(std::slice::from_ref(b))
-                .map_err(|e| ctx.explain(server, Failure::new(e).sent(bytes)))?;
+                .map_err(|e| ctx.explain(server, Evidence::new(e).sent(bytes)))?;
             if i < 2 {
                 conn.wait_consumed(ctx.secs(1.0));
             }
         }
     } else {
         conn.send(bytes)
-            .map_err(|e| ctx.explain(server, Failure::new(e).sent(bytes)))?;
+            .map_err(|e| ctx.explain(server, Evidence::new(e).sent(bytes)))?;
     }
     match conn.recv_exact(4, deadline) {
         Ok(got) => Ok(i32::from_le_bytes(got.try_into().expect("4 bytes"))),
         Err(short) => Err(ctx.explain(
             server,
-            Failure::new(format!("no 4-byte result: {}", short.why))
+            Evidence::new(format!("no 4-byte result: {}", short.why))
                 .sent(bytes)
                 .expected("a 4-byte little-endian result")
                 .got(&short.got),
@@ -286,7 +296,7 @@ fn expect_results(ctx: &mut Ctx, cases: &[(&[i32], u8, i32)], split: bool) -> Ou
                 message
                     .push_str(" (the right value in big-endian: this protocol is little-endian)");
             }
-            return Err(Failure::new(message)
+            return Err(Evidence::new(message)
                 .sent(&bytes)
                 .expected(format!(
                     "{expected} ({})",
@@ -340,13 +350,12 @@ fn calc_split_request(ctx: &mut Ctx) -> Outcome {
     expect_results(ctx, &[(&[250, 10, 3], b'+', 263)], true)
 }
 
-/// The server's CPU use over one second, as a percentage of one CPU.
-fn cpu_percent_over_a_second(server: &Server) -> Option<u64> {
-    let before = procfs::stat(server.pid)?.cpu_ticks;
-    // A measurement window, not synchronisation: we want the CPU time it takes.
-    std::thread::sleep(Duration::from_secs(1));
-    let after = procfs::stat(server.pid)?.cpu_ticks;
-    Some((after - before) * 100 / procfs::ticks_per_second())
+/// How much of a second the server spent runnable, in percent: a server that loops on
+/// read() returning 0 is runnable all the time, however little CPU a busy machine gives
+/// it; one that waits in read() or accept() sleeps.
+fn runnable_percent_over_a_second(server: &Server) -> Option<u64> {
+    crate::observe::runnable_fraction(server.pid, Duration::from_secs(1))
+        .map(|f| (f * 100.0).round() as u64)
 }
 
 fn calc_truncated(ctx: &mut Ctx) -> Outcome {
@@ -359,11 +368,11 @@ fn calc_truncated(ctx: &mut Ctx) -> Outcome {
     let mut cut = ctx.connect(&server)?;
     cut.send(partial).map_err(fail)?;
     let _ = cut.stream.shutdown(std::net::Shutdown::Write);
-    if let Some(cpu) = cpu_percent_over_a_second(&server)
-        && cpu > 50
+    if let Some(busy) = runnable_percent_over_a_second(&server)
+        && busy > 80
     {
-        return Err(Failure::new(format!(
-            "after a client sent 6 of 14 bytes and closed, your server used {cpu}% of a CPU for a second: it loops on read() returning 0"
+        return Err(Evidence::new(format!(
+            "after a client sent 6 of 14 bytes and closed, your server was running for {busy}% of the next second instead of waiting: it loops on read() returning 0"
         ))
         .sent(partial)
         .into());
@@ -386,11 +395,11 @@ fn calc_truncated(ctx: &mut Ctx) -> Outcome {
     // A request that stalls: the client sends part and then nothing, connection open.
     let mut stalled = ctx.connect(&server)?;
     stalled.send(partial).map_err(fail)?;
-    if let Some(cpu) = cpu_percent_over_a_second(&server)
-        && cpu > 50
+    if let Some(busy) = runnable_percent_over_a_second(&server)
+        && busy > 80
     {
         return Err(fail(format!(
-            "while a client stalled half-way through a request, your server used {cpu}% of a CPU"
+            "while a client stalled half-way through a request, your server was running for {busy}% of a second instead of waiting: it loops on a read() that fails"
         )));
     }
     let got = ask(ctx, &server, &request(&[3, 5, 7], b'+'), false, ctx.secs(20.0)).map_err(|p| {
@@ -411,7 +420,7 @@ fn expect_refused(ctx: &mut Ctx, server: &Server, bytes: &[u8], what: &str) -> O
     conn.send(bytes).map_err(fail)?;
     match conn.recv_to_end(64, ctx.secs(10.0)) {
         Ok(got) if got.is_empty() => Ok(()),
-        Ok(got) => Err(Failure::new(format!(
+        Ok(got) => Err(Evidence::new(format!(
             "{what} was answered, as if it were a valid request"
         ))
         .sent(bytes)
@@ -422,7 +431,7 @@ fn expect_refused(ctx: &mut Ctx, server: &Server, bytes: &[u8], what: &str) -> O
         Err(short) if short.got.is_empty() && short.why.contains("reset") => Ok(()),
         Err(short) => Err(ctx.explain(
             server,
-            Failure::new(format!("{what}: {}", short.why))
+            Evidence::new(format!("{what}: {}", short.why))
                 .sent(bytes)
                 .expected("the connection closed with no result")
                 .got(&short.got),
@@ -456,7 +465,7 @@ fn calc_bad_operator(ctx: &mut Ctx) -> Outcome {
 }
 
 fn calc_client(ctx: &mut Ctx) -> Outcome {
-    let server = HarnessServer::start().map_err(fail)?;
+    let server = ctx.harness_server()?;
     let mut client = ctx.client(server.addr, &[])?;
     client
         .type_text("3\n5\n-7\n100\n*\n")
@@ -466,7 +475,7 @@ fn calc_client(ctx: &mut Ctx) -> Outcome {
     let got = conn
         .recv_exact(expected.len(), ctx.secs(10.0))
         .map_err(|short| {
-            Failure::new(format!(
+            Evidence::new(format!(
                 "your client's request was not complete: {}",
                 short.why
             ))
@@ -474,7 +483,7 @@ fn calc_client(ctx: &mut Ctx) -> Outcome {
             .got(&short.got)
         })?;
     if got != expected {
-        return Err(Failure::new("your client's request is not in the book's format (count, little-endian operands, operator)")
+        return Err(Evidence::new("your client's request is not in the book's format (count, little-endian operands, operator)")
             .expected(crate::report::escape(&expected, 64))
             .got(&got)
             .into());

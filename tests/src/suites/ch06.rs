@@ -2,13 +2,21 @@
 
 use std::time::{Duration, Instant};
 
-use crate::check::{Chapter, Ctx, Failure, Outcome, Problem, Role, RoleKind, Server, fail};
+use crate::check::{
+    Chapter, Check, Ctx, Evidence, Outcome, Problem, Readme, Role, RoleKind, Server, fail,
+};
 use crate::peer::{STRANGER_SAYS, UdpEchoServer, UdpPeer, unused_udp_port};
 use crate::procfs::Proto;
 use crate::pty::TerminalProgram;
 use crate::supervise::describe_status;
 
-use super::{check, client_role, pattern};
+use super::{client_role, pattern};
+
+/// Where this chapter's hints send the reader.
+pub const CONNECTED_README: Readme = Readme("crates/ch06-connected-udp/README.md");
+
+/// Where this chapter's hints send the reader.
+pub const README: Readme = Readme("crates/ch06-udp-echo/README.md");
 
 pub fn chapter() -> Chapter {
     Chapter {
@@ -39,94 +47,94 @@ pub fn chapter() -> Chapter {
             ),
         ],
         checks: vec![
-            check(
-                "ch06",
-                "echo-datagram",
-                "a datagram comes back to its sender",
-                "server",
-                "recvfrom() gives the sender's address: sendto() the same bytes back to it (ch06 README, \"The server\")",
-                echo_datagram,
-            ),
-            check(
-                "ch06",
-                "boundaries-kept",
-                "datagrams of 1, 100 and 1000 bytes come back as 3 replies of those sizes",
-                "server",
-                "one recvfrom() is one datagram: echo each on its own (ch06 README, \"Boundaries\")",
-                boundaries_kept,
-            ),
-            check(
-                "ch06",
-                "max-datagram",
-                "a 65,507-byte datagram comes back whole",
-                "server",
-                "recvfrom() cuts a datagram longer than the buffer and the rest is lost: receive into 65,507 bytes (ch06 README, \"Buffer size\")",
-                max_datagram,
-            ),
-            check(
-                "ch06",
-                "two-clients-interleaved",
-                "replies go to the right sender when two clients take turns",
-                "server",
-                "reply to the address recvfrom() returned for this datagram (ch06 README, \"The server\")",
-                two_clients_interleaved,
-            ),
-            check(
-                "ch06",
-                "empty-datagram",
-                "an empty datagram is echoed and the server goes on",
-                "server",
-                "recvfrom() returning 0 is an empty datagram, not end of stream: UDP has no stream (ch06 README, \"Boundaries\")",
-                empty_datagram,
-            ),
-            check(
-                "ch06",
-                "client-echo",
-                "lines typed come back printed; q ends the client with status 0",
-                "client",
-                "sendto() the line, recvfrom() the reply, print \"Message from server: \" and it (ch06 README, \"The client\")",
-                client_echo,
-            ),
-            check(
-                "ch06",
-                "client-retries",
-                "the first datagram is lost: the client sends again and prints the reply",
-                "client",
-                "UDP loses datagrams: wait with a timeout (SO_RCVTIMEO), then send again (ch06 README, \"Loss\")",
-                client_retries,
-            ),
-            check(
-                "ch06",
-                "client-gives-up",
-                "no server: the client exits 1 with a message within a few seconds",
-                "client",
-                "after a few tries without a reply, say so and exit 1; never wait forever (ch06 README, \"Loss\")",
-                client_gives_up,
-            ),
-            check(
-                "ch06",
-                "connected-echo",
-                "a connected UDP client's lines come back printed",
-                "connected-client",
-                "connect() the UDP socket to the server, then write() and read() (ch06 README, \"Connected UDP\")",
-                connected_echo,
-            ),
-            check(
-                "ch06",
-                "connected-ignores-strangers",
-                "a datagram from another address is not printed as the reply",
-                "connected-client",
-                "a connected UDP socket receives only from its peer: connect() it (ch06 README, \"Connected UDP\")",
-                connected_ignores_strangers,
-            ),
-            check(
-                "ch06",
-                "connected-refused",
-                "no server: ECONNREFUSED reported, exit 1 within 2 s",
-                "connected-client",
-                "on a connected UDP socket the ICMP port-unreachable comes back as ECONNREFUSED from read(): report it and stop (ch06 README, \"Connected UDP\")",
-                connected_refused,
-            ),
+            Check {
+                name: "echo-datagram",
+                role: "server",
+                title: "a datagram comes back to its sender",
+                hint: "recvfrom() gives the sender's address: sendto() the same bytes back to it",
+                see: README.at("The server"),
+                run: echo_datagram,
+            },
+            Check {
+                name: "boundaries-kept",
+                role: "server",
+                title: "datagrams of 1, 100 and 1000 bytes come back as 3 replies of those sizes",
+                hint: "one recvfrom() is one datagram: echo each on its own",
+                see: README.at("Boundaries"),
+                run: boundaries_kept,
+            },
+            Check {
+                name: "max-datagram",
+                role: "server",
+                title: "a 65,507-byte datagram comes back whole",
+                hint: "recvfrom() cuts a datagram longer than the buffer and the rest is lost: receive into 65,507 bytes",
+                see: README.at("Buffer size"),
+                run: max_datagram,
+            },
+            Check {
+                name: "two-clients-interleaved",
+                role: "server",
+                title: "replies go to the right sender when two clients take turns",
+                hint: "reply to the address recvfrom() returned for this datagram",
+                see: README.at("The server"),
+                run: two_clients_interleaved,
+            },
+            Check {
+                name: "empty-datagram",
+                role: "server",
+                title: "an empty datagram is echoed and the server goes on",
+                hint: "recvfrom() returning 0 is an empty datagram, not end of stream: UDP has no stream",
+                see: README.at("Boundaries"),
+                run: empty_datagram,
+            },
+            Check {
+                name: "client-echo",
+                role: "client",
+                title: "lines typed come back printed; q ends the client with status 0",
+                hint: "sendto() the line, recvfrom() the reply, print \"Message from server: \" and it",
+                see: README.at("The client"),
+                run: client_echo,
+            },
+            Check {
+                name: "client-retries",
+                role: "client",
+                title: "the first datagram is lost: the client sends again and prints the reply",
+                hint: "UDP loses datagrams: wait with a timeout (SO_RCVTIMEO), then send again",
+                see: README.at("Loss"),
+                run: client_retries,
+            },
+            Check {
+                name: "client-gives-up",
+                role: "client",
+                title: "no server: the client exits 1 with a message within a few seconds",
+                hint: "after a few tries without a reply, say so and exit 1; never wait forever",
+                see: README.at("Loss"),
+                run: client_gives_up,
+            },
+            Check {
+                name: "connected-echo",
+                role: "connected-client",
+                title: "a connected UDP client's lines come back printed",
+                hint: "connect() the UDP socket to the server, then write() and read()",
+                see: CONNECTED_README.at("Connected UDP"),
+                run: connected_echo,
+            },
+            Check {
+                name: "connected-ignores-strangers",
+                role: "connected-client",
+                title: "a datagram from another address is not printed as the reply",
+                hint: "a connected UDP socket receives only from its peer: connect() it",
+                see: CONNECTED_README.at("Connected UDP"),
+                run: connected_ignores_strangers,
+            },
+            Check {
+                name: "connected-refused",
+                role: "connected-client",
+                title: "no server: ECONNREFUSED reported, exit 1 within 2 s",
+                hint: "on a connected UDP socket the ICMP port-unreachable comes back as ECONNREFUSED from read(): report it and stop",
+                see: CONNECTED_README.at("Connected UDP"),
+                run: connected_refused,
+            },
         ],
     }
 }
@@ -153,7 +161,7 @@ fn exchange(
     }
     Err(ctx.explain(
         server,
-        Failure::new("no reply after 3 tries, 2 s each")
+        Evidence::new("no reply after 3 tries, 2 s each")
             .sent(&data[..data.len().min(64)])
             .expected(format!(
                 "the same {} bytes back from {}",
@@ -174,7 +182,7 @@ fn compare(sent: &[u8], got: &[u8], what: &str) -> Outcome {
             got.len()
         ));
     }
-    Err(Failure::new(message)
+    Err(Evidence::new(message)
         .sent(&sent[..sent.len().min(64)])
         .got(&got[..got.len().min(64)])
         .into())
@@ -182,7 +190,7 @@ fn compare(sent: &[u8], got: &[u8], what: &str) -> Outcome {
 
 fn echo_datagram(ctx: &mut Ctx) -> Outcome {
     let server = ctx.server()?;
-    let peer = UdpPeer::bind().map_err(fail)?;
+    let peer = UdpPeer::bind(&ctx.recorder).map_err(fail)?;
     let sent = b"Hello, UDP echo server!\n";
     let got = exchange(ctx, &server, &peer, sent)?;
     compare(sent, &got, "the echo differs")
@@ -190,7 +198,7 @@ fn echo_datagram(ctx: &mut Ctx) -> Outcome {
 
 fn boundaries_kept(ctx: &mut Ctx) -> Outcome {
     let server = ctx.server()?;
-    let peer = UdpPeer::bind().map_err(fail)?;
+    let peer = UdpPeer::bind(&ctx.recorder).map_err(fail)?;
     let sizes = [1usize, 100, 1000];
     let datagrams: Vec<Vec<u8>> = sizes.iter().map(|n| pattern(*n, *n as u64)).collect();
     for d in &datagrams {
@@ -212,8 +220,9 @@ fn boundaries_kept(ctx: &mut Ctx) -> Outcome {
     if got != datagrams {
         return Err(ctx.explain(
             &server,
-            Failure::new(format!(
-                "3 datagrams of 1, 100 and 1000 bytes were sent back to back; replies of {got_sizes:?} bytes came back"
+            Evidence::new(format!(
+                "3 datagrams of 1, 100 and 1000 bytes were sent back to back; replies of {} bytes came back",
+            crate::report::list(&got_sizes)
             ))
             .expected("3 replies of 1, 100 and 1000 bytes, each identical to its datagram"),
         ));
@@ -223,7 +232,7 @@ fn boundaries_kept(ctx: &mut Ctx) -> Outcome {
 
 fn max_datagram(ctx: &mut Ctx) -> Outcome {
     let server = ctx.server()?;
-    let peer = UdpPeer::bind().map_err(fail)?;
+    let peer = UdpPeer::bind(&ctx.recorder).map_err(fail)?;
     let sent = pattern(65_507, 65_507);
     let got = exchange(ctx, &server, &peer, &sent)?;
     compare(&sent, &got, "a maximum-size datagram")
@@ -231,8 +240,8 @@ fn max_datagram(ctx: &mut Ctx) -> Outcome {
 
 fn two_clients_interleaved(ctx: &mut Ctx) -> Outcome {
     let server = ctx.server()?;
-    let a = UdpPeer::bind().map_err(fail)?;
-    let b = UdpPeer::bind().map_err(fail)?;
+    let a = UdpPeer::bind(&ctx.recorder).map_err(fail)?;
+    let b = UdpPeer::bind(&ctx.recorder).map_err(fail)?;
     for round in 1..=3 {
         for (name, peer) in [("A", &a), ("B", &b)] {
             let sent = format!("client {name}, datagram {round}\n");
@@ -249,7 +258,7 @@ fn two_clients_interleaved(ctx: &mut Ctx) -> Outcome {
 
 fn empty_datagram(ctx: &mut Ctx) -> Outcome {
     let server = ctx.server()?;
-    let peer = UdpPeer::bind().map_err(fail)?;
+    let peer = UdpPeer::bind(&ctx.recorder).map_err(fail)?;
     let got = exchange(ctx, &server, &peer, b"")?;
     compare(b"", &got, "an empty datagram")?;
     let after = b"after the empty one\n";
@@ -277,13 +286,13 @@ fn type_and_expect(ctx: &mut Ctx, client: &mut TerminalProgram, lines: &[&str]) 
 }
 
 fn client_echo(ctx: &mut Ctx) -> Outcome {
-    let server = UdpEchoServer::start(0, false).map_err(fail)?;
+    let server = UdpEchoServer::start(0, false, &ctx.recorder).map_err(fail)?;
     let mut client = ctx.client(server.addr, &[])?;
     type_and_expect(ctx, &mut client, &["Hello, UDP!", "a second datagram"])
 }
 
 fn client_retries(ctx: &mut Ctx) -> Outcome {
-    let server = UdpEchoServer::start(1, false).map_err(fail)?;
+    let server = UdpEchoServer::start(1, false, &ctx.recorder).map_err(fail)?;
     let mut client = ctx.client(server.addr, &[])?;
     type_and_expect(ctx, &mut client, &["this one is lost the first time"])
 }
@@ -303,7 +312,7 @@ fn gives_up(ctx: &mut Ctx, within: Duration, what: &str) -> Outcome {
         .any(|l| l.contains("Message from server:"));
     let stderr = client.spawned.stderr_tail(3);
     match status {
-        _ if printed_reply => Err(Failure::new(format!(
+        _ if printed_reply => Err(Evidence::new(format!(
             "with no server at {nobody}, your client printed a reply"
         ))
         .expected(format!("{what}, exit status 1"))
@@ -313,14 +322,14 @@ fn gives_up(ctx: &mut Ctx, within: Duration, what: &str) -> Outcome {
         Some(nix::sys::wait::WaitStatus::Exited(_, 1)) => {
             Err(fail("your client exited 1 but said nothing on stderr"))
         }
-        Some(status) => Err(Failure::new(format!(
+        Some(status) => Err(Evidence::new(format!(
             "with no server at {nobody}, your client {}",
             describe_status(&status)
         ))
         .expected(format!("{what}, exit status 1"))
         .got(stderr.as_bytes())
         .into()),
-        None => Err(Failure::new(format!(
+        None => Err(Evidence::new(format!(
             "with no server at {nobody}, your client was still running after {within:.1?}"
         ))
         .expected(format!("{what}, exit status 1"))
@@ -339,7 +348,7 @@ fn client_gives_up(ctx: &mut Ctx) -> Outcome {
 }
 
 fn connected_echo(ctx: &mut Ctx) -> Outcome {
-    let server = UdpEchoServer::start(0, false).map_err(fail)?;
+    let server = UdpEchoServer::start(0, false, &ctx.recorder).map_err(fail)?;
     let mut client = ctx.client(server.addr, &[])?;
     type_and_expect(
         ctx,
@@ -349,12 +358,12 @@ fn connected_echo(ctx: &mut Ctx) -> Outcome {
 }
 
 fn connected_ignores_strangers(ctx: &mut Ctx) -> Outcome {
-    let server = UdpEchoServer::start(0, true).map_err(fail)?;
+    let server = UdpEchoServer::start(0, true, &ctx.recorder).map_err(fail)?;
     let mut client = ctx.client(server.addr, &[])?;
     type_and_expect(ctx, &mut client, &["only my server may answer"])?;
     let stranger = String::from_utf8_lossy(STRANGER_SAYS).trim().to_string();
     if client.lines().iter().any(|l| l.contains(&stranger)) {
-        return Err(Failure::new(
+        return Err(Evidence::new(
             "your client printed a datagram that came from another address than its server's",
         )
         .expected("only the server's reply")

@@ -3,13 +3,15 @@
 
 use std::path::PathBuf;
 
-use crate::check::{Chapter, Ctx, Failure, Outcome, Role, RoleKind, fail};
-use crate::peer::HarnessServer;
+use crate::check::{Chapter, Check, Ctx, Evidence, Outcome, Readme, Role, RoleKind, fail};
 use crate::procfs::Proto;
 
-use super::{check, pattern};
+use super::pattern;
 
 const THANK_YOU: &[u8] = b"Thank you\0";
+
+/// Where this chapter's hints send the reader.
+pub const README: Readme = Readme("crates/ch07-half-close/README.md");
 
 pub fn chapter() -> Chapter {
     Chapter {
@@ -38,30 +40,30 @@ pub fn chapter() -> Chapter {
             },
         ],
         checks: vec![
-            check(
-                "ch07",
-                "file-intact",
-                "a 5 MiB random file arrives byte-identical, then end of stream",
-                "server",
-                "send every byte read from the file (write what read() returned, not the buffer size), then shutdown(SHUT_WR) (ch07 README, \"Sending a file\")",
-                file_intact,
-            ),
-            check(
-                "ch07",
-                "thank-you-after-eof",
-                "the client's reply, sent after end of stream, is read and printed",
-                "server",
-                "shutdown(SHUT_WR), not close(): close() ends both directions and the client's Thank you is lost (ch07 README, \"Half-close\")",
-                thank_you_after_eof,
-            ),
-            check(
-                "ch07",
-                "client-saves-and-thanks",
-                "the client saves the whole file and sends `Thank you` after end of stream",
-                "client",
-                "read until read() returns 0, write everything to the file, then send the 10 bytes \"Thank you\\0\" (ch07 README, \"The client\")",
-                client_saves_and_thanks,
-            ),
+            Check {
+                name: "file-intact",
+                role: "server",
+                title: "a 5 MiB random file arrives byte-identical, then end of stream",
+                hint: "send every byte read from the file (write what read() returned, not the buffer size), then shutdown(SHUT_WR)",
+                see: README.at("Sending a file"),
+                run: file_intact,
+            },
+            Check {
+                name: "thank-you-after-eof",
+                role: "server",
+                title: "the client's reply, sent after end of stream, is read and printed",
+                hint: "shutdown(SHUT_WR), not close(): close() ends both directions and the client's Thank you is lost",
+                see: README.at("Half-close"),
+                run: thank_you_after_eof,
+            },
+            Check {
+                name: "client-saves-and-thanks",
+                role: "client",
+                title: "the client saves the whole file and sends `Thank you` after end of stream",
+                hint: "read until read() returns 0, write everything to the file, then send the 10 bytes \"Thank you\\0\"",
+                see: README.at("The client"),
+                run: client_saves_and_thanks,
+            },
         ],
     }
 }
@@ -89,7 +91,7 @@ fn file_intact(ctx: &mut Ctx) -> Outcome {
                 .zip(&content)
                 .position(|(a, b)| a != b)
                 .unwrap_or(got.len().min(content.len()));
-            Err(Failure::new(format!(
+            Err(Evidence::new(format!(
                 "the file arrived as {} bytes of {}, differing from byte {at} on",
                 got.len(),
                 content.len()
@@ -103,7 +105,7 @@ fn file_intact(ctx: &mut Ctx) -> Outcome {
         }
         Err(short) => Err(ctx.explain(
             &server,
-            Failure::new(format!(
+            Evidence::new(format!(
                 "{} of {} bytes, then: {}",
                 short.got.len(),
                 content.len(),
@@ -123,7 +125,7 @@ fn thank_you_after_eof(ctx: &mut Ctx) -> Outcome {
     let got = conn.recv_to_end(1 << 20, ctx.secs(10.0)).map_err(|short| {
         ctx.explain(
             &server,
-            Failure::new(format!("no end of stream after the file: {}", short.why))
+            Evidence::new(format!("no end of stream after the file: {}", short.why))
                 .expected("the file, then end of stream"),
         )
     })?;
@@ -151,7 +153,7 @@ fn thank_you_after_eof(ctx: &mut Ctx) -> Outcome {
 
 fn client_saves_and_thanks(ctx: &mut Ctx) -> Outcome {
     let content = pattern(1 << 20, 0x0708);
-    let server = HarnessServer::start().map_err(fail)?;
+    let server = ctx.harness_server()?;
     let out = ctx.sup.workdir().join("received.bin");
     let client = ctx.client(
         server.addr,
@@ -165,7 +167,7 @@ fn client_saves_and_thanks(ctx: &mut Ctx) -> Outcome {
         .shutdown(std::net::Shutdown::Write)
         .map_err(|e| fail(format!("shutdown: {e}")))?;
     let word = conn.recv_to_end(1024, ctx.secs(10.0)).map_err(|short| {
-        Failure::new(format!(
+        Evidence::new(format!(
             "your client's last word did not come: {}",
             short.why
         ))
@@ -173,7 +175,7 @@ fn client_saves_and_thanks(ctx: &mut Ctx) -> Outcome {
         .got(&short.got)
     })?;
     if word != THANK_YOU && word != THANK_YOU[..9] {
-        return Err(Failure::new("your client's last word is not the book's")
+        return Err(Evidence::new("your client's last word is not the book's")
             .expected("\"Thank you\\0\" (the book's 10 bytes; \"Thank you\" is accepted)")
             .got(&word)
             .into());
@@ -198,7 +200,7 @@ fn client_saves_and_thanks(ctx: &mut Ctx) -> Outcome {
             .zip(&content)
             .position(|(a, b)| a != b)
             .unwrap_or(saved.len().min(content.len()));
-        return Err(Failure::new(format!(
+        return Err(Evidence::new(format!(
             "the saved file is {} bytes of {}, differing from byte {at} on",
             saved.len(),
             content.len()

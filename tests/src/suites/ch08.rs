@@ -5,12 +5,17 @@ use std::collections::BTreeSet;
 use std::net::IpAddr;
 use std::process::Command;
 
-use crate::check::{Chapter, Ctx, Failure, Outcome, Problem, Role, RoleKind, ToolRun, fail};
-
-use super::check;
+use crate::check::{
+    Chapter, Check, Ctx, Evidence, Outcome, Problem, Readme, Role, RoleKind, ToolRun, fail,
+};
+use crate::report::list;
+use crate::supervise::describe_status;
 
 /// A name in the reserved `.invalid` domain (RFC 2606): never resolves anywhere.
 const UNKNOWN: &str = "no-such-host.invalid";
+
+/// Where this chapter's hints send the reader.
+pub const README: Readme = Readme("crates/ch08-dns-lookup/README.md");
 
 pub fn chapter() -> Chapter {
     Chapter {
@@ -27,46 +32,46 @@ pub fn chapter() -> Chapter {
             example: "./lookup {name} {addr}",
         }],
         checks: vec![
-            check(
-                "ch08",
-                "localhost",
-                "`localhost` resolves to every address getent lists for it",
-                "lookup",
-                "getaddrinfo(name, NULL, &hints, &res) and print every entry's address (ch08 README, \"Forward\")",
-                localhost,
-            ),
-            check(
-                "ch08",
-                "reverse-loopback",
-                "127.0.0.1 resolves back to the name getent gives it",
-                "lookup",
-                "getnameinfo() with NI_NAMEREQD, then print the host it fills in (ch08 README, \"Reverse\")",
-                reverse_loopback,
-            ),
-            check(
-                "ch08",
-                "unknown-host",
-                "a name that does not exist: one line on stderr, exit 1, no address",
-                "lookup",
-                "getaddrinfo() returns EAI_NONAME: say `no such host: NAME` and exit 1 (ch08 README, \"Errors\")",
-                unknown_host,
-            ),
-            check(
-                "ch08",
-                "bad-address",
-                "a malformed address: one line on stderr, exit 1",
-                "lookup",
-                "check inet_pton()'s result before the lookup; report the bad address in one line (ch08 README, \"Errors\")",
-                bad_address,
-            ),
-            check(
-                "ch08",
-                "matches-getent",
-                "localhost, ::1 and 127.0.0.1 give exactly getent's addresses, IPv4 and IPv6",
-                "lookup",
-                "ask for AF_UNSPEC, not AF_INET: gethostbyname() and AF_INET hints see IPv4 only (ch08 README, \"IPv4 and IPv6\")",
-                matches_getent,
-            ),
+            Check {
+                name: "localhost",
+                role: "lookup",
+                title: "`localhost` resolves to every address getent lists for it",
+                hint: "getaddrinfo(name, NULL, &hints, &res) and print every entry's address",
+                see: README.at("Forward"),
+                run: localhost,
+            },
+            Check {
+                name: "reverse-loopback",
+                role: "lookup",
+                title: "127.0.0.1 resolves back to the name getent gives it",
+                hint: "getnameinfo() with NI_NAMEREQD, then print the host it fills in",
+                see: README.at("Reverse"),
+                run: reverse_loopback,
+            },
+            Check {
+                name: "unknown-host",
+                role: "lookup",
+                title: "a name that does not exist: one line on stderr, exit 1, no address",
+                hint: "getaddrinfo() returns EAI_NONAME: say `no such host: NAME` and exit 1",
+                see: README.at("Errors"),
+                run: unknown_host,
+            },
+            Check {
+                name: "bad-address",
+                role: "lookup",
+                title: "a malformed address: one line on stderr, exit 1",
+                hint: "check inet_pton()'s result before the lookup; report the bad address in one line",
+                see: README.at("Errors"),
+                run: bad_address,
+            },
+            Check {
+                name: "matches-getent",
+                role: "lookup",
+                title: "localhost, ::1 and 127.0.0.1 give exactly getent's addresses, IPv4 and IPv6",
+                hint: "ask for AF_UNSPEC, not AF_INET: gethostbyname() and AF_INET hints see IPv4 only",
+                see: README.at("IPv4 and IPv6"),
+                run: matches_getent,
+            },
         ],
     }
 }
@@ -137,7 +142,7 @@ fn expect_success(run: &ToolRun, what: &str) -> Outcome {
     if run.code() == Some(0) {
         return Ok(());
     }
-    Err(Failure::new(format!("`{}` failed ({what})", run.command))
+    Err(Evidence::new(format!("`{}` failed ({what})", run.command))
         .expected("exit status 0")
         .got(&run.stderr)
         .into())
@@ -151,9 +156,10 @@ fn localhost(ctx: &mut Ctx) -> Outcome {
     let printed = printed_addresses(&run);
     if let Some(missing) = expected.iter().find(|a| !printed.contains(a)) {
         return Err(
-            Failure::new(format!("`{}` did not print {missing}", run.command))
+            Evidence::new(format!("`{}` did not print {missing}", run.command))
                 .expected(format!(
-                    "every address of `getent ahosts localhost`: {expected:?}"
+                    "every address of `getent ahosts localhost`: {}",
+                    list(&expected)
                 ))
                 .got(&run.stdout)
                 .into(),
@@ -181,11 +187,14 @@ fn reverse_loopback(ctx: &mut Ctx) -> Outcome {
         out.split(|c: char| c.is_whitespace() || c == ',')
             .any(|w| w == n)
     }) {
-        return Err(Failure::new(format!(
+        return Err(Evidence::new(format!(
             "`{}` did not print the name of 127.0.0.1",
             run.command
         ))
-        .expected(format!("one of {names:?} (from `getent hosts 127.0.0.1`)"))
+        .expected(format!(
+            "one of {} (from `getent hosts 127.0.0.1`)",
+            list(&names)
+        ))
         .got(&run.stdout)
         .into());
     }
@@ -198,7 +207,7 @@ fn expect_clear_failure(run: &ToolRun, what: &str) -> Outcome {
     let lines = stderr.lines().filter(|l| !l.trim().is_empty()).count();
     let printed = printed_addresses(run);
     let problem = if run.code() != Some(1) {
-        Some(format!("it ended with {:?}", run.status))
+        Some(format!("it {}", describe_status(&run.status)))
     } else if lines == 0 {
         Some("it said nothing on stderr".to_string())
     } else if lines > 2 {
@@ -206,14 +215,14 @@ fn expect_clear_failure(run: &ToolRun, what: &str) -> Outcome {
             "its stderr has {lines} lines (a traceback?), not one clear line"
         ))
     } else if !printed.is_empty() {
-        Some(format!("it printed addresses {printed:?}"))
+        Some(format!("it printed addresses {}", list(&printed)))
     } else {
         None
     };
     match problem {
         None => Ok(()),
         Some(problem) => Err(
-            Failure::new(format!("`{}` ({what}): {problem}", run.command))
+            Evidence::new(format!("`{}` ({what}): {problem}", run.command))
                 .expected("exit status 1 and one line on stderr saying what is wrong")
                 .got(format!("stdout: {}\nstderr: {stderr}", run.stdout_text()).as_bytes())
                 .into(),
@@ -245,16 +254,18 @@ fn matches_getent(ctx: &mut Ctx) -> Outcome {
         let run = run_lookup(ctx, "{name}", name)?;
         let printed = printed_addresses(&run);
         if printed != expected {
-            return Err(Failure::new(format!(
+            return Err(Evidence::new(format!(
                 "`{}` printed other addresses than getent",
                 run.command
             ))
             .expected(format!(
-                "{expected:?} (from `getent ahosts {name}`), order aside"
+                "{} (from `getent ahosts {name}`), order aside",
+                list(&expected)
             ))
             .got(
                 format!(
-                    "{printed:?}; stdout: {}; stderr: {}",
+                    "{}; stdout: {}; stderr: {}",
+                    list(&printed),
                     run.stdout_text(),
                     run.stderr_text()
                 )

@@ -3,10 +3,8 @@
 
 use std::net::SocketAddr;
 
-use crate::check::{Chapter, Ctx, Failure, Outcome, Role, RoleKind, fail};
+use crate::check::{Chapter, Check, Ctx, Evidence, Outcome, Readme, Role, RoleKind, fail};
 use crate::procfs::{self, Proto};
-
-use super::check;
 
 const ESTABLISHED: u8 = 0x01;
 const SYN_SENT: u8 = 0x02;
@@ -25,6 +23,9 @@ fn demo_role(name: &'static str, subcommand: &'static [&'static str]) -> Role {
     }
 }
 
+/// Where this chapter's hints send the reader.
+pub const README: Readme = Readme("crates/ch09-tcp-inside/README.md");
+
 pub fn chapter() -> Chapter {
     Chapter {
         id: "ch09",
@@ -35,38 +36,38 @@ pub fn chapter() -> Chapter {
             demo_role("reuseaddr-demo", &["reuseaddr"]),
         ],
         checks: vec![
-            check(
-                "ch09",
-                "connect-before-accept",
-                "before any accept(), backlog+1 connections are ESTABLISHED and queued; the next SYN waits",
-                "backlog-demo",
-                "the kernel completes the handshake after listen(); accept() only takes a finished connection off the queue (ch09 README, \"The backlog queue\")",
-                connect_before_accept,
-            ),
-            check(
-                "ch09",
-                "backlog-fifo",
-                "accept() returns the queued connections in the order they connected",
-                "backlog-demo",
-                "the accept queue is first in, first out (ch09 README, \"The backlog queue\")",
-                backlog_fifo,
-            ),
-            check(
-                "ch09",
-                "time-wait-side",
-                "TIME_WAIT is on the side that closed first",
-                "states-demo",
-                "the side that sends the first FIN ends in TIME_WAIT for 2 MSL (ch09 README, \"States\")",
-                time_wait_side,
-            ),
-            check(
-                "ch09",
-                "reuseaddr",
-                "during TIME_WAIT bind() fails with EADDRINUSE; with SO_REUSEADDR on both runs it succeeds",
-                "reuseaddr-demo",
-                "set SO_REUSEADDR before bind() on every run of a server (ch09 README, \"SO_REUSEADDR\")",
-                reuseaddr,
-            ),
+            Check {
+                name: "connect-before-accept",
+                role: "backlog-demo",
+                title: "before any accept(), backlog+1 connections are ESTABLISHED and queued; the next SYN waits",
+                hint: "the kernel completes the handshake after listen(); accept() only takes a finished connection off the queue",
+                see: README.at("The backlog queue"),
+                run: connect_before_accept,
+            },
+            Check {
+                name: "backlog-fifo",
+                role: "backlog-demo",
+                title: "accept() returns the queued connections in the order they connected",
+                hint: "the accept queue is first in, first out",
+                see: README.at("The backlog queue"),
+                run: backlog_fifo,
+            },
+            Check {
+                name: "time-wait-side",
+                role: "states-demo",
+                title: "TIME_WAIT is on the side that closed first",
+                hint: "the side that sends the first FIN ends in TIME_WAIT for 2 MSL",
+                see: README.at("States"),
+                run: time_wait_side,
+            },
+            Check {
+                name: "reuseaddr",
+                role: "reuseaddr-demo",
+                title: "during TIME_WAIT bind() fails with EADDRINUSE; with SO_REUSEADDR on both runs it succeeds",
+                hint: "set SO_REUSEADDR before bind() on every run of a server",
+                see: README.at("SO_REUSEADDR"),
+                run: reuseaddr,
+            },
         ],
     }
 }
@@ -83,11 +84,11 @@ fn connect_before_accept(ctx: &mut Ctx) -> Outcome {
     let demo = ctx.start_tool(&["--backlog", "2", "--clients", "5", "--pause", "2"])?;
     demo.wait_for_line(ctx.secs(10.0), |l| l.starts_with("pausing"))
         .ok_or_else(|| {
-            Failure::new("the demo never reached its pause before accept()").got(&demo.output())
+            Evidence::new("the demo never reached its pause before accept()").got(&demo.output())
         })?;
     let out = demo.lines().join("\n");
     let server = addr_after(&out, "listening on")
-        .ok_or_else(|| Failure::new("no `listening on ADDR` line").got(out.as_bytes()))?;
+        .ok_or_else(|| Evidence::new("no `listening on ADDR` line").got(out.as_bytes()))?;
     // Observed now, by us, while the demo has not called accept().
     let rows = procfs::sockets(Proto::Tcp);
     let queued = rows
@@ -98,7 +99,7 @@ fn connect_before_accept(ctx: &mut Ctx) -> Outcome {
     let established = clients.iter().filter(|r| r.state == ESTABLISHED).count();
     let pending = clients.iter().filter(|r| r.state == SYN_SENT).count();
     if queued != 3 || established != 3 || pending != 2 {
-        return Err(Failure::new(format!(
+        return Err(Evidence::new(format!(
             "with backlog 2 and no accept() yet, /proc/net/tcp shows {queued} queued, {established} clients ESTABLISHED, {pending} in SYN_SENT"
         ))
         .expected("3 queued (backlog + 1), 3 clients ESTABLISHED, 2 in SYN_SENT")
@@ -128,15 +129,21 @@ fn backlog_fifo(ctx: &mut Ctx) -> Outcome {
         .filter_map(port)
         .collect();
     if connected.len() != 5 || accepted != connected {
-        return Err(Failure::new(
+        return Err(Evidence::new(
             "the ports accept() returned are not the ports that connected, in order",
         )
-        .expected(format!("accept order {connected:?} (the connect order)"))
-        .got(format!("accept order {accepted:?}\n{out}").as_bytes())
+        .expected(format!(
+            "accept order {} (the connect order)",
+            crate::report::list(&connected)
+        ))
+        .got(format!("accept order {}\n{out}", crate::report::list(&accepted)).as_bytes())
         .into());
     }
     if run.code() != Some(0) {
-        return Err(fail(format!("the demo ended with {:?}", run.status)));
+        return Err(fail(format!(
+            "the demo {}",
+            crate::supervise::describe_status(&run.status)
+        )));
     }
     Ok(())
 }
@@ -145,9 +152,9 @@ fn time_wait_side(ctx: &mut Ctx) -> Outcome {
     let run = ctx.tool(&[])?;
     let out = run.stdout_text();
     let server = addr_after(&out, "server ")
-        .ok_or_else(|| Failure::new("no `server ADDR` line").got(&run.stdout))?;
+        .ok_or_else(|| Evidence::new("no `server ADDR` line").got(&run.stdout))?;
     let client = addr_after(&out, "client ")
-        .ok_or_else(|| Failure::new("no `client ADDR` line").got(&run.stdout))?;
+        .ok_or_else(|| Evidence::new("no `client ADDR` line").got(&run.stdout))?;
     // The demo has exited; TIME_WAIT outlives it (60 s), so we can look ourselves.
     let rows = procfs::sockets(Proto::Tcp);
     let on_client = rows
@@ -157,7 +164,7 @@ fn time_wait_side(ctx: &mut Ctx) -> Outcome {
         .iter()
         .any(|r| r.local == server && r.remote == client && r.state == TIME_WAIT);
     if !on_client || on_server {
-        return Err(Failure::new(format!(
+        return Err(Evidence::new(format!(
             "the client {client} closed first, but /proc/net/tcp shows TIME_WAIT on {}",
             match (on_client, on_server) {
                 (true, true) => "both sides",
@@ -176,7 +183,7 @@ fn reuseaddr(ctx: &mut Ctx) -> Outcome {
     let run = ctx.tool(&[])?;
     let out = run.stdout_text();
     let old = addr_after(&out, "a server without SO_REUSEADDR").ok_or_else(|| {
-        Failure::new("no line about the server without SO_REUSEADDR").got(&run.stdout)
+        Evidence::new("no line about the server without SO_REUSEADDR").got(&run.stdout)
     })?;
     // Our own bind(), without SO_REUSEADDR, on the port the demo left in TIME_WAIT.
     let probe = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)
@@ -187,7 +194,7 @@ fn reuseaddr(ctx: &mut Ctx) -> Outcome {
         && out.contains("fails: EADDRINUSE")
         && out.contains("succeeds");
     if !in_use || !lines_ok {
-        return Err(Failure::new(format!(
+        return Err(Evidence::new(format!(
             "after the demo, our own bind({old}) without SO_REUSEADDR {}",
             if in_use { "failed with EADDRINUSE, as it should" } else { "succeeded: no TIME_WAIT holds that port" }
         ))

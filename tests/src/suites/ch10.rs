@@ -8,13 +8,21 @@ use nix::sys::signal::{Signal, kill};
 use nix::sys::wait::WaitStatus;
 use nix::unistd::Pid;
 
-use crate::check::{Chapter, Ctx, Failure, Outcome, Problem, Server, fail};
-use crate::peer::{Conn, HarnessServer};
+use crate::check::{Chapter, Check, Ctx, Evidence, Outcome, Problem, Readme, Server, fail};
+use crate::peer::Conn;
 use crate::procfs;
 use crate::supervise::describe_status;
 
+use crate::report::{list, quote};
+
 use super::echo::round_trip;
-use super::{check, client_role, reference_tool_role, tcp_server_role};
+use super::{client_role, reference_tool_role, tcp_server_role};
+
+/// Where this chapter's hints send the reader.
+pub const README: Readme = Readme("crates/ch10-multiprocess/README.md");
+
+/// Where this chapter's hints send the reader.
+pub const SIGNALS_README: Readme = Readme("crates/ch10-signals/README.md");
 
 pub fn chapter() -> Chapter {
     Chapter {
@@ -37,86 +45,86 @@ pub fn chapter() -> Chapter {
             reference_tool_role("signal-demos", "ch10-signals"),
         ],
         checks: vec![
-            check(
-                "ch10",
-                "concurrent-clients",
-                "10 clients connect first, then talk in reverse order: all are served",
-                "server",
-                "fork() after accept(): the child serves the client, the parent goes straight back to accept() (ch10 README, \"The multi-process server\")",
-                concurrent_clients,
-            ),
-            check(
-                "ch10",
-                "burst-no-zombies",
-                "20 clients close at once, four times: no zombie child is left",
-                "server",
-                "signals do not queue: reap in a loop, while (waitpid(-1, &status, WNOHANG) > 0) (ch10 README, \"Reaping\")",
-                burst_no_zombies,
-            ),
-            check(
-                "ch10",
-                "no-fd-leak",
-                "after 200 clients the server's open fds are back to where they were",
-                "server",
-                "the parent must close() the client's socket after fork(); the child closes the listening one (ch10 README, \"Who closes what\")",
-                no_fd_leak,
-            ),
-            check(
-                "ch10",
-                "survives-reset",
-                "a client that resets mid-echo does not disturb the others",
-                "server",
-                "only that client's child sees the reset; the parent and the other children go on (ch10 README, \"The multi-process server\")",
-                survives_reset,
-            ),
-            check(
-                "ch10",
-                "graceful-stop",
-                "SIGTERM with two clients connected: exit 0 within 2 s, nothing left behind",
-                "server",
-                "catch SIGTERM, stop accepting, end the children, waitpid() every one, then exit 0 (ch10 README, \"Stopping\")",
-                graceful_stop,
-            ),
-            check(
-                "ch10",
-                "client-split-io",
-                "the split client, given 1,000 lines, prints 1,000 replies in order and exits 0",
-                "client",
-                "the writer sends and at end of input shutdown(SHUT_WR)s; the reader prints until end of stream (ch10 README, \"Split I/O\")",
-                client_split_io,
-            ),
-            check(
-                "ch10",
-                "zombie-demo",
-                "`zombie`: the child is seen in state Z in /proc, then reaped",
-                "process-demos",
-                "a child that has exited stays a zombie until its parent waits for it (ch10 README, \"Zombies\")",
-                zombie_demo,
-            ),
-            check(
-                "ch10",
-                "waitpid-demo",
-                "`waitpid`: the parent polls with WNOHANG, then reads status 24",
-                "process-demos",
-                "waitpid(pid, &status, WNOHANG) returns 0 while the child runs (ch10 README, \"wait and waitpid\")",
-                waitpid_demo,
-            ),
-            check(
-                "ch10",
-                "remove-zombie-demo",
-                "`remove-zombie`: both children reaped by the SIGCHLD handler, statuses 12 and 24",
-                "signal-demos",
-                "install a SIGCHLD handler that calls waitpid(); report from the main loop (ch10 README, \"Reaping\")",
-                remove_zombie_demo,
-            ),
-            check(
-                "ch10",
-                "signal-demo",
-                "`signal`: SIGINT while it runs prints `CTRL+C pressed`",
-                "signal-demos",
-                "a SIGINT handler replaces the default action (terminate) (ch10 README, \"Signals\")",
-                signal_demo,
-            ),
+            Check {
+                name: "concurrent-clients",
+                role: "server",
+                title: "10 clients connect first, then talk in reverse order: all are served",
+                hint: "fork() after accept(): the child serves the client, the parent goes straight back to accept()",
+                see: README.at("The multi-process server"),
+                run: concurrent_clients,
+            },
+            Check {
+                name: "burst-no-zombies",
+                role: "server",
+                title: "20 clients close at once, four times: no zombie child is left",
+                hint: "signals do not queue: reap in a loop, while (waitpid(-1, &status, WNOHANG) > 0)",
+                see: README.at("Reaping"),
+                run: burst_no_zombies,
+            },
+            Check {
+                name: "no-fd-leak",
+                role: "server",
+                title: "after 200 clients the server's open fds are back to where they were",
+                hint: "the parent must close() the client's socket after fork(); the child closes the listening one",
+                see: README.at("Who closes what"),
+                run: no_fd_leak,
+            },
+            Check {
+                name: "survives-reset",
+                role: "server",
+                title: "a client that resets mid-echo does not disturb the others",
+                hint: "only that client's child sees the reset; the parent and the other children go on",
+                see: README.at("The multi-process server"),
+                run: survives_reset,
+            },
+            Check {
+                name: "graceful-stop",
+                role: "server",
+                title: "SIGTERM with two clients connected: exit 0 within 2 s, nothing left behind",
+                hint: "catch SIGTERM, stop accepting, end the children, waitpid() every one, then exit 0",
+                see: README.at("Stopping"),
+                run: graceful_stop,
+            },
+            Check {
+                name: "client-split-io",
+                role: "client",
+                title: "the split client, given 1,000 lines, prints 1,000 replies in order and exits 0",
+                hint: "the writer sends and at end of input shutdown(SHUT_WR)s; the reader prints until end of stream",
+                see: README.at("Split I/O"),
+                run: client_split_io,
+            },
+            Check {
+                name: "zombie-demo",
+                role: "process-demos",
+                title: "`zombie`: the child is seen in state Z in /proc, then reaped",
+                hint: "a child that has exited stays a zombie until its parent waits for it",
+                see: README.at("Zombies"),
+                run: zombie_demo,
+            },
+            Check {
+                name: "waitpid-demo",
+                role: "process-demos",
+                title: "`waitpid`: the parent polls with WNOHANG, then reads status 24",
+                hint: "waitpid(pid, &status, WNOHANG) returns 0 while the child runs",
+                see: README.at("wait and waitpid"),
+                run: waitpid_demo,
+            },
+            Check {
+                name: "remove-zombie-demo",
+                role: "signal-demos",
+                title: "`remove-zombie`: both children reaped by the SIGCHLD handler, statuses 12 and 24",
+                hint: "install a SIGCHLD handler that calls waitpid(); report from the main loop",
+                see: SIGNALS_README.at("Reaping"),
+                run: remove_zombie_demo,
+            },
+            Check {
+                name: "signal-demo",
+                role: "signal-demos",
+                title: "`signal`: SIGINT while it runs prints `CTRL+C pressed`",
+                hint: "a SIGINT handler replaces the default action (terminate)",
+                see: SIGNALS_README.at("Signals"),
+                run: signal_demo,
+            },
         ],
     }
 }
@@ -160,9 +168,10 @@ fn burst_no_zombies(ctx: &mut Ctx) -> Outcome {
                 break;
             }
             if Instant::now() >= until {
-                return Err(Failure::new(format!(
-                    "after burst {burst} of 4 (20 clients closing at once), {} children of your server were still zombies 5 s later: {z:?}",
-                    z.len()
+                return Err(Evidence::new(format!(
+                    "after burst {burst} of 4 (20 clients closing at once), {} children of your server were still zombies 5 s later: pids {}",
+                    z.len(),
+                    list(&z)
                 ))
                 .expected("no child in state Z (all reaped)")
                 .into());
@@ -192,7 +201,7 @@ fn graceful_stop(ctx: &mut Ctx) -> Outcome {
 
 fn client_split_io(ctx: &mut Ctx) -> Outcome {
     const LINES: usize = 1000;
-    let server = HarnessServer::start().map_err(fail)?;
+    let server = ctx.harness_server()?;
     let client = ctx.client(server.addr, &[])?;
     super::ch04::echo_for_client(ctx, &server)?;
     let mut keyboard = client.keyboard().map_err(|e| fail(format!("{e:#}")))?;
@@ -218,11 +227,11 @@ fn client_split_io(ctx: &mut Ctx) -> Outcome {
         .collect();
     let expected: Vec<String> = (1..=LINES).map(|i| format!("line {i:04}")).collect();
     if let Some(at) = (0..LINES).find(|i| replies.get(*i) != Some(&expected[*i])) {
-        return Err(Failure::new(format!(
-            "{} replies printed; reply {} is {:?}",
+        return Err(Evidence::new(format!(
+            "{} replies printed; reply {} is {}",
             replies.len(),
             at + 1,
-            replies.get(at)
+            replies.get(at).map_or("missing".to_string(), |r| quote(r))
         ))
         .expected(format!(
             "\"Message from server: {}\" and every line in order",
@@ -270,7 +279,7 @@ fn zombie_demo(ctx: &mut Ctx) -> Outcome {
             break z;
         }
         if Instant::now() >= until {
-            return Err(Failure::new(
+            return Err(Evidence::new(
                 "no child of the demo stayed in state Z (a zombie) for 300 ms",
             )
             .expected("a child that has exited and is not yet waited for, seen in /proc/PID/stat")
@@ -281,7 +290,7 @@ fn zombie_demo(ctx: &mut Ctx) -> Outcome {
     };
     match ctx.sup.wait_exit(pid, ctx.secs(10.0)) {
         Some(WaitStatus::Exited(_, 0)) => {}
-        other => return Err(fail(format!("the demo ended with {other:?}"))),
+        other => return Err(fail(demo_ended(other))),
     }
     if procfs::stat(zombie).is_some_and(|p| p.ppid == pid) {
         return Err(fail(format!("the zombie {zombie} was never reaped")));
@@ -289,12 +298,20 @@ fn zombie_demo(ctx: &mut Ctx) -> Outcome {
     Ok(())
 }
 
+/// How a demo ended, or that it did not, in words.
+fn demo_ended(status: Option<WaitStatus>) -> String {
+    match status {
+        Some(status) => format!("the demo {}", describe_status(&status)),
+        None => "the demo was still running 10 s later".to_string(),
+    }
+}
+
 fn expect_lines(run: &crate::check::ToolRun, wanted: &[&str]) -> Outcome {
     let out = run.stdout_text();
     for w in wanted {
         if !out.lines().any(|l| l.trim_end() == *w) {
             return Err(
-                Failure::new(format!("`{}` did not print {w:?}", run.command))
+                Evidence::new(format!("`{}` did not print {}", run.command, quote(w)))
                     .got(&run.stdout)
                     .into(),
             );
@@ -302,8 +319,9 @@ fn expect_lines(run: &crate::check::ToolRun, wanted: &[&str]) -> Outcome {
     }
     if run.code() != Some(0) {
         return Err(fail(format!(
-            "`{}` ended with {:?}",
-            run.command, run.status
+            "`{}` {}",
+            run.command,
+            describe_status(&run.status)
         )));
     }
     Ok(())
@@ -317,7 +335,7 @@ fn waitpid_demo(ctx: &mut Ctx) -> Outcome {
         .filter(|l| l.starts_with("sleep "))
         .count();
     if polls < 2 {
-        return Err(Failure::new(format!("the parent polled {polls} times while the child worked for 1 s"))
+        return Err(Evidence::new(format!("the parent polled {polls} times while the child worked for 1 s"))
             .expected("several \"sleep 0.2sec.\" lines: waitpid(WNOHANG) returns 0 at once while the child runs")
             .got(&run.stdout)
             .into());
@@ -342,11 +360,13 @@ fn remove_zombie_demo(ctx: &mut Ctx) -> Outcome {
     a.sort();
     b.sort();
     if a != b || a.len() != 2 {
-        return Err(
-            Failure::new(format!("children started {started:?}, removed {removed:?}"))
-                .expected("both children removed")
-                .into(),
-        );
+        return Err(Evidence::new(format!(
+            "children started: {}; removed: {}",
+            list(&started),
+            list(&removed)
+        ))
+        .expected("both children removed")
+        .into());
     }
     Ok(())
 }
@@ -358,7 +378,7 @@ fn signal_demo(ctx: &mut Ctx) -> Outcome {
         .wait_for_line(ctx.secs(5.0), |l| l == "wait...")
         .is_none()
     {
-        return Err(Failure::new("the demo never printed \"wait...\"")
+        return Err(Evidence::new("the demo never printed \"wait...\"")
             .got(&demo.output())
             .into());
     }
@@ -369,7 +389,7 @@ fn signal_demo(ctx: &mut Ctx) -> Outcome {
         .is_none()
     {
         let status = ctx.sup.status(demo.spawned.pid);
-        return Err(Failure::new(format!(
+        return Err(Evidence::new(format!(
             "after SIGINT the demo did not print \"CTRL+C pressed\"{}",
             status
                 .map(|s| format!("; it {}", describe_status(&s)))
@@ -380,6 +400,6 @@ fn signal_demo(ctx: &mut Ctx) -> Outcome {
     }
     match ctx.sup.wait_exit(demo.spawned.pid, ctx.secs(10.0)) {
         Some(WaitStatus::Exited(_, 0)) => Ok(()),
-        other => Err(fail(format!("the demo ended with {other:?}"))),
+        other => Err(fail(demo_ended(other))),
     }
 }

@@ -4,29 +4,60 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use crate::check::{Chapter, Ctx, Failure, Outcome, Problem, Role, RoleKind, Server, fail};
-use crate::peer::{Conn, HarnessServer};
+use crate::check::{
+    Chapter, Check, Ctx, Evidence, Outcome, Problem, Readme, Role, RoleKind, Server, fail,
+};
+use crate::peer::Conn;
 
-use super::{check, models, tcp_server_role};
+use super::{models, tcp_server_role};
+use crate::report::{list, quote};
+
+/// Where this chapter's hints send the reader.
+pub const README: Readme = Readme("crates/ch12-select/README.md");
 
 pub fn chapter() -> Chapter {
-    let mut checks = models::echo_checks("ch12", true);
+    let mut checks = models::echo_checks(models::Model::Select, README);
     checks.extend([
-        check("ch12", "chat-broadcast", "3 members: every line reaches all three, the sender too", "chat-server",
-            "relay each complete line to every member, the sender included (ch12 README, \"The chat room\")",
-            chat_broadcast),
-        check("ch12", "chat-split-line", "a line sent in three pieces, while another member talks, arrives whole", "chat-server",
-            "keep each member's partial line until its newline arrives; relay only whole lines (ch12 README, \"Framing\")",
-            chat_split_line),
-        check("ch12", "chat-leave", "one member leaves; the other two still reach each other", "chat-server",
-            "when read() returns 0, remove that member and close its fd before the next broadcast (ch12 README, \"The chat room\")",
-            chat_leave),
-        check("ch12", "chat-stalled-reader", "a member who never reads does not stop the room", "chat-server",
-            "non-blocking writes and a bounded outbox per member; disconnect a member over the bound (ch12 README, \"Slow clients\")",
-            chat_stalled_reader),
-        check("ch12", "chat-client", "the chat client prints what the room sends and sends `[NAME] line`", "chat-client",
-            "select() over standard input and the socket; prefix each line with [NAME] (ch12 README, \"The chat client\")",
-            chat_client),
+        Check {
+            name: "chat-broadcast",
+            role: "chat-server",
+            title: "3 members: every line reaches all three, the sender too",
+            hint: "relay each complete line to every member, the sender included",
+            see: README.at("The chat room"),
+            run: chat_broadcast,
+        },
+        Check {
+            name: "chat-split-line",
+            role: "chat-server",
+            title: "a line sent in three pieces, while another member talks, arrives whole",
+            hint: "keep each member's partial line until its newline arrives; relay only whole lines",
+            see: README.at("Framing"),
+            run: chat_split_line,
+        },
+        Check {
+            name: "chat-leave",
+            role: "chat-server",
+            title: "one member leaves; the other two still reach each other",
+            hint: "when read() returns 0, remove that member and close its fd before the next broadcast",
+            see: README.at("The chat room"),
+            run: chat_leave,
+        },
+        Check {
+            name: "chat-stalled-reader",
+            role: "chat-server",
+            title: "a member who never reads does not stop the room",
+            hint: "non-blocking writes and a bounded outbox per member; disconnect a member over the bound",
+            see: README.at("Slow clients"),
+            run: chat_stalled_reader,
+        },
+        Check {
+            name: "chat-client",
+            role: "chat-client",
+            title: "the chat client prints what the room sends and sends `[NAME] line`",
+            hint: "select() over standard input and the socket; prefix each line with [NAME]",
+            see: README.at("The chat client"),
+            run: chat_client,
+        },
     ]);
     Chapter {
         id: "ch12",
@@ -65,7 +96,7 @@ fn join(ctx: &mut Ctx, server: &Server, name: &str) -> Result<Conn, Problem> {
     if !conn.wait_accepted(server.pid, ctx.secs(5.0)) {
         return Err(ctx.explain(
             server,
-            Failure::new(format!("the room did not accept member {name} within 5 s")),
+            Evidence::new(format!("the room did not accept member {name} within 5 s")),
         ));
     }
     Ok(conn)
@@ -87,17 +118,14 @@ fn hear(
             .map_err(|short| {
                 ctx.explain(
                     server,
-                    Failure::new(format!(
+                    Evidence::new(format!(
                         "{who} heard {} of {} lines: {}",
                         got.len(),
                         expected.len(),
                         short.why
                     ))
-                    .expected(format!("{expected:?}"))
-                    .got(
-                        format!("{got:?} then {:?}", String::from_utf8_lossy(&short.got))
-                            .as_bytes(),
-                    ),
+                    .expected(list(expected.iter().map(|l| quote(l))))
+                    .got(heard(&got, &short.got).as_bytes()),
                 )
             })?;
         let line = String::from_utf8_lossy(&line).into_owned();
@@ -107,16 +135,27 @@ fn hear(
                 got.push(line);
             }
             None => {
-                return Err(Failure::new(format!(
-                    "{who} heard a line nobody sent whole: {line:?}"
+                return Err(Evidence::new(format!(
+                    "{who} heard a line nobody sent whole: {}",
+                    quote(&line)
                 ))
-                .expected(format!("only whole lines, from {expected:?}"))
-                .got(format!("{got:?} then {line:?}").as_bytes())
+                .expected(format!(
+                    "only whole lines, from {}",
+                    list(expected.iter().map(|l| quote(l)))
+                ))
+                .got(heard(&got, line.as_bytes()).as_bytes())
                 .into());
             }
         }
     }
     Ok(())
+}
+
+/// What a member heard: the whole lines, then what came after them.
+fn heard(lines: &[String], then: &[u8]) -> String {
+    let mut text: String = lines.concat();
+    text.push_str(&String::from_utf8_lossy(then));
+    text
 }
 
 fn chat_broadcast(ctx: &mut Ctx) -> Outcome {
@@ -172,14 +211,14 @@ fn chat_leave(ctx: &mut Ctx) -> Outcome {
     for round in 1..=4 {
         let from_a = format!("[alice] round {round}, carol has left\n");
         a.send(from_a.as_bytes())
-            .map_err(|e| ctx.explain(&server, Failure::new(e)))?;
+            .map_err(|e| ctx.explain(&server, Evidence::new(e)))?;
         hear(ctx, &server, &mut b, "bob", std::slice::from_ref(&from_a))
             .map_err(|p| super::echo::with_prefix(p, "after carol left"))?;
         hear(ctx, &server, &mut a, "alice", std::slice::from_ref(&from_a))
             .map_err(|p| super::echo::with_prefix(p, "after carol left"))?;
         let from_b = format!("[bob] round {round}, still here\n");
         b.send(from_b.as_bytes())
-            .map_err(|e| ctx.explain(&server, Failure::new(e)))?;
+            .map_err(|e| ctx.explain(&server, Evidence::new(e)))?;
         hear(ctx, &server, &mut a, "alice", std::slice::from_ref(&from_b))
             .map_err(|p| super::echo::with_prefix(p, "after carol left"))?;
         hear(ctx, &server, &mut b, "bob", std::slice::from_ref(&from_b))
@@ -246,7 +285,7 @@ fn chat_stalled_reader(ctx: &mut Ctx) -> Outcome {
     if counts.iter().any(|c| *c < LINES) {
         return Err(ctx.explain(
             &server,
-            Failure::new(format!(
+            Evidence::new(format!(
                 "while one member never read, alice sent {LINES} lines; alice heard {} and bob {} of them within {deadline:.1?}",
                 counts[0], counts[1]
             ))
@@ -257,7 +296,7 @@ fn chat_stalled_reader(ctx: &mut Ctx) -> Outcome {
 }
 
 fn chat_client(ctx: &mut Ctx) -> Outcome {
-    let room = HarnessServer::start().map_err(fail)?;
+    let room = ctx.harness_server()?;
     let mut client = ctx.client(room.addr, &[("{name}", "alice".to_string())])?;
     let mut conn = room.accept(ctx.secs(10.0)).map_err(fail)?;
     conn.send(b"[bob] hello, alice\n").map_err(fail)?;
@@ -268,7 +307,7 @@ fn chat_client(ctx: &mut Ctx) -> Outcome {
     let sent = conn
         .recv_until(b'\n', 4096, ctx.secs(5.0))
         .map_err(|short| {
-            Failure::new(format!(
+            Evidence::new(format!(
                 "your client did not send the typed line: {}",
                 short.why
             ))
@@ -277,7 +316,7 @@ fn chat_client(ctx: &mut Ctx) -> Outcome {
         })?;
     if sent != b"[alice] hi bob\n" {
         return Err(
-            Failure::new("your client sent the typed line in another form")
+            Evidence::new("your client sent the typed line in another form")
                 .expected("\"[alice] hi bob\\n\" (the book's chat client: [NAME] message)")
                 .got(&sent)
                 .into(),

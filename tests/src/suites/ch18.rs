@@ -1,8 +1,11 @@
 //! ch18: the thread-per-client echo server, with the shared suite.
 
-use crate::check::Chapter;
+use crate::check::{Chapter, Readme};
 
 use super::{models, tcp_server_role};
+
+/// Where this chapter's hints send the reader.
+pub const README: Readme = Readme("crates/ch18-threads/README.md");
 
 pub fn chapter() -> Chapter {
     Chapter {
@@ -14,6 +17,6 @@ pub fn chapter() -> Chapter {
             &["echo-server", "{port}"],
             "./echo_thrserv {port}",
         )],
-        checks: models::echo_checks("ch18", false),
+        checks: models::echo_checks(models::Model::Threads, README),
     }
 }

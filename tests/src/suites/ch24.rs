@@ -4,16 +4,18 @@ use std::io::Write;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use crate::check::{Chapter, Ctx, Failure, Outcome, Problem, Role, RoleKind, Server, fail};
+use crate::check::{
+    Chapter, Check, Ctx, Evidence, Outcome, Problem, Readme, Role, RoleKind, Server, fail,
+};
 use crate::peer::Conn;
 use crate::procfs::{self, Proto};
 
-use super::check;
-
 const HELLO: &str = "Hello, World!";
 
+/// Where this chapter's hints send the reader.
+pub const README: Readme = Readme("crates/ch24-http-hello/README.md");
+
 pub fn chapter() -> Chapter {
-    let c = |name, title, hint, run| check("ch24", name, title, "server", hint, run);
     Chapter {
         id: "ch24",
         title: "an HTTP server: the workbook's hello server, done right",
@@ -28,84 +30,110 @@ pub fn chapter() -> Chapter {
             example: "./httpd {port} {root}",
         }],
         checks: vec![
-            c(
-                "curl-get",
-                "real curl: 200, text/html, Content-Length equal to the body, the page",
-                "answer with a status line, Content-Type, an exact Content-Length, a blank line, the body (ch24 README, \"A response\")",
-                curl_get,
-            ),
-            c(
-                "head",
-                "HEAD: the same headers as GET, and no body",
-                "for HEAD send the head only, with the Content-Length the body would have (ch24 README, \"A response\")",
-                head,
-            ),
-            c(
-                "not-found",
-                "a path that does not exist: 404",
-                "route on the path: only / is the page (ch24 README, \"Routing\")",
-                not_found,
-            ),
-            c(
-                "method-not-allowed",
-                "DELETE: 405 with Allow: GET, HEAD",
-                "answer other methods with 405 and an Allow header (ch24 README, \"Routing\")",
-                method_not_allowed,
-            ),
-            c(
-                "bad-request",
-                "garbage instead of a request: 400",
-                "a request line is METHOD SP TARGET SP HTTP/1.x; anything else is 400 (ch24 README, \"Reading a request\")",
-                bad_request,
-            ),
-            c(
-                "split-request",
-                "a request sent one byte per read is answered",
-                "read until the blank line (\\r\\n\\r\\n), however many reads it takes (ch24 README, \"Reading a request\")",
-                split_request,
-            ),
-            c(
-                "keep-alive",
-                "3 requests on one connection, then 3 pipelined in one write",
-                "HTTP/1.1 keeps the connection open: answer each request in order, and keep the bytes after a request for the next (ch24 README, \"Keep-alive\")",
-                keep_alive,
-            ),
-            c(
-                "slow-client-timeout",
-                "a client that dribbles its request is cut off (408 or close), and others are served meanwhile",
-                "one deadline for the whole request head, counted from the first byte, not per read (ch24 README, \"Reading a request\")",
-                slow_client_timeout,
-            ),
-            c(
-                "header-too-large",
-                "a 16 KiB request head: 431",
-                "limit the head (8 KiB) and answer 431 Request Header Fields Too Large (ch24 README, \"Reading a request\")",
-                header_too_large,
-            ),
-            c(
-                "exact-body",
-                "no NUL byte, and Content-Length equal to the body",
-                "send strlen() bytes, not sizeof(), and say how many (ch24 README, \"What the workbook's C gets wrong\")",
-                exact_body,
-            ),
-            c(
-                "no-reset",
-                "100 requests with bodies the server ignores: every response ends in end of stream, never a reset",
-                "read what the client sent before closing: shutdown(SHUT_WR), drain, then close (ch24 README, \"Closing without a reset\")",
-                no_reset,
-            ),
-            c(
-                "path-traversal",
-                "/../, %2e%2e and a symlink out of the root reveal nothing outside it",
-                "let the kernel resolve beneath the root: openat2(RESOLVE_BENEATH), not string checks (ch24 README, \"Serving files\")",
-                path_traversal,
-            ),
-            c(
-                "prefork",
-                "--workers 4: four workers, 200 requests from 20 clients all answered, SIGTERM leaves nothing",
-                "fork() the workers after listen(); each accept()s; the parent reaps them at SIGTERM (ch24 README, \"Prefork\")",
-                prefork,
-            ),
+            Check {
+                name: "curl-get",
+                role: "server",
+                title: "real curl: 200, text/html, Content-Length equal to the body, the page",
+                hint: "answer with a status line, Content-Type, an exact Content-Length, a blank line, the body",
+                see: README.at("A response"),
+                run: curl_get,
+            },
+            Check {
+                name: "head",
+                role: "server",
+                title: "HEAD: the same headers as GET, and no body",
+                hint: "for HEAD send the head only, with the Content-Length the body would have",
+                see: README.at("A response"),
+                run: head,
+            },
+            Check {
+                name: "not-found",
+                role: "server",
+                title: "a path that does not exist: 404",
+                hint: "route on the path: only / is the page",
+                see: README.at("Routing"),
+                run: not_found,
+            },
+            Check {
+                name: "method-not-allowed",
+                role: "server",
+                title: "DELETE: 405 with Allow: GET, HEAD",
+                hint: "answer other methods with 405 and an Allow header",
+                see: README.at("Routing"),
+                run: method_not_allowed,
+            },
+            Check {
+                name: "bad-request",
+                role: "server",
+                title: "garbage instead of a request: 400",
+                hint: "a request line is METHOD SP TARGET SP HTTP/1.x; anything else is 400",
+                see: README.at("Reading a request"),
+                run: bad_request,
+            },
+            Check {
+                name: "split-request",
+                role: "server",
+                title: "a request sent one byte per read is answered",
+                hint: "read until the blank line (\\r\\n\\r\\n), however many reads it takes",
+                see: README.at("Reading a request"),
+                run: split_request,
+            },
+            Check {
+                name: "keep-alive",
+                role: "server",
+                title: "3 requests on one connection, then 3 pipelined in one write",
+                hint: "HTTP/1.1 keeps the connection open: answer each request in order, and keep the bytes after a request for the next",
+                see: README.at("Keep-alive"),
+                run: keep_alive,
+            },
+            Check {
+                name: "slow-client-timeout",
+                role: "server",
+                title: "a client that dribbles its request is cut off (408 or close), and others are served meanwhile",
+                hint: "one deadline for the whole request head, counted from the first byte, not per read",
+                see: README.at("Reading a request"),
+                run: slow_client_timeout,
+            },
+            Check {
+                name: "header-too-large",
+                role: "server",
+                title: "a 16 KiB request head: 431",
+                hint: "limit the head (8 KiB) and answer 431 Request Header Fields Too Large",
+                see: README.at("Reading a request"),
+                run: header_too_large,
+            },
+            Check {
+                name: "exact-body",
+                role: "server",
+                title: "no NUL byte, and Content-Length equal to the body",
+                hint: "send strlen() bytes, not sizeof(), and say how many",
+                see: README.at("What the workbook's C gets wrong"),
+                run: exact_body,
+            },
+            Check {
+                name: "no-reset",
+                role: "server",
+                title: "100 requests with bodies the server ignores: every response ends in end of stream, never a reset",
+                hint: "read what the client sent before closing: shutdown(SHUT_WR), drain, then close",
+                see: README.at("Closing without a reset"),
+                run: no_reset,
+            },
+            Check {
+                name: "path-traversal",
+                role: "server",
+                title: "/../, %2e%2e and a symlink out of the root reveal nothing outside it",
+                hint: "let the kernel resolve beneath the root: openat2(RESOLVE_BENEATH), not string checks",
+                see: README.at("Serving files"),
+                run: path_traversal,
+            },
+            Check {
+                name: "prefork",
+                role: "server",
+                title: "--workers 4: four workers, 200 requests from 20 clients all answered, SIGTERM leaves nothing",
+                hint: "fork() the workers after listen(); each accept()s; the parent reaps them at SIGTERM",
+                see: README.at("Prefork"),
+                run: prefork,
+            },
         ],
     }
 }
@@ -162,25 +190,31 @@ fn read_response(
     pending: &mut Vec<u8>,
     head_only: bool,
     deadline: Duration,
-) -> Result<Response, Failure> {
+) -> Result<Response, Box<Evidence>> {
     let until = Instant::now() + deadline;
     loop {
         if let Some((status, headers, n)) =
-            parse_head(pending).map_err(|e| Failure::new(e).got(pending))?
+            parse_head(pending).map_err(|e| Box::new(Evidence::new(e).got(pending)))?
         {
             let length: usize = headers
                 .iter()
                 .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
                 .and_then(|(_, v)| v.parse().ok())
                 .ok_or_else(|| {
-                    Failure::new("a response without Content-Length on a kept-alive connection")
-                        .got(pending)
+                    Box::new(
+                        Evidence::new(
+                            "a response without Content-Length on a kept-alive connection",
+                        )
+                        .got(pending),
+                    )
                 })?;
             let body_len = if head_only { 0 } else { length };
             while pending.len() < n + body_len {
                 let left = until.saturating_duration_since(Instant::now());
                 let more = conn.recv_exact(1, left).map_err(|s| {
-                    Failure::new(format!("the body was cut short: {}", s.why)).got(pending)
+                    Box::new(
+                        Evidence::new(format!("the body was cut short: {}", s.why)).got(pending),
+                    )
                 })?;
                 pending.extend(more);
             }
@@ -194,7 +228,7 @@ fn read_response(
         }
         let left = until.saturating_duration_since(Instant::now());
         let more = conn.recv_exact(1, left).map_err(|s| {
-            Failure::new(format!("no complete response head: {}", s.why)).got(pending)
+            Box::new(Evidence::new(format!("no complete response head: {}", s.why)).got(pending))
         })?;
         pending.extend(more);
     }
@@ -204,11 +238,11 @@ fn read_response(
 fn exchange(ctx: &mut Ctx, server: &Server, request: &[u8]) -> Result<Response, Problem> {
     let mut conn = ctx.connect(server)?;
     conn.send(request)
-        .map_err(|e| ctx.explain(server, Failure::new(e).sent(request)))?;
+        .map_err(|e| ctx.explain(server, Evidence::new(e).sent(request)))?;
     let raw = conn.recv_to_end(4 << 20, ctx.secs(10.0)).map_err(|short| {
         ctx.explain(
             server,
-            Failure::new(format!(
+            Evidence::new(format!(
                 "the response did not end with end of stream: {}",
                 short.why
             ))
@@ -217,9 +251,9 @@ fn exchange(ctx: &mut Ctx, server: &Server, request: &[u8]) -> Result<Response, 
         )
     })?;
     let (status, headers, n) = parse_head(&raw)
-        .map_err(|e| Failure::new(e).sent(request).got(&raw))?
+        .map_err(|e| Evidence::new(e).sent(request).got(&raw))?
         .ok_or_else(|| {
-            Failure::new("no complete response head before end of stream")
+            Evidence::new("no complete response head before end of stream")
                 .sent(request)
                 .got(&raw)
         })?;
@@ -239,7 +273,7 @@ fn expect_status(resp: &Response, request: &[u8], wanted: &[u16]) -> Outcome {
     if wanted.contains(&resp.status) {
         return Ok(());
     }
-    Err(Failure::new(format!("status {}", resp.status))
+    Err(Evidence::new(format!("status {}", resp.status))
         .sent(request)
         .expected(format!(
             "status {}",
@@ -271,7 +305,7 @@ fn curl_get(ctx: &mut Ctx) -> Outcome {
     if !out.status.success() {
         return Err(ctx.explain(
             &server,
-            Failure::new(format!(
+            Evidence::new(format!(
                 "curl {url} failed ({}): {}",
                 out.status,
                 String::from_utf8_lossy(&out.stderr).trim()
@@ -280,8 +314,8 @@ fn curl_get(ctx: &mut Ctx) -> Outcome {
         ));
     }
     let (status, headers, n) = parse_head(&out.stdout)
-        .map_err(|e| Failure::new(format!("curl got {e}")).got(&out.stdout))?
-        .ok_or_else(|| Failure::new("curl got no complete head").got(&out.stdout))?;
+        .map_err(|e| Evidence::new(format!("curl got {e}")).got(&out.stdout))?
+        .ok_or_else(|| Evidence::new("curl got no complete head").got(&out.stdout))?;
     let resp = Response {
         status,
         headers,
@@ -291,14 +325,16 @@ fn curl_get(ctx: &mut Ctx) -> Outcome {
     expect_status(&resp, format!("curl {url}").as_bytes(), &[200])?;
     let ctype = resp.header("content-type").unwrap_or_default();
     if !ctype.to_ascii_lowercase().starts_with("text/html") {
-        return Err(Failure::new(format!("Content-Type is {ctype:?}"))
-            .expected("text/html; charset=utf-8")
-            .got(&resp.raw)
-            .into());
+        return Err(
+            Evidence::new(format!("Content-Type is {}", crate::report::quote(ctype)))
+                .expected("text/html; charset=utf-8")
+                .got(&resp.raw)
+                .into(),
+        );
     }
     check_length(&resp, "curl")?;
     if !String::from_utf8_lossy(&resp.body).contains(HELLO) {
-        return Err(Failure::new("the page does not say Hello, World!")
+        return Err(Evidence::new("the page does not say Hello, World!")
             .got(&resp.body)
             .into());
     }
@@ -307,13 +343,13 @@ fn curl_get(ctx: &mut Ctx) -> Outcome {
 
 fn check_length(resp: &Response, what: &str) -> Outcome {
     let Some(length) = resp.header("content-length") else {
-        return Err(Failure::new(format!("{what}: no Content-Length header"))
+        return Err(Evidence::new(format!("{what}: no Content-Length header"))
             .expected("Content-Length: the body's exact length in bytes")
             .got(&resp.raw)
             .into());
     };
     if length.parse::<usize>().ok() != Some(resp.body.len()) {
-        return Err(Failure::new(format!(
+        return Err(Evidence::new(format!(
             "{what}: Content-Length {length} but {} bytes of body",
             resp.body.len()
         ))
@@ -321,7 +357,7 @@ fn check_length(resp: &Response, what: &str) -> Outcome {
         .into());
     }
     if resp.body.contains(&0) {
-        return Err(Failure::new(format!(
+        return Err(Evidence::new(format!(
             "{what}: the body has a NUL byte (sizeof() instead of strlen()?)"
         ))
         .got(&resp.body)
@@ -337,7 +373,7 @@ fn head(ctx: &mut Ctx) -> Outcome {
     let resp = exchange(ctx, &server, request)?;
     expect_status(&resp, request, &[200])?;
     if !resp.body.is_empty() {
-        return Err(Failure::new(format!(
+        return Err(Evidence::new(format!(
             "{} bytes of body after the head of a HEAD response",
             resp.body.len()
         ))
@@ -347,10 +383,10 @@ fn head(ctx: &mut Ctx) -> Outcome {
         .into());
     }
     if resp.header("content-length") != get_resp.header("content-length") {
-        return Err(Failure::new(format!(
-            "HEAD says Content-Length {:?}, GET {:?}",
-            resp.header("content-length"),
-            get_resp.header("content-length")
+        return Err(Evidence::new(format!(
+            "HEAD says Content-Length {}, GET {}",
+            resp.header("content-length").unwrap_or("(none)"),
+            get_resp.header("content-length").unwrap_or("(none)")
         ))
         .sent(request)
         .expected("the same headers as GET")
@@ -376,10 +412,12 @@ fn method_not_allowed(ctx: &mut Ctx) -> Outcome {
         .unwrap_or_default()
         .to_ascii_uppercase();
     if !(allow.contains("GET") && allow.contains("HEAD")) {
-        return Err(Failure::new(format!("Allow: {allow:?}"))
-            .expected("Allow: GET, HEAD")
-            .got(&resp.raw)
-            .into());
+        return Err(
+            Evidence::new(format!("Allow: {}", crate::report::quote(&allow)))
+                .expected("Allow: GET, HEAD")
+                .got(&resp.raw)
+                .into(),
+        );
     }
     Ok(())
 }
@@ -401,7 +439,7 @@ fn split_request(ctx: &mut Ctx) -> Outcome {
             let got = conn
                 .recv_to_end(1 << 20, ctx.secs(2.0))
                 .unwrap_or_else(|s| s.got);
-            return Err(Failure::new(format!(
+            return Err(Evidence::new(format!(
                 "the server closed the connection after {i} of {} bytes of the request ({e}): it answered before the request was complete",
                 request.len()
             ))
@@ -420,14 +458,14 @@ fn split_request(ctx: &mut Ctx) -> Outcome {
     let raw = conn.recv_to_end(1 << 20, ctx.secs(10.0)).map_err(|s| {
         ctx.explain(
             &server,
-            Failure::new(format!("no complete response: {}", s.why))
+            Evidence::new(format!("no complete response: {}", s.why))
                 .sent(&request)
                 .got(&s.got),
         )
     })?;
     let (status, headers, n) = parse_head(&raw)
-        .map_err(|e| Failure::new(e).got(&raw))?
-        .ok_or_else(|| Failure::new("no complete response head").got(&raw))?;
+        .map_err(|e| Evidence::new(e).got(&raw))?
+        .ok_or_else(|| Evidence::new("no complete response head").got(&raw))?;
     let resp = Response {
         status,
         headers,
@@ -436,7 +474,7 @@ fn split_request(ctx: &mut Ctx) -> Outcome {
     };
     expect_status(&resp, &request, &[200])?;
     if !String::from_utf8_lossy(&resp.body).contains(HELLO) {
-        return Err(Failure::new(
+        return Err(Evidence::new(
             "the request arrived one byte per read, and the answer is not the page",
         )
         .sent(&request)
@@ -456,7 +494,10 @@ fn keep_alive(ctx: &mut Ctx) -> Outcome {
             fail(format!("request {i} on the same connection could not be sent: {e} (did the server close after the first?)"))
         })?;
         let resp = read_response(&mut conn, &mut pending, false, ctx.secs(5.0)).map_err(|f| {
-            super::echo::with_prefix(f.into(), &format!("request {i} of 3 on one connection"))
+            super::echo::with_prefix(
+                Problem::Fail(f),
+                &format!("request {i} of 3 on one connection"),
+            )
         })?;
         expect_status(&resp, request, &[200])?;
     }
@@ -474,7 +515,7 @@ fn keep_alive(ctx: &mut Ctx) -> Outcome {
         let resp =
             read_response(&mut conn, &mut pending, *head_only, ctx.secs(5.0)).map_err(|f| {
                 super::echo::with_prefix(
-                    f.into(),
+                    Problem::Fail(f),
                     &format!(
                         "pipelined request {} of 3 (GET /, HEAD /, GET /no-such-page in one write)",
                         i + 1
@@ -482,7 +523,7 @@ fn keep_alive(ctx: &mut Ctx) -> Outcome {
                 )
             })?;
         if resp.status != *status {
-            return Err(Failure::new(format!(
+            return Err(Evidence::new(format!(
                 "pipelined response {} has status {}",
                 i + 1,
                 resp.status
@@ -532,7 +573,7 @@ fn slow_client_timeout(ctx: &mut Ctx) -> Outcome {
                     Ok(())
                 } else {
                     Err(
-                        Failure::new("the dribbling client got another answer than 408")
+                        Evidence::new("the dribbling client got another answer than 408")
                             .expected("408 Request Timeout, or the connection closed")
                             .got(&got)
                             .into(),
@@ -540,7 +581,7 @@ fn slow_client_timeout(ctx: &mut Ctx) -> Outcome {
                 }
             }
             Err(short) if short.why.contains("reset") => Ok(()),
-            Err(short) => Err(Failure::new(format!(
+            Err(short) => Err(Evidence::new(format!(
                 "a client that sent a byte every 250 ms for 30 s was never cut off: {}",
                 short.why
             ))
@@ -589,13 +630,13 @@ fn no_reset(ctx: &mut Ctx) -> Outcome {
             (Ok(()), Ok(got)) if got.starts_with(b"HTTP/1.") => {}
             (Ok(()), Ok(got)) => {
                 return Err(
-                    Failure::new(format!("request {i} of 100 got no HTTP response"))
+                    Evidence::new(format!("request {i} of 100 got no HTTP response"))
                         .got(&got)
                         .into(),
                 );
             }
             (Err(e), _) => {
-                return Err(Failure::new(format!(
+                return Err(Evidence::new(format!(
                     "request {i} of 100: sending its 64 KiB body failed: {e}"
                 ))
                 .expected("the server reads (or drains) what the client sends before it closes")
@@ -604,7 +645,7 @@ fn no_reset(ctx: &mut Ctx) -> Outcome {
             (Ok(()), Err(short)) => {
                 return Err(ctx.explain(
                     &server,
-                    Failure::new(format!("request {i} of 100 (a GET with a 64 KiB body the server ignores): {}", short.why))
+                    Evidence::new(format!("request {i} of 100 (a GET with a 64 KiB body the server ignores): {}", short.why))
                         .expected("the response, then end of stream: a close with unread data sends RST instead")
                         .got(&short.got),
                 ));
@@ -633,7 +674,7 @@ fn path_traversal(ctx: &mut Ctx) -> Outcome {
     let server = ctx.server_of("server", &[("{root}", root.to_string_lossy().into_owned())])?;
     let inside = exchange(ctx, &server, &get("/hello.txt"))?;
     if inside.status != 200 || inside.body != b"hello from the root\n" {
-        return Err(Failure::new("a file inside {root} was not served")
+        return Err(Evidence::new("a file inside {root} was not served")
             .sent(&get("/hello.txt"))
             .expected("200 and the file's bytes (\"hello from the root\\n\")")
             .got(&inside.raw)
@@ -650,7 +691,7 @@ fn path_traversal(ctx: &mut Ctx) -> Outcome {
         let resp = exchange(ctx, &server, &request)?;
         if resp.status == 200 || resp.raw.windows(secret.len()).any(|w| w == secret) {
             return Err(
-                Failure::new(format!("GET {path} reached a file outside the root"))
+                Evidence::new(format!("GET {path} reached a file outside the root"))
                     .sent(&request)
                     .expected("404 (or 403, 400): nothing outside {root}")
                     .got(&resp.raw)
@@ -688,7 +729,7 @@ fn prefork(ctx: &mut Ctx) -> Outcome {
         std::thread::sleep(Duration::from_millis(10));
     };
     if holders.len() < 4 {
-        return Err(Failure::new(format!(
+        return Err(Evidence::new(format!(
             "with {{workers}} = 4, {} processes besides pid {} hold the listening socket",
             holders.len(),
             server.pid
@@ -700,16 +741,14 @@ fn prefork(ctx: &mut Ctx) -> Outcome {
     let deadline = ctx.secs(20.0);
     let clients: Vec<_> = (0..20)
         .map(|_| {
+            let recorder = ctx.recorder.clone();
             std::thread::spawn(move || -> Result<(), String> {
                 for _ in 0..10 {
-                    let mut conn = Conn::connect(addr, deadline)?;
+                    let mut conn = Conn::connect(addr, deadline, &recorder)?;
                     conn.send(&get("/"))?;
                     let got = conn.recv_to_end(1 << 20, deadline).map_err(|s| s.why)?;
                     if !got.starts_with(b"HTTP/1.1 200") {
-                        return Err(format!(
-                            "got {:?}",
-                            String::from_utf8_lossy(&got[..got.len().min(40)])
-                        ));
+                        return Err(format!("got {}", crate::report::escape(&got, 40)));
                     }
                 }
                 Ok(())

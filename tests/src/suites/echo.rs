@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use crate::check::{Ctx, Failure, Outcome, Server, fail};
+use crate::check::{Ctx, Evidence, Outcome, Server, fail};
 use crate::peer::{Conn, StalledClient};
 
 use super::pattern;
@@ -12,17 +12,17 @@ use super::pattern;
 /// Sends `message` on `conn` and expects it back byte for byte.
 pub fn round_trip(ctx: &mut Ctx, server: &Server, conn: &mut Conn, message: &[u8]) -> Outcome {
     conn.send(message)
-        .map_err(|e| ctx.explain(server, Failure::new(e).sent(message)))?;
+        .map_err(|e| ctx.explain(server, Evidence::new(e).sent(message)))?;
     match conn.recv_exact(message.len(), ctx.secs(5.0)) {
         Ok(got) if got == message => Ok(()),
-        Ok(got) => Err(Failure::new("the echo differs from what was sent")
+        Ok(got) => Err(Evidence::new("the echo differs from what was sent")
             .sent(message)
             .expected("the same bytes back")
             .got(&got)
             .into()),
         Err(short) => Err(ctx.explain(
             server,
-            Failure::new(format!(
+            Evidence::new(format!(
                 "{} of {} bytes came back: {}",
                 short.got.len(),
                 message.len(),
@@ -63,14 +63,14 @@ pub fn large_message(ctx: &mut Ctx) -> Outcome {
         Ok(got) if got == message => Ok(()),
         Ok(got) => {
             let at = got.iter().zip(&message).position(|(a, b)| a != b).unwrap_or(0);
-            Err(Failure::new(format!("the echo of a 1 MiB message differs from byte {at} on"))
+            Err(Evidence::new(format!("the echo of a 1 MiB message differs from byte {at} on"))
                 .expected(format!("byte {at} = {:#04x}", message[at]))
                 .got(&got[at..(at + 32).min(got.len())])
                 .into())
         }
         Err(short) => Err(ctx.explain(
             &server,
-            Failure::new(format!(
+            Evidence::new(format!(
                 "only {} of {SIZE} bytes came back: {}",
                 short.got.len(),
                 short.why
@@ -81,61 +81,51 @@ pub fn large_message(ctx: &mut Ctx) -> Outcome {
     }
 }
 
-/// One byte per write, TCP_NODELAY: each byte is its own segment. Half the bytes go
-/// first and the checker waits until some echo comes back, so the server has surely
-/// read before the rest arrives: a server that reads once is caught every time.
+/// One byte per write, TCP_NODELAY, each sent only once the server has read the one
+/// before (seen in /proc/net/tcp): every read() the server makes returns one byte, for
+/// certain, so a server that reads once echoes exactly one.
 pub fn byte_at_a_time(ctx: &mut Ctx) -> Outcome {
     let message = b"one byte per write, each its own segment\n";
     let server = ctx.server()?;
     let mut conn = ctx.connect(&server)?;
     conn.nodelay();
-    let half = message.len() / 2;
     let mut send_error = None;
-    for byte in &message[..half] {
+    let mut in_step = true;
+    for byte in message {
         if let Err(e) = conn.send(std::slice::from_ref(byte)) {
             send_error = Some(e);
             break;
         }
-    }
-    // Some echo first: proof the server's read() happened. No echo within the wait is
-    // not a failure by itself; the full comparison below decides.
-    let mut got = conn.recv_exact(1, ctx.secs(2.0)).unwrap_or_default();
-    if send_error.is_none() {
-        for byte in &message[half..] {
-            if let Err(e) = conn.send(std::slice::from_ref(byte)) {
-                send_error = Some(e);
-                break;
-            }
+        // Not consumed within the wait: the server is slow or has stopped reading (the
+        // comparison below says which); the rest goes without waiting.
+        if in_step {
+            in_step = conn.wait_consumed(ctx.secs(1.0));
         }
     }
-    match conn.recv_exact(message.len() - got.len(), ctx.secs(5.0)) {
-        Ok(rest) => got.extend(rest),
+    match conn.recv_exact(message.len(), ctx.secs(5.0)) {
+        Ok(got) if got == message => Ok(()),
+        Ok(got) => Err(Evidence::new("the echo differs from what was sent")
+            .sent(message)
+            .got(&got)
+            .into()),
         Err(short) => {
-            got.extend(short.got);
             let sending = send_error
                 .map(|e| format!(" (sending stopped: {e})"))
                 .unwrap_or_default();
-            return Err(ctx.explain(
+            Err(ctx.explain(
                 &server,
-                Failure::new(format!(
+                Evidence::new(format!(
                     "{} of {} bytes came back: {}{sending}",
-                    got.len(),
+                    short.got.len(),
                     message.len(),
                     short.why
                 ))
                 .sent(message)
                 .expected("every byte back, each echoed as it arrives")
-                .got(&got),
-            ));
+                .got(&short.got),
+            ))
         }
     }
-    if got != message {
-        return Err(Failure::new("the echo differs from what was sent")
-            .sent(message)
-            .got(&got)
-            .into());
-    }
-    Ok(())
 }
 
 /// Five clients, one after another, each served in turn.
@@ -180,27 +170,87 @@ pub fn abrupt_disconnect(ctx: &mut Ctx) -> Outcome {
     })
 }
 
-/// A client sends up to 4 MiB without reading any echo, then closes: the server's
-/// write() fails (EPIPE, or SIGPIPE for a server that has not ignored it). The next
-/// client must be served; when the server died, the report says of what.
+/// A client sends without reading any echo until every buffer between it and the
+/// server is full, then closes: the kernel answers the server with a reset. A server
+/// that writes to that connection again gets EPIPE, and SIGPIPE, which kills a server
+/// that has not ignored it. The next client must be served.
+///
+/// The outcome must not depend on timing (a server fast enough to read everything
+/// before the reset, then seeing only ECONNRESET in read(), would pass by luck). So the
+/// client closes only once the server has bytes it has not read (seen in
+/// /proc/net/tcp): it reads them after the reset and echoes them, which is two writes
+/// to a reset connection, the second one EPIPE. Then the checker waits until the server
+/// has either closed its side or died before trying the next client.
 pub fn peer_stops_reading(ctx: &mut Ctx) -> Outcome {
     let server = ctx.server()?;
     let stalled =
-        StalledClient::fill(server.addr, 4 << 20, ctx.secs(0.3), ctx.secs(20.0)).map_err(fail)?;
+        StalledClient::fill(server.addr, 64 << 20, ctx.secs(0.3), ctx.secs(20.0)).map_err(fail)?;
     let sent = stalled.sent;
+    let until = std::time::Instant::now() + ctx.secs(5.0);
+    while stalled.unread_by_server().is_some_and(|n| n == 0) && std::time::Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let unread = stalled.unread_by_server().unwrap_or(0);
+    let probe = StalledProbe::of(&stalled);
     stalled.close();
-    let context =
-        format!("a client sent {sent} bytes without reading the echo and closed; the next client");
+    // The server closes its side (it handled the error) or dies (SIGPIPE); either way
+    // its socket leaves /proc/net/tcp. Until then the next client would only race it.
+    let until = std::time::Instant::now() + ctx.secs(10.0);
+    while probe.server_side_open() && ctx.server_gone(&server).is_none() {
+        if std::time::Instant::now() >= until {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let context = format!(
+        "a client sent {sent} bytes without reading the echo and closed while {unread} of them were still unread by the server; the next client"
+    );
     let mut next = ctx.connect(&server).map_err(|p| with_prefix(p, &context))?;
     round_trip(ctx, &server, &mut next, b"next client\n").map_err(|p| with_prefix(p, &context))?;
     Ok(())
 }
 
-/// Puts `prefix` before a failure's message.
+/// The two ends of a stalled client's connection, kept to watch the server's side
+/// after the client has closed.
+struct StalledProbe {
+    local: std::net::SocketAddr,
+    server: std::net::SocketAddr,
+}
+
+impl StalledProbe {
+    fn of(stalled: &StalledClient) -> StalledProbe {
+        let addr = |a: std::io::Result<socket2::SockAddr>| {
+            a.ok()
+                .and_then(|a| a.as_socket())
+                .unwrap_or_else(|| std::net::SocketAddr::from(([0, 0, 0, 0], 0)))
+        };
+        StalledProbe {
+            local: addr(stalled.socket.local_addr()),
+            server: addr(stalled.socket.peer_addr()),
+        }
+    }
+
+    fn server_side_open(&self) -> bool {
+        crate::procfs::sockets_on(crate::procfs::Proto::Tcp, self.local.port())
+            .iter()
+            .any(|r| r.local.port() == self.server.port() && r.remote == self.local)
+    }
+}
+
+/// Puts `prefix` (what the check was doing: `client 2 of 5`) before a failure's
+/// message. When the message states a root cause (`your server exited with status 0`),
+/// the cause stays first and the prefix goes with what the checker saw.
 pub fn with_prefix(problem: crate::check::Problem, prefix: &str) -> crate::check::Problem {
     match problem {
         crate::check::Problem::Fail(mut f) => {
-            f.message = format!("{prefix}: {}", f.message);
+            if f.cause.is_some() {
+                f.seen = Some(match f.seen.take() {
+                    Some(seen) => format!("{prefix}: {seen}"),
+                    None => prefix.to_string(),
+                });
+            } else {
+                f.message = format!("{prefix}: {}", f.message);
+            }
             crate::check::Problem::Fail(f)
         }
         skip => skip,
@@ -276,7 +326,7 @@ pub fn fds_come_back(ctx: &mut Ctx, warm: usize, more: usize) -> Outcome {
             return Ok(());
         }
         if std::time::Instant::now() >= until {
-            return Err(Failure::new(format!(
+            return Err(Evidence::new(format!(
                 "your server (pid {}) had {baseline} open fds after {warm} clients and still {now} after {more} more had come and gone",
                 server.pid
             ))

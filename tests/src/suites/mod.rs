@@ -1,7 +1,7 @@
 //! Every chapter's suite, written once against targets: the same checks grade our
 //! reference binaries and a student's programs.
 
-use crate::check::{Chapter, Check, Ctx, Outcome, Role, RoleKind};
+use crate::check::{Chapter, Role, RoleKind};
 use crate::procfs::Proto;
 
 pub mod ch01;
@@ -44,24 +44,6 @@ pub fn chapters() -> Vec<Chapter> {
 /// The chapter with id `id` (`ch04`).
 pub fn chapter(id: &str) -> Option<Chapter> {
     chapters().into_iter().find(|c| c.id == id)
-}
-
-/// A check with id `<chapter>/<name>`.
-pub fn check(
-    chapter: &str,
-    name: &str,
-    title: &'static str,
-    role: &'static str,
-    hint: &'static str,
-    run: fn(&mut Ctx) -> Outcome,
-) -> Check {
-    Check {
-        id: format!("{chapter}/{name}"),
-        title,
-        role,
-        hint,
-        run,
-    }
 }
 
 /// The book's `server <port>` role over TCP, played by `package`'s subcommand

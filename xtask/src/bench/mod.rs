@@ -233,7 +233,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     // Our own subreaper: a killed fork server's children come back to us to be reaped.
     harness::supervise::become_subreaper();
     // The idle cell holds 950 connections on our side too.
-    let _ = syscalls::multiplex::raise_open_file_limit();
+    harness::launch::raise_own_open_file_limit();
     let placement = Placement::choose();
     eprintln!("bench: {}", placement.describe());
     let started = Instant::now();

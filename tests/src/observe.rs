@@ -1,0 +1,301 @@
+//! What a program under test is doing, read from /proc while it runs: the system call
+//! each thread is blocked in and its arguments, whether it sleeps or runs, and what its
+//! fds are. The kernel already knows; a report that says `your server is blocked in
+//! write(5), the connection of a client that stopped reading` tells a beginner more than
+//! any timeout.
+//!
+//! Files read: `/proc/PID/task/TID/{stat,syscall,wchan}`, `/proc/PID/fd/N`,
+//! `/proc/net/{tcp,tcp6}`. Reading `syscall` needs the right to ptrace the process,
+//! which the checker has over its own descendants (it is their subreaper and parent).
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use crate::procfs;
+
+/// A system call a thread is in, by number and arguments (`/proc/PID/task/TID/syscall`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Syscall {
+    pub number: i64,
+    pub args: [u64; 6],
+}
+
+impl Syscall {
+    /// The call's name, for the calls a socket program blocks in.
+    pub fn name(&self) -> Option<&'static str> {
+        syscall_name(self.number)
+    }
+
+    /// The fd the call works on, for calls whose first argument is one.
+    pub fn fd(&self) -> Option<i32> {
+        let name = self.name()?;
+        const ON_AN_FD: [&str; 16] = [
+            "read",
+            "write",
+            "readv",
+            "writev",
+            "recvfrom",
+            "sendto",
+            "recvmsg",
+            "sendmsg",
+            "accept",
+            "accept4",
+            "connect",
+            "epoll_wait",
+            "epoll_pwait",
+            "epoll_pwait2",
+            "pread64",
+            "pwrite64",
+        ];
+        ON_AN_FD.contains(&name).then_some(self.args[0] as i32)
+    }
+}
+
+/// The system calls a socket program waits in, by number on this machine's architecture.
+fn syscall_name(number: i64) -> Option<&'static str> {
+    #[cfg(target_arch = "x86_64")]
+    let table: &[(i64, &str)] = &[
+        (0, "read"),
+        (1, "write"),
+        (7, "poll"),
+        (17, "pread64"),
+        (18, "pwrite64"),
+        (19, "readv"),
+        (20, "writev"),
+        (23, "select"),
+        (34, "pause"),
+        (35, "nanosleep"),
+        (42, "connect"),
+        (43, "accept"),
+        (44, "sendto"),
+        (45, "recvfrom"),
+        (46, "sendmsg"),
+        (47, "recvmsg"),
+        (61, "wait4"),
+        (130, "rt_sigsuspend"),
+        (202, "futex"),
+        (230, "clock_nanosleep"),
+        (232, "epoll_wait"),
+        (247, "waitid"),
+        (270, "pselect6"),
+        (271, "ppoll"),
+        (281, "epoll_pwait"),
+        (288, "accept4"),
+        (441, "epoll_pwait2"),
+    ];
+    #[cfg(target_arch = "aarch64")]
+    let table: &[(i64, &str)] = &[
+        (22, "epoll_pwait"),
+        (63, "read"),
+        (64, "write"),
+        (65, "readv"),
+        (66, "writev"),
+        (67, "pread64"),
+        (68, "pwrite64"),
+        (72, "pselect6"),
+        (73, "ppoll"),
+        (98, "futex"),
+        (101, "nanosleep"),
+        (115, "clock_nanosleep"),
+        (133, "rt_sigsuspend"),
+        (95, "waitid"),
+        (202, "accept"),
+        (203, "connect"),
+        (206, "sendto"),
+        (207, "recvfrom"),
+        (211, "sendmsg"),
+        (212, "recvmsg"),
+        (242, "accept4"),
+        (260, "wait4"),
+        (441, "epoll_pwait2"),
+    ];
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+    let table: &[(i64, &str)] = &[];
+    table.iter().find(|(n, _)| *n == number).map(|(_, s)| *s)
+}
+
+/// One thread of a program, as /proc shows it now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Thread {
+    pub tid: i32,
+    /// `R` running or runnable, `S` sleeping, `D` in an uninterruptible wait, `Z`...
+    pub state: char,
+    /// The call it is blocked in; None while it runs in user space or when /proc does
+    /// not say.
+    pub syscall: Option<Syscall>,
+}
+
+/// The threads of `pid`, with what each is doing.
+pub fn threads(pid: i32) -> Vec<Thread> {
+    let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return Vec::new();
+    };
+    let mut out: Vec<Thread> = dir
+        .flatten()
+        .filter_map(|e| {
+            let tid: i32 = e.file_name().to_str()?.parse().ok()?;
+            let stat = procfs::task_state(pid, tid)?;
+            Some(Thread {
+                tid,
+                state: stat,
+                syscall: read_syscall(pid, tid),
+            })
+        })
+        .collect();
+    out.sort_by_key(|t| t.tid);
+    out
+}
+
+/// `/proc/PID/task/TID/syscall`: `nr arg1 ... arg6 sp pc` while blocked, `running`
+/// while it runs, `-1 sp pc` outside any call.
+fn read_syscall(pid: i32, tid: i32) -> Option<Syscall> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/syscall")).ok()?;
+    let mut words = text.split_whitespace();
+    let number: i64 = words.next()?.parse().ok()?;
+    if number < 0 {
+        return None;
+    }
+    let mut args = [0u64; 6];
+    for arg in &mut args {
+        *arg = u64::from_str_radix(words.next()?.trim_start_matches("0x"), 16).ok()?;
+    }
+    Some(Syscall { number, args })
+}
+
+/// What an fd of a process is, in a report's words: `the terminal`, `a socket
+/// 127.0.0.1:9190 <-> 127.0.0.1:53422`, a path.
+pub fn fd_target(pid: i32, fd: i32) -> Option<FdTarget> {
+    let link = std::fs::read_link(format!("/proc/{pid}/fd/{fd}")).ok()?;
+    let link = link.to_string_lossy().into_owned();
+    if let Some(inode) = link
+        .strip_prefix("socket:[")
+        .and_then(|s| s.strip_suffix(']'))
+        .and_then(|s| s.parse::<u64>().ok())
+    {
+        let row = procfs::sockets(procfs::Proto::Tcp)
+            .into_iter()
+            .find(|r| r.inode == inode);
+        return Some(match row {
+            Some(row) if row.state == procfs::TCP_LISTEN => FdTarget::Listening(row.local),
+            Some(row) => FdTarget::Connection {
+                local: row.local,
+                remote: row.remote,
+                unread: row.rx_queue,
+                unsent: row.tx_queue,
+            },
+            None => FdTarget::Other(link),
+        });
+    }
+    if link.starts_with("/dev/pts/") || link.starts_with("/dev/tty") {
+        return Some(FdTarget::Terminal);
+    }
+    Some(FdTarget::Other(link))
+}
+
+/// What an fd is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FdTarget {
+    Terminal,
+    Listening(SocketAddr),
+    Connection {
+        local: SocketAddr,
+        remote: SocketAddr,
+        /// Bytes the program has not read yet.
+        unread: u64,
+        /// Bytes the program wrote that the peer has not acknowledged.
+        unsent: u64,
+    },
+    Other(String),
+}
+
+/// What `pid` is doing now, in a sentence: the first thread blocked in a call on an fd
+/// (the one a single-threaded server is in), or that it is running, or gone.
+///
+/// `name` names the checker's own connections (`client 3`), by their local address.
+pub fn doing(pid: i32, name: &dyn Fn(SocketAddr) -> Option<String>) -> String {
+    let threads = threads(pid);
+    if threads.is_empty() {
+        return format!("process {pid} is gone");
+    }
+    if threads.iter().all(|t| t.state == 'Z') {
+        return format!("process {pid} has exited (a zombie its parent has not reaped)");
+    }
+    let blocked: Vec<&Thread> = threads
+        .iter()
+        .filter(|t| t.state != 'R' && t.syscall.is_some())
+        .collect();
+    if let Some(t) = blocked
+        .iter()
+        .find(|t| t.syscall.and_then(|s| s.fd()).is_some())
+    {
+        let call = t.syscall.expect("blocked");
+        let fd = call.fd().expect("an fd");
+        let what = fd_target(pid, fd)
+            .map(|target| describe_target(&target, name))
+            .unwrap_or_else(|| "an fd that is gone".into());
+        let of = if threads.len() > 1 {
+            format!(" (thread {} of {})", t.tid, threads.len())
+        } else {
+            String::new()
+        };
+        return format!(
+            "blocked in {}({fd}){of}, fd {fd} being {what}",
+            call.name().unwrap_or("a system call")
+        );
+    }
+    if let Some(t) = blocked.first() {
+        let call = t.syscall.expect("blocked");
+        return format!("blocked in {}()", call.name().unwrap_or("a system call"));
+    }
+    "running (not blocked in any system call)".to_string()
+}
+
+fn describe_target(target: &FdTarget, name: &dyn Fn(SocketAddr) -> Option<String>) -> String {
+    match target {
+        FdTarget::Terminal => "the terminal (waiting for typed input)".into(),
+        FdTarget::Listening(addr) => format!("the listening socket on {addr}"),
+        FdTarget::Connection {
+            remote,
+            unread,
+            unsent,
+            ..
+        } => {
+            let who = name(*remote).unwrap_or_else(|| format!("the connection to {remote}"));
+            let mut parts = Vec::new();
+            if *unsent > 0 {
+                parts.push(format!("{unsent} bytes it wrote still unacknowledged"));
+            }
+            if *unread > 0 {
+                parts.push(format!("{unread} bytes waiting for it to read"));
+            }
+            if parts.is_empty() {
+                who
+            } else {
+                format!("{who}, with {}", parts.join(" and "))
+            }
+        }
+        FdTarget::Other(path) => path.clone(),
+    }
+}
+
+/// How much of `window` the process's threads were runnable (state R), sampled every
+/// few milliseconds: near 1.0 for a program spinning in a loop, near 0 for one waiting
+/// in a system call. Unlike CPU time, it does not fall when a busy machine gives the
+/// spinner less CPU: a spinner waiting for a CPU is still runnable.
+pub fn runnable_fraction(pid: i32, window: Duration) -> Option<f64> {
+    let until = Instant::now() + window;
+    let (mut samples, mut runnable) = (0u32, 0u32);
+    while Instant::now() < until {
+        let states: Vec<char> = threads(pid).iter().map(|t| t.state).collect();
+        if states.is_empty() {
+            return None;
+        }
+        samples += 1;
+        if states.contains(&'R') {
+            runnable += 1;
+        }
+        // A sampling interval, not synchronisation.
+        std::thread::sleep(Duration::from_millis(4));
+    }
+    (samples > 0).then(|| f64::from(runnable) / f64::from(samples))
+}
