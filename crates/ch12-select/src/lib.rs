@@ -27,10 +27,10 @@ use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 
 use anyhow::bail;
 use clap::{Parser, Subcommand};
-use syscalls::multiplex::{Outbox, StopPipe, select, set_nonblocking};
+use syscalls::multiplex::{select, set_nonblocking};
 use syscalls::{
-    Errno, accept, bind, close, connect, getsockname, ignore_sigpipe, listen, read, tcp_socket,
-    write_all,
+    Errno, Outbox, StopPipe, accept, bind, close, connect, getsockname, ignore_sigpipe, listen,
+    read, tcp_socket, write_all,
 };
 use workbook::{ClientOpts, ServerOpts, TraceOpt};
 
@@ -113,7 +113,7 @@ fn serve(opts: &ServerOpts, mode: Mode) -> anyhow::Result<()> {
         let mut want_read = vec![stop.fd(), listener.as_fd()];
         let mut want_write = Vec::new();
         for client in clients.values() {
-            if mode == Mode::Chat || client.outbox.len() < OUTBOX_LIMIT {
+            if mode == Mode::Chat || !client.outbox.is_full() {
                 want_read.push(client.fd.as_fd());
             }
             if !client.outbox.is_empty() {
@@ -146,13 +146,8 @@ fn serve(opts: &ServerOpts, mode: Mode) -> anyhow::Result<()> {
             };
             for line in lines {
                 for (other, client) in clients.iter_mut() {
-                    if client.outbox.len() + line.len() > OUTBOX_LIMIT {
-                        dropped.push((
-                            *other,
-                            format!("not reading: more than {OUTBOX_LIMIT} bytes waiting for it"),
-                        ));
-                    } else {
-                        client.outbox.push(&line);
+                    if let Err(full) = client.outbox.push(&line) {
+                        dropped.push((*other, full.to_string()));
                     }
                 }
             }
@@ -195,7 +190,7 @@ fn accept_one(listener: &OwnedFd, clients: &mut BTreeMap<RawFd, Client>) -> anyh
                     fd,
                     peer,
                     partial: Vec::new(),
-                    outbox: Outbox::default(),
+                    outbox: Outbox::new(OUTBOX_LIMIT),
                 },
             );
             Ok(())
@@ -215,7 +210,16 @@ fn accept_one(listener: &OwnedFd, clients: &mut BTreeMap<RawFd, Client>) -> anyh
 /// complete lines, each to be sent to everyone. Err: drop the client (with a reason, or
 /// an empty one for a plain close).
 fn read_from(client: &mut Client, mode: Mode, buf: &mut [u8]) -> Result<Vec<Vec<u8>>, String> {
-    let n = match read(&client.fd, buf) {
+    // Echo: read no more than the outbox can take, so the echo always fits.
+    let room = match mode {
+        Mode::Echo => client.outbox.room().min(buf.len()),
+        Mode::Chat => buf.len(),
+    };
+    if room == 0 {
+        // (Not asked about while full; a read of 0 bytes would look like end of stream.)
+        return Ok(Vec::new());
+    }
+    let n = match read(&client.fd, &mut buf[..room]) {
         Ok(0) => return Err(String::new()),
         Ok(n) => n,
         Err(e) if e.errno == Errno::EAGAIN || e.is_interrupted() => return Ok(Vec::new()),
@@ -223,7 +227,10 @@ fn read_from(client: &mut Client, mode: Mode, buf: &mut [u8]) -> Result<Vec<Vec<
     };
     match mode {
         Mode::Echo => {
-            client.outbox.push(&buf[..n]);
+            client
+                .outbox
+                .push(&buf[..n])
+                .map_err(|full| full.to_string())?;
             Ok(Vec::new())
         }
         Mode::Chat => {

@@ -27,10 +27,11 @@ use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 
 use anyhow::bail;
 use clap::{Parser, Subcommand};
-use syscalls::multiplex::{
-    EpollSet, Interest, Outbox, StopPipe, event_buffer, raise_open_file_limit, set_nonblocking,
+use syscalls::multiplex::{EpollSet, Interest, event_buffer, set_nonblocking};
+use syscalls::{
+    Errno, Outbox, StopPipe, accept, bind, close, getsockname, ignore_sigpipe, listen,
+    raise_open_file_limit, read, tcp_socket,
 };
-use syscalls::{Errno, accept, bind, close, getsockname, ignore_sigpipe, listen, read, tcp_socket};
 use workbook::{ServerOpts, TraceOpt};
 
 const BUF_SIZE: usize = 4096;
@@ -140,7 +141,7 @@ pub fn echo_server(opts: &ServerOpts, edge: bool) -> anyhow::Result<()> {
                             set_nonblocking(&client)?;
                             let c = Client {
                                 fd: client,
-                                outbox: Outbox::default(),
+                                outbox: Outbox::new(OUTBOX_LIMIT),
                                 watching_out: false,
                                 watching_in: true,
                             };
@@ -170,7 +171,7 @@ pub fn echo_server(opts: &ServerOpts, edge: bool) -> anyhow::Result<()> {
                     // Watch for EPOLLOUT only while there is something to write, and stop
                     // reading while too much is waiting (the client must read first).
                     let want_out = !client.outbox.is_empty();
-                    let want_in = client.outbox.len() < OUTBOX_LIMIT;
+                    let want_in = !client.outbox.is_full();
                     if want_out != client.watching_out || want_in != client.watching_in {
                         client.watching_out = want_out;
                         client.watching_in = want_in;
@@ -206,12 +207,17 @@ fn serve_client(
         // Level-triggered: one read per wakeup. Edge-triggered: until EAGAIN, because
         // no second wakeup comes for data that is already there.
         loop {
-            if client.outbox.len() >= OUTBOX_LIMIT {
+            if client.outbox.is_full() {
                 break;
             }
-            match read(&client.fd, buf) {
+            // Read no more than the outbox can take, so the echo always fits.
+            let room = client.outbox.room().min(buf.len());
+            match read(&client.fd, &mut buf[..room]) {
                 Ok(0) => return Ok(false),
-                Ok(n) => client.outbox.push(&buf[..n]),
+                Ok(n) => client
+                    .outbox
+                    .push(&buf[..n])
+                    .expect("read no more than the room left"),
                 Err(e) if e.errno == Errno::EAGAIN => break,
                 Err(e) if e.is_interrupted() => continue,
                 Err(e) if e.is_peer_gone() => return Ok(false),

@@ -28,10 +28,9 @@ use std::thread::JoinHandle;
 
 use anyhow::bail;
 use clap::{Parser, Subcommand};
-use syscalls::multiplex::block_stop_signals_in_this_thread;
 use syscalls::{
-    Shutdown, StopSignals, SysError, accept, bind, close, getsockname, ignore_sigpipe, listen,
-    read, shutdown, tcp_socket, write_all,
+    Shutdown, StopSignals, SysError, accept, bind, block_stop_signals_in_this_thread, close,
+    getsockname, ignore_sigpipe, listen, read, shutdown, tcp_socket, write_all,
 };
 use workbook::{ServerOpts, TraceOpt};
 

@@ -2,8 +2,8 @@
 
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 
-use crate::error::{SysError, SysResult};
-use crate::trace::{escape_bytes, narrate};
+use crate::error::SysResult;
+use crate::trace::{escape_bytes, traced, zero};
 
 /// How many bytes of data a narrated read or write shows.
 const SHOWN: usize = 32;
@@ -15,19 +15,18 @@ const SHOWN: usize = 32;
 pub fn read(fd: impl AsFd, buf: &mut [u8]) -> SysResult<usize> {
     let raw = fd.as_fd().as_raw_fd();
     let result = nix::unistd::read(fd, buf);
-    narrate(
-        || match &result {
-            Ok(n) => format!(
+    traced(
+        |n| match n {
+            Some(n) => format!(
                 "read({raw}, {}, {})",
                 escape_bytes(&buf[..*n], SHOWN),
                 buf.len()
             ),
-            Err(_) => format!("read({raw}, {})", buf.len()),
+            None => format!("read({raw}, {})", buf.len()),
         },
-        &result,
+        result,
         |n| n.to_string(),
-    );
-    result.map_err(|e| SysError::new(format!("read({raw})"), e))
+    )
 }
 
 /// `write(2)`: writes some prefix of `buf` and returns how much; it may be less than
@@ -36,12 +35,11 @@ pub fn read(fd: impl AsFd, buf: &mut [u8]) -> SysResult<usize> {
 pub fn write(fd: impl AsFd, buf: &[u8]) -> SysResult<usize> {
     let raw = fd.as_fd().as_raw_fd();
     let result = nix::unistd::write(fd, buf);
-    narrate(
-        || format!("write({raw}, {}, {})", escape_bytes(buf, SHOWN), buf.len()),
-        &result,
+    traced(
+        |_| format!("write({raw}, {}, {})", escape_bytes(buf, SHOWN), buf.len()),
+        result,
         |n| n.to_string(),
-    );
-    result.map_err(|e| SysError::new(format!("write({raw})"), e))
+    )
 }
 
 /// Calls [`write`] until every byte of `buf` is written.
@@ -63,13 +61,11 @@ pub fn open_read(path: &std::path::Path) -> SysResult<OwnedFd> {
     use nix::fcntl::OFlag;
     use nix::sys::stat::Mode;
     let result = nix::fcntl::open(path, OFlag::O_RDONLY | OFlag::O_CLOEXEC, Mode::empty());
-    let shown = result.as_ref().map(|fd| fd.as_raw_fd()).map_err(|e| *e);
-    narrate(
-        || format!("open({:?}, O_RDONLY)", path.display().to_string()),
-        &shown,
-        |fd| fd.to_string(),
-    );
-    result.map_err(|e| SysError::new(format!("open {}", path.display()), e))
+    traced(
+        |_| format!("open({:?}, O_RDONLY)", path.display().to_string()),
+        result,
+        |fd| fd.as_raw_fd().to_string(),
+    )
 }
 
 /// `open(2)` of a directory with `O_PATH | O_DIRECTORY`: a handle to resolve paths
@@ -82,13 +78,11 @@ pub fn open_dir(path: &std::path::Path) -> SysResult<OwnedFd> {
         OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
         Mode::empty(),
     );
-    let shown = result.as_ref().map(|fd| fd.as_raw_fd()).map_err(|e| *e);
-    narrate(
-        || format!("open({:?}, O_PATH|O_DIRECTORY)", path.display().to_string()),
-        &shown,
-        |fd| fd.to_string(),
-    );
-    result.map_err(|e| SysError::new(format!("open {}", path.display()), e))
+    traced(
+        |_| format!("open({:?}, O_PATH|O_DIRECTORY)", path.display().to_string()),
+        result,
+        |fd| fd.as_raw_fd().to_string(),
+    )
 }
 
 /// `openat2(2)` with `RESOLVE_BENEATH`: opens `path` relative to `dir` for reading, and
@@ -102,25 +96,21 @@ pub fn openat2_beneath(dir: impl AsFd, path: &str) -> SysResult<OwnedFd> {
         .flags(OFlag::O_RDONLY | OFlag::O_CLOEXEC)
         .resolve(ResolveFlag::RESOLVE_BENEATH);
     let result = nix::fcntl::openat2(dir, path, how);
-    let shown = result.as_ref().map(|fd| fd.as_raw_fd()).map_err(|e| *e);
-    narrate(
-        || format!("openat2({raw}, {path:?}, O_RDONLY, RESOLVE_BENEATH)"),
-        &shown,
-        |fd| fd.to_string(),
-    );
-    result.map_err(|e| SysError::new(format!("openat2 {path:?} beneath fd {raw}"), e))
+    traced(
+        |_| format!("openat2({raw}, {path:?}, O_RDONLY, RESOLVE_BENEATH)"),
+        result,
+        |fd| fd.as_raw_fd().to_string(),
+    )
 }
 
 /// `fstat(2)`: whether the fd is a regular file, and its size.
 pub fn regular_file_size(fd: impl AsFd) -> SysResult<Option<u64>> {
     let raw = fd.as_fd().as_raw_fd();
-    let result = nix::sys::stat::fstat(fd.as_fd());
-    narrate(
-        || format!("fstat({raw})"),
-        &result.map(|_| ()),
-        |_| "0".into(),
-    );
-    let st = result.map_err(|e| SysError::new(format!("fstat({raw})"), e))?;
+    let st = traced(
+        |_| format!("fstat({raw})"),
+        nix::sys::stat::fstat(fd.as_fd()),
+        zero,
+    )?;
     let is_regular = (st.st_mode & nix::libc::S_IFMT) == nix::libc::S_IFREG;
     Ok(is_regular.then_some(st.st_size as u64))
 }
@@ -135,12 +125,12 @@ pub fn wait_readable(fd: impl AsFd, timeout: std::time::Duration) -> SysResult<b
         &mut fds,
         PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX),
     );
-    narrate(
-        || format!("poll([{raw}: POLLIN], {ms})"),
-        &result,
+    let ready = traced(
+        |_| format!("poll([{raw}: POLLIN], {ms})"),
+        result,
         |n| n.to_string(),
-    );
-    Ok(result.map_err(|e| SysError::new(format!("poll({raw})"), e))? > 0)
+    )?;
+    Ok(ready > 0)
 }
 
 /// `close(2)`: gives the descriptor back to the kernel; its number is free for reuse.
@@ -149,9 +139,7 @@ pub fn wait_readable(fd: impl AsFd, timeout: std::time::Duration) -> SysResult<b
 /// calls close(), so that the call is seen.
 pub fn close(fd: OwnedFd) -> SysResult<()> {
     let raw = fd.as_raw_fd();
-    let result = nix::unistd::close(fd);
-    narrate(|| format!("close({raw})"), &result, |_| "0".into());
-    result.map_err(|e| SysError::new(format!("close({raw})"), e))
+    traced(|_| format!("close({raw})"), nix::unistd::close(fd), zero)
 }
 
 #[cfg(test)]
@@ -174,7 +162,7 @@ mod tests {
         let err = open_read(std::path::Path::new("/no/such/file")).unwrap_err();
         assert_eq!(
             err.to_string(),
-            "open /no/such/file: ENOENT: No such file or directory"
+            "open(\"/no/such/file\", O_RDONLY): ENOENT: No such file or directory"
         );
     }
 

@@ -10,8 +10,14 @@
 //! * prints it to stderr in strace style when tracing is on (`--trace` or
 //!   `WORKBOOK_TRACE=1`): `socket(AF_INET, SOCK_STREAM, 0) = 3`,
 //!   `accept(3) = 4 (127.0.0.1:53422)`, `bind(3, 127.0.0.1:9190) = -1 EADDRINUSE (...)`,
-//! * returns a [`SysError`] that names the call and its arguments, so that a binary's
-//!   error reads `bind 127.0.0.1:9190: EADDRINUSE: Address already in use`.
+//! * returns a [`SysError`] that names the call and its arguments in the same words as
+//!   the trace line (one description serves both), so that a binary's error reads
+//!   `bind(3, 127.0.0.1:9190): EADDRINUSE: Address already in use`.
+//!
+//! Modules: `net` (sockets and their options), `io` (read, write, open, close, poll),
+//! `multiplex` (select, epoll, fcntl), `outbox` (what a non-blocking socket could not
+//! take yet), `signal` (SIGPIPE and the ways to stop), `process` (fork, waitpid, kill,
+//! the SIGCHLD reaper), `resource` (the open-file limit), `trace` (the narration).
 //!
 //! What this crate is not: a networking library. It hides nothing a chapter teaches;
 //! it only adds the narration and the error context that the book's C programs lack.
@@ -20,7 +26,9 @@ mod error;
 pub mod io;
 pub mod multiplex;
 pub mod net;
+pub mod outbox;
 pub mod process;
+pub mod resource;
 pub mod signal;
 pub mod trace;
 
@@ -34,5 +42,7 @@ pub use net::{
     set_reuseaddr, shutdown, socket, tcp_socket, udp_socket,
 };
 pub use nix::errno::Errno;
+pub use outbox::{Outbox, OutboxFull};
 pub use process::{Reaper, fork, kill, waitpid};
-pub use signal::{StopSignals, ignore_sigpipe};
+pub use resource::raise_open_file_limit;
+pub use signal::{StopPipe, StopSignals, block_stop_signals_in_this_thread, ignore_sigpipe};

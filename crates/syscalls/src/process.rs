@@ -7,8 +7,8 @@ use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction
 use nix::sys::wait::{WaitPidFlag, WaitStatus};
 pub use nix::unistd::{ForkResult, Pid};
 
-use crate::error::{SysError, SysResult};
-use crate::trace::narrate;
+use crate::error::SysResult;
+use crate::trace::{traced, zero};
 
 /// How a child ended, in words: `exited with status 3`, `killed by signal 9 (SIGKILL)`.
 pub fn describe(status: &WaitStatus) -> String {
@@ -33,17 +33,15 @@ pub fn describe(status: &WaitStatus) -> String {
 pub unsafe fn fork() -> SysResult<ForkResult> {
     // Flush what the parent has buffered, or the child prints it a second time.
     let _ = std::io::Write::flush(&mut std::io::stdout());
-    // SAFETY: the caller promises a single-threaded process.
-    let result = unsafe { nix::unistd::fork() };
-    narrate(
-        || "fork()".to_string(),
-        &result,
+    traced(
+        |_| "fork()".to_string(),
+        // SAFETY: the caller promises a single-threaded process.
+        unsafe { nix::unistd::fork() },
         |r| match r {
             ForkResult::Parent { child } => format!("{child} (in the parent: the child's pid)"),
             ForkResult::Child => format!("0 (in the child, pid {})", std::process::id()),
         },
-    );
-    result.map_err(|e| SysError::new("fork()", e))
+    )
 }
 
 /// `waitpid(2)`: the status of a child that ended, reaping it (its zombie goes away).
@@ -51,29 +49,29 @@ pub unsafe fn fork() -> SysResult<ForkResult> {
 /// child has ended (WNOHANG).
 pub fn waitpid(pid: Option<Pid>, nohang: bool) -> SysResult<WaitStatus> {
     let flags = nohang.then_some(WaitPidFlag::WNOHANG);
-    let result = nix::sys::wait::waitpid(pid, flags);
     let shown_pid = pid.map_or("-1".to_string(), |p| p.to_string());
-    narrate(
-        || {
+    traced(
+        |_| {
             format!(
                 "waitpid({shown_pid}, {})",
                 if nohang { "WNOHANG" } else { "0" }
             )
         },
-        &result,
+        nix::sys::wait::waitpid(pid, flags),
         |s| match s.pid() {
             Some(p) => format!("{p} ({})", describe(s)),
             None => "0 (no child has ended yet)".to_string(),
         },
-    );
-    result.map_err(|e| SysError::new(format!("waitpid({shown_pid})"), e))
+    )
 }
 
 /// `kill(2)`: sends `signal` to `pid`.
 pub fn kill(pid: Pid, signal: Signal) -> SysResult<()> {
-    let result = nix::sys::signal::kill(pid, signal);
-    narrate(|| format!("kill({pid}, {signal})"), &result, |_| "0".into());
-    result.map_err(|e| SysError::new(format!("kill({pid}, {signal})"), e))
+    traced(
+        |_| format!("kill({pid}, {signal})"),
+        nix::sys::signal::kill(pid, signal),
+        zero,
+    )
 }
 
 // ---------------------------------------------------------------------- the reaper
@@ -151,17 +149,15 @@ impl Reaper {
             SaFlags::SA_NOCLDSTOP,
             SigSet::empty(),
         );
-        // SAFETY: the handler calls only waitpid() and atomic operations, which are
-        // async-signal-safe, and restores errno.
-        let result = unsafe { sigaction(Signal::SIGCHLD, &action) }.map(|_| ());
-        narrate(
-            || {
+        traced(
+            |_| {
                 "sigaction(SIGCHLD, reap with waitpid(-1, WNOHANG) until none is left, SA_NOCLDSTOP)".into()
             },
-            &result,
-            |_| "0".into(),
-        );
-        result.map_err(|e| SysError::new("sigaction(SIGCHLD)", e))?;
+            // SAFETY: the handler calls only waitpid() and atomic operations, which are
+            // async-signal-safe, and restores errno.
+            unsafe { sigaction(Signal::SIGCHLD, &action) }.map(|_| ()),
+            zero,
+        )?;
         Ok(Reaper)
     }
 
