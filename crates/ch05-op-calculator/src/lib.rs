@@ -259,7 +259,7 @@ pub fn server(opts: &ServerOpts, read_timeout: Duration) -> anyhow::Result<()> {
                 );
             }
             Err(BadRequest::Io(e)) if e.is_interrupted() => {}
-            Err(bad) => eprintln!("error: client {peer}: {bad}; closed it"),
+            Err(bad) => workbook::log_error!("error: client {peer}: {bad}; closed it"),
         }
         close(client)?;
     }

@@ -168,7 +168,7 @@ pub fn server(opts: &ServerOpts, file: Option<&Path>) -> anyhow::Result<()> {
         match serve(&client, &source) {
             Ok(word) => workbook::log_line!("Message from client: {}", last_word(&word)),
             Err(e) if e.is_interrupted() => {}
-            Err(e) => eprintln!("error: client {peer}: {e}"),
+            Err(e) => workbook::log_error!("error: client {peer}: {e}"),
         }
         close(client)?;
     }

@@ -17,7 +17,8 @@
 //! Modules: `net` (sockets and their options), `io` (read, write, open, close, poll),
 //! `multiplex` (select, epoll, fcntl), `outbox` (what a non-blocking socket could not
 //! take yet), `signal` (SIGPIPE and the ways to stop), `process` (fork, waitpid, kill,
-//! the SIGCHLD reaper), `resource` (the open-file limit), `trace` (the narration).
+//! the SIGCHLD reaper), `resource` (the open-file limit), `trace` (the narration), `output`
+//! (log and trace lines written so that they never make the program wait).
 //!
 //! What this crate is not: a networking library. It hides nothing a chapter teaches;
 //! it only adds the narration and the error context that the book's C programs lack.
@@ -27,6 +28,7 @@ pub mod io;
 pub mod multiplex;
 pub mod net;
 pub mod outbox;
+pub mod output;
 pub mod process;
 pub mod resource;
 pub mod signal;

@@ -4,7 +4,6 @@
 //! the environment has `WORKBOOK_TRACE=1`. The format follows strace: the call, its
 //! arguments, `=`, the result; a failure shows `-1 ERRNO (text)`.
 
-use std::io::Write;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -68,12 +67,10 @@ pub(crate) fn zero<T>(_: &T) -> String {
 }
 
 /// Writes one narrated line to stderr, whole (one write per line, so lines of two
-/// processes sharing a pipe never interleave mid-line).
+/// processes sharing a pipe never interleave mid-line), and never waiting for a reader
+/// ([`crate::output`]: a trace nobody reads must not stop the program it traces).
 pub fn emit(line: &str) {
-    let mut buf = Vec::with_capacity(line.len() + 1);
-    buf.extend_from_slice(line.as_bytes());
-    buf.push(b'\n');
-    let _ = std::io::stderr().lock().write_all(&buf);
+    crate::output::line(crate::output::Stream::Stderr, line);
 }
 
 /// Shows bytes as strace does: printable ASCII as is, the rest escaped, cut after

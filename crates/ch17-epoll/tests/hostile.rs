@@ -1,0 +1,26 @@
+//! The epoll server, level- and edge-triggered, when the world is hostile: limits
+//! reached, clients that half-close or read late, output nobody reads. Each test drives
+//! our binary from outside, as clients would (README, "When things go wrong").
+
+use workbook::testing::{assert_echoes, server_with_a_full_unread_log};
+
+const BIN: &str = env!("CARGO_BIN_EXE_ch17-epoll");
+
+/// The server's command line, level- or edge-triggered.
+fn args(edge: bool) -> &'static [&'static str] {
+    if edge {
+        &["echo-server", "0", "--edge"]
+    } else {
+        &["echo-server", "0"]
+    }
+}
+
+/// A server whose stdout and stderr nobody reads keeps serving: its log lines are
+/// dropped and counted once the pipes are full, instead of stopping it in write().
+#[test]
+fn a_log_nobody_reads_does_not_stop_the_server() {
+    for edge in [false, true] {
+        let server = server_with_a_full_unread_log(BIN, args(edge));
+        assert_echoes(server.addr(), b"still serving\n", "150 connections logged");
+    }
+}
