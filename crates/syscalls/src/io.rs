@@ -119,7 +119,7 @@ pub fn regular_file_size(fd: impl AsFd) -> SysResult<Option<u64>> {
 pub fn wait_readable(fd: impl AsFd, timeout: std::time::Duration) -> SysResult<bool> {
     use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
     let raw = fd.as_fd().as_raw_fd();
-    let ms = timeout.as_millis().min(i32::MAX as u128) as i32;
+    let ms = crate::millis(timeout);
     let mut fds = [PollFd::new(fd.as_fd(), PollFlags::POLLIN)];
     let result = poll(
         &mut fds,

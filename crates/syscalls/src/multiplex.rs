@@ -4,6 +4,9 @@
 //! pipe in `signal`, the outbox in `outbox`, the open-file limit in `resource`.)
 
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
+use std::time::Duration;
+
+use nix::errno::Errno;
 
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
 use nix::sys::select::FdSet;
@@ -14,28 +17,46 @@ use crate::trace::{traced, zero};
 /// Kept at this path for the harness and xtask, which raise their own limit with it.
 pub use crate::resource::raise_open_file_limit;
 
+/// A wait's timeout as the trace shows it: `NULL` for none (select's own way to say it),
+/// else in seconds.
+fn shown_timeout(timeout: Option<Duration>) -> String {
+    timeout.map_or("NULL".to_string(), |t| format!("{:.3}s", t.as_secs_f64()))
+}
+
 fn fd_list(fds: impl IntoIterator<Item = RawFd>) -> String {
     let shown: Vec<String> = fds.into_iter().map(|f| f.to_string()).collect();
     format!("{{{}}}", shown.join(", "))
 }
 
-/// `select(2)` with no timeout: waits until one of `read` is readable or one of
-/// `write` is writable, and returns which.
+/// The number of bits in an `fd_set`: select() can watch fds 0 to 1,023 and no more.
+pub use nix::sys::select::FD_SETSIZE;
+
+/// `select(2)`: waits until one of `read` is readable or one of `write` is writable, or
+/// `timeout` has passed (None: no limit), and returns which (none at a timeout).
 ///
 /// The fd sets are built anew on every call, because select() overwrites them with its
 /// answer. A signal makes it fail with EINTR, and Linux never restarts select(), even
 /// with SA_RESTART: callers retry.
+///
+/// An `fd_set` has [`FD_SETSIZE`] bits, and an fd at or above it cannot be put in one
+/// (C's FD_SET writes past the set's end; nix panics). Such an fd fails the call with
+/// EINVAL before it is made: a server must not take a connection it cannot watch (ch12).
 pub fn select(
     read: &[BorrowedFd<'_>],
     write: &[BorrowedFd<'_>],
+    timeout: Option<Duration>,
 ) -> SysResult<(Vec<RawFd>, Vec<RawFd>)> {
+    let fits = |fd: &BorrowedFd<'_>| (fd.as_raw_fd() as usize) < FD_SETSIZE;
     let mut read_set = FdSet::new();
-    for fd in read {
-        read_set.insert(*fd);
-    }
     let mut write_set = FdSet::new();
-    for fd in write {
-        write_set.insert(*fd);
+    let too_high = !(read.iter().all(fits) && write.iter().all(fits));
+    if !too_high {
+        for fd in read {
+            read_set.insert(*fd);
+        }
+        for fd in write {
+            write_set.insert(*fd);
+        }
     }
     let nfds = read
         .iter()
@@ -43,27 +64,37 @@ pub fn select(
         .map(|f| f.as_raw_fd())
         .max()
         .map_or(0, |m| m + 1);
-    let result =
-        nix::sys::select::select(nfds, Some(&mut read_set), Some(&mut write_set), None, None).map(
-            |n| {
-                // FD_ISSET per fd we asked about: constant time each. (Scanning the whole
-                // answer set for every fd cost n x FD_SETSIZE steps per call; the bench's
-                // idle-900 cell found it.)
-                let ready = |fds: &[BorrowedFd<'_>], set: &FdSet<'_>| -> Vec<RawFd> {
-                    fds.iter()
-                        .filter(|f| set.contains(**f))
-                        .map(|f| f.as_raw_fd())
-                        .collect()
-                };
-                (n, ready(read, &read_set), ready(write, &write_set))
-            },
-        );
+    let mut tv = timeout.map(crate::timeval);
+    let result = if too_high {
+        Err(Errno::EINVAL)
+    } else {
+        nix::sys::select::select(
+            nfds,
+            Some(&mut read_set),
+            Some(&mut write_set),
+            None,
+            tv.as_mut(),
+        )
+    }
+    .map(|n| {
+        // FD_ISSET per fd we asked about: constant time each. (Scanning the whole
+        // answer set for every fd cost n x FD_SETSIZE steps per call; the bench's
+        // idle-900 cell found it.)
+        let ready = |fds: &[BorrowedFd<'_>], set: &FdSet<'_>| -> Vec<RawFd> {
+            fds.iter()
+                .filter(|f| set.contains(**f))
+                .map(|f| f.as_raw_fd())
+                .collect()
+        };
+        (n, ready(read, &read_set), ready(write, &write_set))
+    });
     let (_, readable, writable) = traced(
         |_| {
             format!(
-                "select({nfds}, {}, {}, NULL)",
+                "select({nfds}, {}, {}, {})",
                 fd_list(read.iter().map(|f| f.as_raw_fd())),
-                fd_list(write.iter().map(|f| f.as_raw_fd()))
+                fd_list(write.iter().map(|f| f.as_raw_fd())),
+                shown_timeout(timeout)
             )
         },
         result,
@@ -192,18 +223,29 @@ impl EpollSet {
         )
     }
 
-    /// `epoll_wait(2)` with no timeout: the ready fds and their events. EINTR is the
-    /// caller's to retry.
-    pub fn wait(&self, events: &mut [EpollEvent]) -> SysResult<Vec<(RawFd, EpollFlags)>> {
+    /// `epoll_wait(2)`: the ready fds and their events, waiting at most `timeout` (None:
+    /// no limit; an empty list after a timeout). EINTR is the caller's to retry.
+    pub fn wait(
+        &self,
+        events: &mut [EpollEvent],
+        timeout: Option<Duration>,
+    ) -> SysResult<Vec<(RawFd, EpollFlags)>> {
         let capacity = events.len();
-        let result = self.epoll.wait(events, EpollTimeout::NONE).map(|n| {
+        let ms = timeout.map(crate::millis);
+        let limit = ms.map_or(EpollTimeout::NONE, |ms| {
+            EpollTimeout::try_from(ms).unwrap_or(EpollTimeout::MAX)
+        });
+        let result = self.epoll.wait(events, limit).map(|n| {
             events[..n]
                 .iter()
                 .map(|e| (e.data() as RawFd, e.events()))
                 .collect::<Vec<_>>()
         });
         traced(
-            |_| format!("epoll_wait({}, {capacity})", self.raw()),
+            |_| match ms {
+                Some(ms) => format!("epoll_wait({}, {capacity}, {ms})", self.raw()),
+                None => format!("epoll_wait({}, {capacity})", self.raw()),
+            },
             result,
             |ready| {
                 let shown: Vec<String> = ready
@@ -219,4 +261,28 @@ impl EpollSet {
 /// Room for events in one epoll_wait().
 pub fn event_buffer(n: usize) -> Vec<EpollEvent> {
     vec![EpollEvent::empty(); n]
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::fd::AsFd;
+
+    use super::*;
+
+    #[test]
+    fn select_times_out_and_refuses_an_fd_it_cannot_hold() {
+        let (r, _w) = nix::unistd::pipe().expect("pipe failed");
+        let (readable, _) =
+            select(&[r.as_fd()], &[], Some(Duration::from_millis(1))).expect("select failed");
+        assert!(readable.is_empty(), "nothing was written");
+        let high = nix::fcntl::fcntl(&r, nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(FD_SETSIZE as i32));
+        let Ok(high) = high else {
+            return; // the open-file limit is at FD_SETSIZE or below: nothing to try
+        };
+        // SAFETY: fcntl just returned this fd, owned by no one else.
+        let high = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(high) };
+        let err = select(&[high.as_fd()], &[], None).unwrap_err();
+        assert_eq!(err.errno, Errno::EINVAL);
+        assert!(err.to_string().starts_with("select("), "{err}");
+    }
 }

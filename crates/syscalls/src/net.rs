@@ -10,7 +10,6 @@ use std::time::Duration;
 
 use nix::sys::socket::{self as sock, SockaddrStorage};
 pub use nix::sys::socket::{AddressFamily, SockType};
-use nix::sys::time::TimeVal;
 
 use crate::error::SysResult;
 use crate::trace::{escape_bytes, traced, zero};
@@ -267,16 +266,9 @@ socket_options! {
     set_reuseaddr(on: bool) => sock::sockopt::ReuseAddr, on, format!("SOL_SOCKET, SO_REUSEADDR, {}", on as i32);
     /// `SO_RCVTIMEO`: a blocking read() or accept() on this socket waits at most
     /// `timeout`, then fails with EAGAIN. A server uses it so that a client that sends
-    /// half a request and stalls cannot hold it forever.
-    set_recv_timeout(timeout: Duration) => sock::sockopt::ReceiveTimeout, timeval(timeout), format!("SOL_SOCKET, SO_RCVTIMEO, {:.3}s", timeout.as_secs_f64());
-}
-
-/// A duration as the `timeval` SO_RCVTIMEO takes.
-fn timeval(d: Duration) -> TimeVal {
-    TimeVal::new(
-        d.as_secs() as nix::sys::time::time_t,
-        d.subsec_micros() as nix::sys::time::suseconds_t,
-    )
+    /// half a request and stalls cannot hold it forever. Rounded up to the microsecond:
+    /// a short timeout never becomes 0, which SO_RCVTIMEO takes for "no timeout".
+    set_recv_timeout(timeout: Duration) => sock::sockopt::ReceiveTimeout, crate::timeval(timeout), format!("SOL_SOCKET, SO_RCVTIMEO, {:.3}s", timeout.as_secs_f64());
 }
 
 #[cfg(test)]

@@ -1,4 +1,5 @@
-//! Processes: fork(2), waitpid(2), kill(2), and a SIGCHLD reaper.
+//! Processes: fork(2), waitpid(2), kill(2), prctl(2) for PR_SET_PDEATHSIG, getppid(2),
+//! and a SIGCHLD reaper.
 
 use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 
@@ -72,6 +73,33 @@ pub fn kill(pid: Pid, signal: Signal) -> SysResult<()> {
         nix::sys::signal::kill(pid, signal),
         zero,
     )
+}
+
+/// `prctl(PR_SET_PDEATHSIG, signal)`: the kernel sends `signal` to this process when its
+/// parent ends, however it ends (SIGKILL included, which no parent can clean up after).
+/// A forked server child calls it so that it never outlives the server. The setting is
+/// not inherited by the child's own children, and it is lost on a change of uid.
+///
+/// The parent may already have ended between fork() and this call, when no signal
+/// comes: check [`getppid`] after it.
+pub fn set_parent_death_signal(signal: Signal) -> SysResult<()> {
+    traced(
+        |_| format!("prctl(PR_SET_PDEATHSIG, {signal})"),
+        nix::sys::prctl::set_pdeathsig(signal),
+        zero,
+    )
+}
+
+/// `getppid(2)`: the parent's pid. A process whose parent has ended has been adopted
+/// (by init, or by a subreaper), and sees that one's pid here.
+pub fn getppid() -> Pid {
+    let parent = nix::unistd::getppid();
+    let _ = traced(
+        |_| "getppid()".to_string(),
+        Ok::<_, Errno>(parent),
+        |p| p.to_string(),
+    );
+    parent
 }
 
 // ---------------------------------------------------------------------- the reaper

@@ -11,6 +11,7 @@ use std::fs::File;
 use std::io::Read;
 use std::io::Write;
 use std::net::{SocketAddr, TcpStream};
+use std::os::fd::AsRawFd;
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, ChildStderr, ChildStdout, Command, ExitStatus, Stdio};
@@ -297,6 +298,25 @@ impl ServerProcess {
         self.lines.lock().expect("stdout lines").clone()
     }
 
+    /// The CPU time it has used so far, user and system (/proc/PID/stat).
+    pub fn cpu_time(&self) -> Duration {
+        let ticks = harness::procfs::stat(self.pid()).map_or(0, |s| s.cpu_ticks);
+        Duration::from_secs_f64(ticks as f64 / harness::procfs::ticks_per_second() as f64)
+    }
+
+    /// How many threads it has now (/proc/PID/task).
+    pub fn thread_count(&self) -> usize {
+        harness::procfs::thread_count(self.pid()).unwrap_or(0)
+    }
+
+    /// The pids of its children now, zombies included (/proc/*/stat).
+    pub fn children(&self) -> Vec<i32> {
+        harness::procfs::children(self.pid())
+            .into_iter()
+            .map(|c| c.pid)
+            .collect()
+    }
+
     /// Sends `signal` to the server alone (not its group).
     pub fn signal(&self, signal: Signal) {
         kill(Pid::from_raw(self.pid()), signal).expect("kill the server");
@@ -324,6 +344,23 @@ impl Drop for ServerProcess {
         let _ = self.child.kill();
         let _ = self.child.wait();
         let _ = std::fs::remove_file(&self.log);
+    }
+}
+
+/// True when `pid` has ended: gone from /proc, or a zombie nobody has reaped yet (its
+/// new parent's business once its own parent died).
+pub fn has_ended(pid: i32) -> bool {
+    harness::procfs::stat(pid).is_none_or(|s| s.state == 'Z')
+}
+
+/// True when the server closed this connection without a word: a read returns end of
+/// stream, or the reset that answers data sent to a closed socket.
+#[track_caller]
+pub fn was_refused(stream: &mut TcpStream) -> bool {
+    match stream.read(&mut [0u8; 1]) {
+        Ok(0) => true,
+        Err(e) => e.kind() == std::io::ErrorKind::ConnectionReset,
+        Ok(_) => false,
     }
 }
 
@@ -374,4 +411,227 @@ pub fn server_with_a_full_unread_log(program: &str, args: &[&str]) -> ServerProc
     let server = Launch::new(program, args).undrained_output().start();
     connect_and_close(server.addr(), 150);
     server
+}
+
+/// Connects `n` clients, one after another; each connection completes in the kernel
+/// (the backlog queue) whether or not the server accepts it yet.
+#[track_caller]
+pub fn connect_clients(addr: SocketAddr, n: usize) -> Vec<TcpStream> {
+    (0..n)
+        .map(|i| {
+            let stream = TcpStream::connect_timeout(&addr, DEADLINE)
+                .unwrap_or_else(|e| panic!("connect client {i} of {n} to {addr}: {e}"));
+            stream
+                .set_read_timeout(Some(DEADLINE))
+                .expect("SO_RCVTIMEO");
+            stream
+        })
+        .collect()
+}
+
+/// Sends one line on an open connection and reads its echo back, within [`DEADLINE`].
+#[track_caller]
+pub fn assert_echo_on(stream: &mut TcpStream, what: &str) {
+    let line = format!("{what}\n");
+    stream
+        .write_all(line.as_bytes())
+        .unwrap_or_else(|e| panic!("{what}: write: {e}"));
+    let mut back = vec![0u8; line.len()];
+    stream
+        .read_exact(&mut back)
+        .unwrap_or_else(|e| panic!("{what}: no echo within {DEADLINE:?}: {e}"));
+    assert_eq!(back, line.as_bytes(), "{what}: the echo differs");
+}
+
+/// An echo server run out of descriptors (RLIMIT_NOFILE 32, 40 clients) must neither
+/// spin nor exit: it logs the shortage once, uses (almost) no CPU while it waits, and
+/// once clients leave, serves the ones that waited in the backlog queue, with no new
+/// connection to wake it.
+pub fn assert_waits_out_a_shortage_of_fds(program: &str, args: &[&str]) {
+    let mut server = Launch::new(program, args).open_files(32).start();
+    let mut clients = connect_clients(server.addr(), 40);
+    if !wait_until(DEADLINE, || server.stderr_text().contains("EMFILE")) {
+        panic!("no EMFILE reported; stderr: {}", server.stderr_text());
+    }
+    server.assert_running("accept() failed with EMFILE");
+    // A measuring window, not a wait for anything: what the server does with a
+    // connection it cannot accept, over half a second.
+    let before = server.cpu_time();
+    std::thread::sleep(Duration::from_millis(500));
+    let used = server.cpu_time().saturating_sub(before);
+    assert!(
+        used < Duration::from_millis(100),
+        "the server used {used:?} of CPU in 500 ms while out of fds: it spins"
+    );
+    let lines = server.stderr_text().lines().count();
+    assert!(
+        lines <= 3,
+        "{lines} lines on stderr: the shortage is logged once per episode"
+    );
+    // Twenty clients leave; the twenty others, most of them still in the backlog
+    // queue, must be served now.
+    let waiting = clients.split_off(20);
+    drop(clients);
+    for (i, mut client) in waiting.into_iter().enumerate() {
+        assert_echo_on(
+            &mut client,
+            &format!("client {} of the 20 that waited", i + 1),
+        );
+    }
+    server.assert_running("clients left and the waiting ones were served");
+}
+
+/// A client sends `size` bytes, half-closes (shutdown(SHUT_WR)), then reads to end of
+/// stream: the echo must be whole, `tries` times over. Data and FIN often arrive in one
+/// wakeup; a server that closes at end of stream before its outbox is out cuts the echo.
+pub fn assert_half_closed_echo_is_whole(addr: SocketAddr, size: usize, tries: usize) {
+    let data: Vec<u8> = (0..size).map(|i| (i % 251) as u8).collect();
+    for attempt in 1..=tries {
+        let mut stream = TcpStream::connect_timeout(&addr, DEADLINE).expect("connect");
+        stream
+            .set_read_timeout(Some(DEADLINE))
+            .expect("SO_RCVTIMEO");
+        stream.write_all(&data).expect("write the data");
+        stream
+            .shutdown(std::net::Shutdown::Write)
+            .expect("shutdown(SHUT_WR)");
+        let mut back = Vec::new();
+        stream
+            .read_to_end(&mut back)
+            .unwrap_or_else(|e| panic!("try {attempt}: {} bytes back, then {e}", back.len()));
+        assert!(
+            back == data,
+            "try {attempt} of {tries}: {} of {size} bytes came back before end of stream",
+            back.len()
+        );
+    }
+}
+
+/// A client that reads late: it sends until its own non-blocking send stays at EAGAIN
+/// (the buffers both ways are full and the server no longer reads it, its outbox at its
+/// limit: the proof that the server is holding back), or until all is sent, and only
+/// then starts reading, sending the rest as room appears. Every one of `total` bytes must
+/// come back. Once it reads, the server empties a whole outbox at once and may read
+/// again; a server that stopped a read loop at its limit and never looks again stalls.
+pub fn assert_late_reader_gets_everything(addr: SocketAddr, total: usize) {
+    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+    use nix::sys::socket;
+    use std::os::fd::AsFd;
+
+    let data: Vec<u8> = (0..total).map(|i| (i * 7 % 251) as u8).collect();
+    let fd = socket::socket(
+        socket::AddressFamily::Inet,
+        socket::SockType::Stream,
+        socket::SockFlag::SOCK_NONBLOCK,
+        None,
+    )
+    .expect("socket");
+    let SocketAddr::V4(v4) = addr else {
+        panic!("an IPv4 server address, not {addr}")
+    };
+    match socket::connect(fd.as_raw_fd(), &socket::SockaddrIn::from(v4)) {
+        Ok(()) | Err(nix::errno::Errno::EINPROGRESS) => {}
+        Err(e) => panic!("connect to {addr}: {e}"),
+    }
+    let mut stream = TcpStream::from(fd);
+    let mut sent = 0;
+    let mut received = Vec::with_capacity(total);
+    let mut buf = vec![0u8; 65536];
+    let mut reading = false;
+    loop {
+        // Send what the kernel takes now.
+        while sent < total {
+            match stream.write(&data[sent..(sent + 65536).min(total)]) {
+                Ok(n) => sent += n,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                Err(e) => panic!("send after {sent} bytes: {e}"),
+            }
+        }
+        if reading {
+            loop {
+                match stream.read(&mut buf) {
+                    Ok(0) => panic!("end of stream after {} of {total} bytes", received.len()),
+                    Ok(n) => received.extend_from_slice(&buf[..n]),
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                    Err(e) => panic!("read after {} bytes: {e}", received.len()),
+                }
+            }
+            if received.len() == total {
+                break;
+            }
+        }
+        let mut events = PollFlags::empty();
+        if reading {
+            events |= PollFlags::POLLIN;
+        }
+        if sent < total {
+            events |= PollFlags::POLLOUT;
+        }
+        let mut fds = [PollFd::new(stream.as_fd(), events)];
+        // Before reading: the send "stays at EAGAIN" when the socket is not writable
+        // again within 100 ms. After: no progress within the deadline is a stall.
+        let wait = if reading {
+            DEADLINE
+        } else {
+            Duration::from_millis(100)
+        };
+        let n = poll(&mut fds, PollTimeout::try_from(wait).expect("timeout")).expect("poll");
+        if n == 0 {
+            if !reading {
+                reading = true;
+                continue;
+            }
+            panic!(
+                "stalled: sent {sent} of {total} bytes, {} came back, nothing more within {DEADLINE:?}",
+                received.len()
+            );
+        }
+    }
+    assert!(received == data, "the echo differs from what was sent");
+}
+
+/// A server at RLIMIT_NPROC 3 (itself and room for two more processes or threads, one
+/// per client): the first two clients are served; for the third none can be created,
+/// and it alone is closed, with `logged` on stderr; the server goes on serving; once one
+/// of the first two leaves and `freed` says its process or thread is gone, the next
+/// client is served. Returns the server for more checks, or None (said on stderr) where
+/// the limit cannot be set up ([`process_limit_unavailable`]).
+pub fn assert_turns_away_one_client_at_the_process_limit(
+    program: &str,
+    args: &[&str],
+    logged: &str,
+    freed: impl Fn(&ServerProcess) -> bool,
+) -> Option<ServerProcess> {
+    if let Some(why) = process_limit_unavailable() {
+        eprintln!("skipped: {why}");
+        return None;
+    }
+    let mut server = Launch::new(program, args).processes(3).start();
+    let mut first_two = connect_clients(server.addr(), 2);
+    for client in &mut first_two {
+        assert_echo_on(client, "one of the first two clients");
+    }
+    let mut third = connect_clients(server.addr(), 1);
+    assert!(
+        was_refused(&mut third[0]),
+        "the third client, for whom no process or thread can be created, is closed"
+    );
+    server.assert_running("no process or thread could be created");
+    assert!(
+        server.stderr_text().contains(logged),
+        "the failure is logged ({logged:?}); stderr: {}",
+        server.stderr_text()
+    );
+    assert_echo_on(
+        &mut first_two[0],
+        "the first client, after the third was closed",
+    );
+    first_two.pop();
+    assert!(
+        wait_until(DEADLINE, || freed(&server)),
+        "the leaving client's process or thread ended"
+    );
+    let mut fourth = connect_clients(server.addr(), 1);
+    assert_echo_on(&mut fourth[0], "a client after one left");
+    Some(server)
 }
