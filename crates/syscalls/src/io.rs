@@ -55,14 +55,27 @@ pub fn write_all(fd: impl AsFd, mut buf: &[u8]) -> SysResult<()> {
     Ok(())
 }
 
-/// `open(2)` for reading (`O_RDONLY | O_CLOEXEC`): a file gets the lowest free fd, as a
-/// socket does.
+/// `open(2)` for reading (`O_RDONLY | O_NONBLOCK | O_CLOEXEC`): a file gets the lowest
+/// free fd, as a socket does.
+///
+/// `O_NONBLOCK` so that opening never waits: open() of a FIFO (a named pipe) waits until
+/// someone opens it for writing, which may be never. A caller checks with [`fstat`] what
+/// it opened; on a regular file the flag changes nothing.
 pub fn open_read(path: &std::path::Path) -> SysResult<OwnedFd> {
     use nix::fcntl::OFlag;
     use nix::sys::stat::Mode;
-    let result = nix::fcntl::open(path, OFlag::O_RDONLY | OFlag::O_CLOEXEC, Mode::empty());
+    let result = nix::fcntl::open(
+        path,
+        OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    );
     traced(
-        |_| format!("open({:?}, O_RDONLY)", path.display().to_string()),
+        |_| {
+            format!(
+                "open({:?}, O_RDONLY|O_NONBLOCK)",
+                path.display().to_string()
+            )
+        },
         result,
         |fd| fd.as_raw_fd().to_string(),
     )
@@ -103,16 +116,73 @@ pub fn openat2_beneath(dir: impl AsFd, path: &str) -> SysResult<OwnedFd> {
     )
 }
 
-/// `fstat(2)`: whether the fd is a regular file, and its size.
-pub fn regular_file_size(fd: impl AsFd) -> SysResult<Option<u64>> {
+/// What kind of file an fd refers to, as `st_mode` says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileKind {
+    Regular,
+    Directory,
+    Fifo,
+    Socket,
+    CharDevice,
+    BlockDevice,
+    Symlink,
+    Unknown,
+}
+
+impl std::fmt::Display for FileKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            FileKind::Regular => "a regular file",
+            FileKind::Directory => "a directory",
+            FileKind::Fifo => "a FIFO (named pipe)",
+            FileKind::Socket => "a socket",
+            FileKind::CharDevice => "a character device",
+            FileKind::BlockDevice => "a block device",
+            FileKind::Symlink => "a symbolic link",
+            FileKind::Unknown => "a file of unknown kind",
+        })
+    }
+}
+
+/// What [`fstat`] tells: the file's kind and size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileStat {
+    pub kind: FileKind,
+    /// In bytes (for a regular file, how much a read to the end returns now).
+    pub size: u64,
+}
+
+/// `fstat(2)`: what the fd refers to, and its size.
+pub fn fstat(fd: impl AsFd) -> SysResult<FileStat> {
+    use nix::sys::stat::SFlag;
     let raw = fd.as_fd().as_raw_fd();
-    let st = traced(
+    let result = nix::sys::stat::fstat(fd.as_fd()).map(|st| {
+        let kind = match SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits()) {
+            SFlag::S_IFREG => FileKind::Regular,
+            SFlag::S_IFDIR => FileKind::Directory,
+            SFlag::S_IFIFO => FileKind::Fifo,
+            SFlag::S_IFSOCK => FileKind::Socket,
+            SFlag::S_IFCHR => FileKind::CharDevice,
+            SFlag::S_IFBLK => FileKind::BlockDevice,
+            SFlag::S_IFLNK => FileKind::Symlink,
+            _ => FileKind::Unknown,
+        };
+        FileStat {
+            kind,
+            size: st.st_size as u64,
+        }
+    });
+    traced(
         |_| format!("fstat({raw})"),
-        nix::sys::stat::fstat(fd.as_fd()),
-        zero,
-    )?;
-    let is_regular = (st.st_mode & nix::libc::S_IFMT) == nix::libc::S_IFREG;
-    Ok(is_regular.then_some(st.st_size as u64))
+        result,
+        |st| format!("0 ({}, {} bytes)", st.kind, st.size),
+    )
+}
+
+/// [`fstat`] for the one question most callers have: the size, if it is a regular file.
+pub fn regular_file_size(fd: impl AsFd) -> SysResult<Option<u64>> {
+    let st = fstat(fd)?;
+    Ok((st.kind == FileKind::Regular).then_some(st.size))
 }
 
 /// `poll(2)` on one fd for input, up to `timeout`: true when it is readable (or closed).
@@ -158,11 +228,24 @@ mod tests {
     }
 
     #[test]
+    fn a_fifo_opens_without_waiting_and_says_what_it_is() {
+        let dir = std::env::temp_dir().join(format!("syscalls-fifo-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("create_dir");
+        let fifo = dir.join("fifo");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).expect("mkfifo failed");
+        let fd = open_read(&fifo).expect("open of a FIFO with no writer returns at once");
+        assert_eq!(fstat(&fd).expect("fstat failed").kind, FileKind::Fifo);
+        let dir_fd = open_read(&dir).expect("a directory opens for reading");
+        assert_eq!(regular_file_size(&dir_fd).expect("fstat failed"), None);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
     fn open_names_the_path_when_it_fails() {
         let err = open_read(std::path::Path::new("/no/such/file")).unwrap_err();
         assert_eq!(
             err.to_string(),
-            "open(\"/no/such/file\", O_RDONLY): ENOENT: No such file or directory"
+            "open(\"/no/such/file\", O_RDONLY|O_NONBLOCK): ENOENT: No such file or directory"
         );
     }
 

@@ -38,12 +38,12 @@ pub mod trace;
 pub use accept_pause::AcceptPause;
 pub use error::{SysError, SysResult};
 pub use io::{
-    close, open_dir, open_read, openat2_beneath, read, regular_file_size, wait_readable, write,
-    write_all,
+    FileKind, FileStat, close, fstat, open_dir, open_read, openat2_beneath, read,
+    regular_file_size, wait_readable, write, write_all,
 };
 pub use net::{
-    Shutdown, accept, bind, connect, getsockname, listen, recvfrom, sendto, set_recv_timeout,
-    set_reuseaddr, shutdown, socket, tcp_socket, udp_socket,
+    Shutdown, accept, bind, connect, getsockname, listen, recvfrom, sendto, set_linger,
+    set_recv_timeout, set_reuseaddr, shutdown, socket, tcp_socket, udp_socket,
 };
 pub use nix::errno::Errno;
 pub use outbox::{Outbox, OutboxFull};

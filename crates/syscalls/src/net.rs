@@ -269,6 +269,20 @@ socket_options! {
     /// half a request and stalls cannot hold it forever. Rounded up to the microsecond:
     /// a short timeout never becomes 0, which SO_RCVTIMEO takes for "no timeout".
     set_recv_timeout(timeout: Duration) => sock::sockopt::ReceiveTimeout, crate::timeval(timeout), format!("SOL_SOCKET, SO_RCVTIMEO, {:.3}s", timeout.as_secs_f64());
+    /// `SO_LINGER`: what close() does with data not yet sent. `Some(0)` makes close()
+    /// discard it and send RST instead of FIN: the peer reads ECONNRESET, not end of
+    /// stream, which is how a server says "what you got is not all there was" (ch07).
+    set_linger(linger: Option<Duration>) => sock::sockopt::Linger, linger_of(linger), format!("SOL_SOCKET, SO_LINGER, {{l_onoff={}, l_linger={}}}", linger.is_some() as i32, linger.map_or(0, |d| d.as_secs()));
+}
+
+/// A linger time as the `linger` SO_LINGER takes: on, and for how many seconds, or off.
+fn linger_of(linger: Option<Duration>) -> libc::linger {
+    libc::linger {
+        l_onoff: linger.is_some() as libc::c_int,
+        l_linger: linger.map_or(0, |d| {
+            d.as_secs().min(libc::c_int::MAX as u64) as libc::c_int
+        }),
+    }
 }
 
 #[cfg(test)]
@@ -281,7 +295,7 @@ mod tests {
     }
 
     #[test]
-    fn a_tcp_connection_through_every_call() {
+    fn a_tcp_connection_through_every_call_and_its_reset() {
         let listener = tcp_socket(&loopback_any_port()).expect("socket failed");
         bind(&listener, loopback_any_port()).expect("bind failed");
         listen(&listener, 128).expect("listen failed");
@@ -298,6 +312,12 @@ mod tests {
         let mut buf = [0u8; 8];
         assert_eq!(read(&served, &mut buf).expect("read failed"), 4);
         assert_eq!(read(&served, &mut buf).expect("read at FIN failed"), 0);
+
+        // SO_LINGER 0: close() sends RST, and the client reads ECONNRESET, not the end.
+        set_linger(&served, Some(Duration::ZERO)).expect("setsockopt failed");
+        crate::io::close(served).expect("close failed");
+        let err = read(&client, &mut buf).unwrap_err();
+        assert_eq!(err.errno, nix::errno::Errno::ECONNRESET);
     }
 
     #[test]
