@@ -42,8 +42,9 @@ pub use io::{
     regular_file_size, wait_readable, write, write_all,
 };
 pub use net::{
-    Shutdown, accept, bind, connect, getsockname, listen, recvfrom, sendto, set_linger,
-    set_recv_timeout, set_reuseaddr, shutdown, socket, tcp_socket, udp_socket,
+    Datagram, Shutdown, accept, bind, connect, getsockname, listen, max_udp_payload, recvfrom,
+    recvfrom_trunc, sendto, set_linger, set_recv_timeout, set_reuseaddr, shutdown, socket,
+    tcp_socket, udp_socket,
 };
 pub use nix::errno::Errno;
 pub use outbox::{Outbox, OutboxFull};

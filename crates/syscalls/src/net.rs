@@ -1,5 +1,5 @@
 //! The socket calls: socket(2), bind(2), listen(2), accept(2), connect(2), shutdown(2),
-//! sendto(2), recvfrom(2), getsockname(2), setsockopt(2).
+//! sendto(2), recvfrom(2) (plain and with MSG_TRUNC), getsockname(2), setsockopt(2).
 //!
 //! Addresses go in and come out as `std::net::SocketAddr`, so chapters read like the
 //! book (`127.0.0.1:9190`) while the calls themselves stay nix's.
@@ -205,29 +205,98 @@ pub fn sendto(fd: impl AsFd, buf: &[u8], addr: SocketAddr) -> SysResult<usize> {
     )
 }
 
+/// The largest UDP payload a datagram to or from `addr` can carry: 65,535 bytes of IP
+/// packet less the 20 of an IPv4 header and the 8 of UDP's (65,507), or, over IPv6, whose
+/// 65,535-byte payload length does not count its own 40-byte header, less UDP's 8 only
+/// (65,527). (IPv6 jumbograms, larger, need a hop-by-hop option no loopback sends.)
+pub fn max_udp_payload(addr: &SocketAddr) -> usize {
+    match addr {
+        SocketAddr::V4(_) => 65_535 - 20 - 8,
+        SocketAddr::V6(_) => 65_535 - 8,
+    }
+}
+
+/// One datagram [`recvfrom_trunc`] received.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Datagram {
+    /// How many bytes are in the buffer.
+    pub len: usize,
+    /// How long the datagram was: more than `len` when the buffer was too small, and the
+    /// rest of it is lost.
+    pub sent: usize,
+    /// Who sent it.
+    pub from: SocketAddr,
+}
+
+impl Datagram {
+    /// True when the datagram did not fit the buffer and was cut.
+    pub fn is_cut(&self) -> bool {
+        self.sent > self.len
+    }
+}
+
 /// `recvfrom(2)`: receives one datagram and its sender's address. A datagram larger
-/// than `buf` is cut and the rest is lost, so give a buffer as large as the largest
-/// datagram (65,507 bytes for UDP over IPv4).
+/// than `buf` is cut and the rest is lost, silently: give a buffer of
+/// [`max_udp_payload`], or ask [`recvfrom_trunc`], which tells.
 pub fn recvfrom(fd: impl AsFd, buf: &mut [u8]) -> SysResult<(usize, SocketAddr)> {
-    let raw = fd.as_fd().as_raw_fd();
-    let result = sock::recvfrom::<SockaddrStorage>(raw, buf).map(|(n, from)| {
-        let from = from
-            .as_ref()
-            .and_then(from_nix)
-            .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
-        (n, from)
+    recvfrom_flags(fd.as_fd(), buf, 0).map(|d| (d.len, d.from))
+}
+
+/// `recvfrom(2)` with `MSG_TRUNC`: as [`recvfrom`], and the call returns the datagram's
+/// own length even when the buffer held less, so a cut is seen ([`Datagram::is_cut`]).
+pub fn recvfrom_trunc(fd: impl AsFd, buf: &mut [u8]) -> SysResult<Datagram> {
+    recvfrom_flags(fd.as_fd(), buf, libc::MSG_TRUNC)
+}
+
+/// Both recvfrom()s. libc, not nix: nix's recvfrom() takes no flags.
+fn recvfrom_flags(fd: BorrowedFd<'_>, buf: &mut [u8], flags: libc::c_int) -> SysResult<Datagram> {
+    use nix::sys::socket::SockaddrLike;
+    let raw = fd.as_raw_fd();
+    // SAFETY: an all-zero sockaddr_storage is a valid (AF_UNSPEC) value.
+    let mut storage: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+    // SAFETY: buf is valid for writes of buf.len() bytes, storage and len for the
+    // address, len holding storage's size, as recvfrom(2) requires.
+    let result = nix::errno::Errno::result(unsafe {
+        libc::recvfrom(
+            raw,
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+            flags,
+            (&raw mut storage).cast::<libc::sockaddr>(),
+            &raw mut len,
+        )
+    })
+    .map(|sent| {
+        // SAFETY: recvfrom(2) wrote an address of `len` bytes into storage.
+        let from = unsafe {
+            SockaddrStorage::from_raw((&raw const storage).cast::<libc::sockaddr>(), Some(len))
+        }
+        .and_then(|a| from_nix(&a))
+        .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
+        let sent = sent as usize;
+        Datagram {
+            len: sent.min(buf.len()),
+            sent,
+            from,
+        }
     });
+    let shown_flags = if flags == libc::MSG_TRUNC {
+        ", MSG_TRUNC"
+    } else {
+        ""
+    };
     traced(
         |got| match got {
-            Some((n, _)) => format!(
-                "recvfrom({raw}, {}, {})",
-                escape_bytes(&buf[..*n], SHOWN),
+            Some(d) => format!(
+                "recvfrom({raw}, {}, {}{shown_flags})",
+                escape_bytes(&buf[..d.len], SHOWN),
                 buf.len()
             ),
-            None => format!("recvfrom({raw}, {})", buf.len()),
+            None => format!("recvfrom({raw}, {}{shown_flags})", buf.len()),
         },
         result,
-        |(n, from)| format!("{n} ({from})"),
+        |d| format!("{} ({})", d.sent, d.from),
     )
 }
 
@@ -359,6 +428,22 @@ mod tests {
             recvfrom(&a, &mut buf).expect("recvfrom failed"),
             (5, b_addr)
         );
+    }
+
+    #[test]
+    fn a_datagram_larger_than_the_buffer_is_seen_cut() {
+        let a = udp_socket(&loopback_any_port()).expect("socket failed");
+        bind(&a, loopback_any_port()).expect("bind failed");
+        let a_addr = getsockname(&a).expect("getsockname failed");
+        sendto(&a, &[7u8; 100], a_addr).expect("sendto failed");
+        sendto(&a, &[7u8; 10], a_addr).expect("sendto failed");
+        let mut buf = [0u8; 10];
+        let cut = recvfrom_trunc(&a, &mut buf).expect("recvfrom failed");
+        assert_eq!((cut.len, cut.sent, cut.is_cut()), (10, 100, true));
+        let whole = recvfrom_trunc(&a, &mut buf).expect("recvfrom failed");
+        assert!(!whole.is_cut());
+        assert_eq!(max_udp_payload(&a_addr), 65_507);
+        assert_eq!(max_udp_payload(&"[::1]:0".parse().unwrap()), 65_527);
     }
 
     #[test]
