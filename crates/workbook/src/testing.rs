@@ -123,10 +123,13 @@ impl Launch {
             command.stderr(File::create(&log).expect("create the server's stderr log"));
         }
         let (open_files, processes) = (self.open_files, self.processes);
-        // SAFETY: between fork and exec the closure makes only setrlimit(2) calls, which
-        // are async-signal-safe and allocate nothing.
+        // SAFETY: between fork and exec the closure makes only rt_sigprocmask(2) and
+        // setrlimit(2) calls, which are async-signal-safe and allocate nothing.
         unsafe {
             command.pre_exec(move || {
+                // An empty signal mask, as a shell gives: the child inherits this thread's,
+                // and std's Command does not reset it.
+                nix::sys::signal::SigSet::empty().thread_set_mask()?;
                 if let Some(n) = open_files {
                     setrlimit(Resource::RLIMIT_NOFILE, n, n)?;
                 }
