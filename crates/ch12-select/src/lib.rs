@@ -101,13 +101,6 @@ struct Client {
     read_closed: bool,
 }
 
-/// Connections refused because their fd is one select() cannot watch: one log line per
-/// run of them.
-#[derive(Debug, Default)]
-struct PastFdSetSize {
-    in_episode: bool,
-}
-
 /// The select() server, in echo or chat mode.
 fn serve(opts: &ServerOpts, mode: Mode) -> anyhow::Result<()> {
     let stop = StopPipe::install()?;
@@ -120,7 +113,8 @@ fn serve(opts: &ServerOpts, mode: Mode) -> anyhow::Result<()> {
     workbook::announce("listening on", getsockname(&listener)?)?;
     let mut clients: BTreeMap<RawFd, Client> = BTreeMap::new();
     let mut pause = AcceptPause::default();
-    let mut past_fd_setsize = PastFdSetSize::default();
+    // Refusing connections whose fd select() cannot watch: one log line per run of them.
+    let mut past_fd_setsize = false;
     let mut buf = vec![0u8; BUF_SIZE];
     loop {
         // The sets are rebuilt every time: select() overwrites them with its answer. An
@@ -210,7 +204,7 @@ fn accept_one(
     listener: &OwnedFd,
     clients: &mut BTreeMap<RawFd, Client>,
     pause: &mut AcceptPause,
-    past_fd_setsize: &mut PastFdSetSize,
+    past_fd_setsize: &mut bool,
 ) -> anyhow::Result<()> {
     match accept(listener) {
         Ok((fd, peer)) => {
@@ -220,8 +214,8 @@ fn accept_one(
             // set's end. Refuse the connection (the client reads end of stream) and go on
             // serving the others; it fits again once a lower fd is free.
             if raw as usize >= FD_SETSIZE {
-                if !past_fd_setsize.in_episode {
-                    past_fd_setsize.in_episode = true;
+                if !*past_fd_setsize {
+                    *past_fd_setsize = true;
                     workbook::log_error!(
                         "error: client {peer} got fd {raw}, and select() can watch fds below \
                          FD_SETSIZE ({FD_SETSIZE}) only: closed it, as every connection until a \
@@ -231,7 +225,7 @@ fn accept_one(
                 close(fd)?;
                 return Ok(());
             }
-            past_fd_setsize.in_episode = false;
+            *past_fd_setsize = false;
             set_nonblocking(&fd)?;
             workbook::log_line!("connected client: {raw}");
             clients.insert(

@@ -74,10 +74,13 @@ impl AcceptPause {
     }
 
     /// How long a wait may last before accepting is to be tried again: the rest of the
-    /// pause, or None (no limit) when accepting is not paused.
+    /// pause, or None (no limit) when accepting is not paused. (Never a zero left over
+    /// from a pause that has run out: a loop waiting with it would spin.)
     pub fn timeout(&self) -> Option<Duration> {
+        let now = Instant::now();
         self.retry_at
-            .map(|at| at.saturating_duration_since(Instant::now()))
+            .filter(|at| now < *at)
+            .map(|at| at.saturating_duration_since(now))
     }
 }
 
@@ -97,7 +100,7 @@ mod tests {
         assert!(pause.is_paused());
         assert!(pause.timeout().is_some_and(|t| t <= AcceptPause::RETRY));
         pause.descriptor_freed();
-        assert!(!pause.is_paused());
+        assert!(!pause.is_paused() && pause.timeout().is_none());
         assert!(pause.out_of_descriptors(&emfile), "still out");
         assert!(pause.in_episode);
         pause.accepted();
