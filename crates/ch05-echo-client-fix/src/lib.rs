@@ -119,7 +119,7 @@ pub fn server(opts: &ServerOpts) -> anyhow::Result<()> {
         match echo(&client) {
             Ok(()) => {}
             Err(e) if e.is_interrupted() => {}
-            Err(e) => eprintln!("error: client {peer}: {e}"),
+            Err(e) => workbook::log_error!("error: client {peer}: {e}"),
         }
         close(client)?;
     }

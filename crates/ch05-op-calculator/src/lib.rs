@@ -18,8 +18,9 @@
 //! correct on a big-endian one. A protocol must fix its byte order (ch03); this one fixes
 //! little-endian where most Internet protocols fix big-endian (network byte order).
 //!
-//! System calls: server `socket`, `bind`, `listen`, `accept`, `setsockopt(SO_RCVTIMEO)`,
-//! `read` until the count is reached, `write`, `close`; client `socket`, `connect`,
+//! System calls: server `socket`, `bind`, `listen`, `accept`, `setsockopt(SO_RCVTIMEO)`
+//! (to what is left of the request's deadline, before each read), `read` until the count
+//! is reached, `write`, `close`; client `socket`, `connect`,
 //! `write`, `read` until 4 bytes, `close`.
 //!
 //! What the book's C gets wrong: its server loops `while (recv_len < n) recv_len +=
@@ -27,12 +28,13 @@
 //! spins at 100% CPU and never serves anyone again. It trusts the count byte (a count
 //! of 0, or one larger than its 1024-byte buffer holds), answers an unknown operator
 //! with an uninitialised `int`, and waits forever for a client that stalls. Ours reads
-//! with a deadline, checks every field, logs one line, closes that client and serves
+//! with one deadline for the whole request (a timeout per read would let a client that
+//! sends a byte at a time hold it for ever), checks every field, logs one line, closes that client and serves
 //! the next; overflow wraps as the C `int` does in practice (two's complement).
 
 use std::net::SocketAddr;
 use std::os::fd::OwnedFd;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
@@ -67,9 +69,9 @@ pub enum Role {
     CalcServer {
         #[command(flatten)]
         opts: ServerOpts,
-        /// How long a client may take to send its whole request
-        #[arg(long, default_value = "3", value_name = "SECONDS")]
-        read_timeout: f64,
+        /// How long a client may take to send its whole request, from 0.001 to 3600
+        #[arg(long, default_value = "3", value_name = "SECONDS", value_parser = request_deadline)]
+        read_timeout: Duration,
     },
     /// Calculator client: asks for operands and an operator, prints the result (op_client)
     CalcClient {
@@ -88,12 +90,7 @@ pub enum Role {
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     cli.trace.apply();
     match cli.command {
-        Some(Role::CalcServer { opts, read_timeout }) => {
-            if !(read_timeout.is_finite() && read_timeout > 0.0) {
-                bail!("--read-timeout must be a positive number of seconds, not {read_timeout}");
-            }
-            server(&opts, Duration::from_secs_f64(read_timeout))
-        }
+        Some(Role::CalcServer { opts, read_timeout }) => server(&opts, read_timeout),
         Some(Role::CalcClient {
             opts,
             operator,
@@ -108,6 +105,35 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         }
         None => demo(),
     }
+}
+
+/// The longest `--read-timeout`: an hour is already more than any client should get.
+pub const MAX_REQUEST_DEADLINE: Duration = Duration::from_secs(3600);
+
+/// The shortest: a millisecond. Shorter would be no time to send anything, and a few
+/// nanoseconds once became SO_RCVTIMEO's 0, which means no timeout at all.
+pub const MIN_REQUEST_DEADLINE: Duration = Duration::from_millis(1);
+
+/// `--read-timeout`'s parser: seconds, a finite number within the limits above. (clap
+/// rejects anything else with a one-line error and exit 2; `Duration::from_secs_f64`
+/// would have panicked on 1e20.)
+fn request_deadline(text: &str) -> Result<Duration, String> {
+    let range = format!(
+        "a number of seconds from {} to {}",
+        MIN_REQUEST_DEADLINE.as_secs_f64(),
+        MAX_REQUEST_DEADLINE.as_secs()
+    );
+    let seconds: f64 = text
+        .trim()
+        .parse()
+        .map_err(|_| format!("{text:?} is not a number: give {range}"))?;
+    if !seconds.is_finite()
+        || seconds < MIN_REQUEST_DEADLINE.as_secs_f64()
+        || seconds > MAX_REQUEST_DEADLINE.as_secs_f64()
+    {
+        return Err(format!("{text} is out of range: give {range}"));
+    }
+    Ok(Duration::from_secs_f64(seconds))
 }
 
 /// A request on the wire.
@@ -141,7 +167,7 @@ enum BadRequest {
         got: usize,
         want: usize,
     },
-    /// The client sent nothing more within the read deadline.
+    /// The request was not whole by its deadline.
     Stalled {
         got: usize,
         want: usize,
@@ -161,7 +187,7 @@ impl std::fmt::Display for BadRequest {
             ),
             BadRequest::Stalled { got, want } => write!(
                 f,
-                "request stalled: {got} of {want} bytes, then nothing within the deadline"
+                "request stalled: {got} of {want} bytes by the deadline for the whole request"
             ),
             BadRequest::CountZero => write!(f, "operand count 0"),
             BadRequest::TooManyOperands(n) => {
@@ -177,16 +203,30 @@ impl std::fmt::Display for BadRequest {
     }
 }
 
-/// Reads exactly `buf.len()` bytes: as many read() calls as it takes. Counts what
-/// came so far into `got` for the error message.
+/// Reads exactly `buf.len()` bytes, as many read() calls as it takes, all before
+/// `deadline`. Counts what came so far into `got` for the error message.
+///
+/// The deadline is for the whole request, not for each read: SO_RCVTIMEO alone bounds
+/// one read(), and a client sending a byte just before each timeout would hold the
+/// server for ever. So before each read the timeout is set to what is left.
 fn read_exact(
     fd: &OwnedFd,
     buf: &mut [u8],
     got_before: usize,
     want: usize,
+    deadline: Instant,
 ) -> Result<(), BadRequest> {
     let mut filled = 0;
     while filled < buf.len() {
+        let stalled = BadRequest::Stalled {
+            got: got_before + filled,
+            want,
+        };
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(stalled);
+        }
+        set_recv_timeout(fd, left).map_err(BadRequest::Io)?;
         match read(fd, &mut buf[filled..]) {
             // 0 is end of stream: the book's loop adds 0 forever here and spins.
             Ok(0) => {
@@ -196,22 +236,17 @@ fn read_exact(
                 });
             }
             Ok(n) => filled += n,
-            Err(e) if e.errno == Errno::EAGAIN => {
-                return Err(BadRequest::Stalled {
-                    got: got_before + filled,
-                    want,
-                });
-            }
+            Err(e) if e.errno == Errno::EAGAIN => return Err(stalled),
             Err(e) => return Err(BadRequest::Io(e)),
         }
     }
     Ok(())
 }
 
-/// Reads one request and computes it.
-fn serve_one(client: &OwnedFd) -> Result<(Vec<i32>, u8, i32), BadRequest> {
+/// Reads one request, all of it before `deadline`, and computes it.
+fn serve_one(client: &OwnedFd, deadline: Instant) -> Result<(Vec<i32>, u8, i32), BadRequest> {
     let mut count = [0u8; 1];
-    read_exact(client, &mut count, 0, 1)?;
+    read_exact(client, &mut count, 0, 1, deadline)?;
     let n = count[0];
     if n == 0 {
         return Err(BadRequest::CountZero);
@@ -221,7 +256,7 @@ fn serve_one(client: &OwnedFd) -> Result<(Vec<i32>, u8, i32), BadRequest> {
     }
     let want = 1 + n as usize * OPSZ + 1;
     let mut body = vec![0u8; n as usize * OPSZ + 1];
-    read_exact(client, &mut body, 1, want)?;
+    read_exact(client, &mut body, 1, want, deadline)?;
     let operator = body[body.len() - 1];
     let operands: Vec<i32> = body[..body.len() - 1]
         .chunks_exact(OPSZ)
@@ -248,9 +283,8 @@ pub fn server(opts: &ServerOpts, read_timeout: Duration) -> anyhow::Result<()> {
             Err(e) if e.is_interrupted() => continue,
             Err(e) => return Err(e.into()),
         };
-        // A deadline for the whole request's reads: a stalled client cannot hold us.
-        set_recv_timeout(&client, read_timeout)?;
-        match serve_one(&client) {
+        // A deadline for the whole request: a stalled or dribbling client cannot hold us.
+        match serve_one(&client, Instant::now() + read_timeout) {
             Ok((operands, operator, result)) => {
                 let shown: Vec<String> = operands.iter().map(i32::to_string).collect();
                 workbook::log_line!(
@@ -259,7 +293,7 @@ pub fn server(opts: &ServerOpts, read_timeout: Duration) -> anyhow::Result<()> {
                 );
             }
             Err(BadRequest::Io(e)) if e.is_interrupted() => {}
-            Err(bad) => eprintln!("error: client {peer}: {bad}; closed it"),
+            Err(bad) => workbook::log_error!("error: client {peer}: {bad}; closed it"),
         }
         close(client)?;
     }

@@ -25,13 +25,10 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 use syscalls::{
-    Errno, bind, close, connect, getsockname, read, recvfrom, sendto, set_recv_timeout, udp_socket,
-    write,
+    Errno, bind, close, connect, getsockname, max_udp_payload, read, recvfrom, sendto,
+    set_recv_timeout, udp_socket, write,
 };
 use workbook::{ClientOpts, TraceOpt};
-
-/// The largest UDP payload over IPv4.
-pub const MAX_DATAGRAM: usize = 65_507;
 
 /// The client's prompt, as the book prints it.
 pub const PROMPT: &str = "Insert message(q to quit): ";
@@ -85,7 +82,8 @@ pub fn client(server: SocketAddr, timeout: Duration, tries: u32) -> anyhow::Resu
     let sock = udp_socket(&server)?;
     connect(&sock, server)?;
     set_recv_timeout(&sock, timeout)?;
-    let mut buf = vec![0u8; MAX_DATAGRAM];
+    // Room for the largest datagram of the family: read() cuts a longer one silently.
+    let mut buf = vec![0u8; max_udp_payload(&server)];
     while let Some(line) = workbook::prompt_line(PROMPT)? {
         if line == "q" || line == "Q" {
             break;

@@ -16,7 +16,8 @@
 //!
 //! What the book's C gets wrong: its server receives into a 30-byte buffer, and
 //! recvfrom() silently cuts a longer datagram to 30 bytes (the rest is lost); ours
-//! receives into 65,507 bytes, the largest UDP payload over IPv4. Its client waits for a
+//! receives into the largest UDP payload of the socket's family (65,507 bytes over IPv4,
+//! 65,527 over IPv6) and asks recvfrom() to tell a cut (MSG_TRUNC). Its client waits for a
 //! reply forever: one lost datagram hangs it. Ours waits 1 s, retries, and gives up
 //! with a message. Its client accepts a reply from anyone; ours only from the server.
 
@@ -26,12 +27,10 @@ use std::time::Duration;
 use anyhow::bail;
 use clap::{Parser, Subcommand};
 use syscalls::{
-    Errno, StopSignals, bind, close, getsockname, recvfrom, sendto, set_recv_timeout, udp_socket,
+    Errno, StopSignals, bind, close, getsockname, max_udp_payload, recvfrom, recvfrom_trunc,
+    sendto, set_recv_timeout, udp_socket,
 };
 use workbook::{ClientOpts, ServerOpts, TraceOpt};
-
-/// The largest UDP payload over IPv4: 65,535 minus the 8-byte UDP and 20-byte IP headers.
-pub const MAX_DATAGRAM: usize = 65_507;
 
 /// The client's prompt, as the book prints it.
 pub const PROMPT: &str = "Insert message(q to quit): ";
@@ -104,19 +103,30 @@ pub fn server(opts: &ServerOpts) -> anyhow::Result<()> {
     let sock = udp_socket(&opts.addr())?;
     bind(&sock, opts.addr())?;
     workbook::announce("bound to", getsockname(&sock)?)?;
-    // Room for the largest datagram: recvfrom() cuts anything longer than the buffer.
-    let mut buf = vec![0u8; MAX_DATAGRAM];
+    // Room for the largest datagram of this family: recvfrom() cuts anything longer than
+    // the buffer, and says so only when asked (MSG_TRUNC).
+    let mut buf = vec![0u8; max_udp_payload(&opts.addr())];
     while !stop.requested() {
         // 3. recvfrom(): one datagram, whole, and who sent it. 0 bytes is a datagram
         //    too (an empty one), not end of stream: UDP has no stream to end.
-        let (n, from) = match recvfrom(&sock, &mut buf) {
+        let got = match recvfrom_trunc(&sock, &mut buf) {
             Ok(got) => got,
             Err(e) if e.is_interrupted() => continue,
             Err(e) => return Err(e.into()),
         };
+        // A cut datagram is not the one that was sent: say so, and echo nothing.
+        if got.is_cut() {
+            workbook::log_error!(
+                "error: a datagram of {} bytes from {} was cut to the {} bytes of the buffer: not echoed",
+                got.sent,
+                got.from,
+                got.len
+            );
+            continue;
+        }
         // 4. sendto(): back to that sender.
-        if let Err(e) = sendto(&sock, &buf[..n], from) {
-            workbook::log_error!("error: reply to {from}: {e}");
+        if let Err(e) = sendto(&sock, &buf[..got.len], got.from) {
+            workbook::log_error!("error: reply to {}: {e}", got.from);
         }
     }
     close(sock)?;
@@ -137,7 +147,7 @@ pub fn client(server: SocketAddr, timeout: Duration, tries: u32) -> anyhow::Resu
     let sock = udp_socket(&any)?;
     // recvfrom() waits at most `timeout`, then fails with EAGAIN: our cue to resend.
     set_recv_timeout(&sock, timeout.max(Duration::from_millis(1)))?;
-    let mut buf = vec![0u8; MAX_DATAGRAM];
+    let mut buf = vec![0u8; max_udp_payload(&server)];
     while let Some(line) = workbook::prompt_line(PROMPT)? {
         if line == "q" || line == "Q" {
             break;
@@ -147,11 +157,21 @@ pub fn client(server: SocketAddr, timeout: Duration, tries: u32) -> anyhow::Resu
             for _ in 0..tries {
                 sendto(&sock, message.as_bytes(), server)?;
                 loop {
-                    match recvfrom(&sock, &mut buf) {
+                    match recvfrom_trunc(&sock, &mut buf) {
+                        Ok(got) if got.from == server && got.is_cut() => bail!(
+                            "the reply from {server} was {} bytes, cut to the {} of the buffer",
+                            got.sent,
+                            got.len
+                        ),
                         // Only the server's reply counts; anyone may send to our port.
-                        Ok((n, from)) if from == server => break 'tries Some(buf[..n].to_vec()),
-                        Ok((_, from)) => {
-                            workbook::log_error!("ignored a datagram from {from}, not the server")
+                        Ok(got) if got.from == server => {
+                            break 'tries Some(buf[..got.len].to_vec());
+                        }
+                        Ok(got) => {
+                            workbook::log_error!(
+                                "ignored a datagram from {}, not the server",
+                                got.from
+                            )
                         }
                         Err(e) if e.errno == Errno::EAGAIN => break,
                         Err(e) if e.is_interrupted() => continue,
@@ -179,7 +199,7 @@ pub fn bound_host1(opts: &ServerOpts, delay: Duration) -> anyhow::Result<()> {
     // The lesson needs the three datagrams to be queued before we read: wait, as the
     // book's sleep(5) does, but for `--delay` only.
     std::thread::sleep(delay);
-    let mut buf = vec![0u8; MAX_DATAGRAM];
+    let mut buf = vec![0u8; max_udp_payload(&opts.addr())];
     for i in 1..=3 {
         let (n, from) = recvfrom(&sock, &mut buf)?;
         println!(

@@ -15,7 +15,9 @@
 //!
 //! What the book's C gets wrong: file_server.c does not check fopen(), so a missing file
 //! crashes it (NULL FILE*) when the first client arrives; ours opens the file before it
-//! listens and exits 1 with the reason. It prints the client's message with `%s` from a
+//! listens and exits 1 with the reason, as it does for a directory or a FIFO (fstat). A
+//! file that cannot be sent whole later resets the connection rather than end it as if
+//! complete, and our client never reports a file received when nothing came. It prints the client's message with `%s` from a
 //! buffer it never terminated; ours prints exactly the bytes received, up to the NUL the
 //! book's client sends.
 
@@ -29,8 +31,9 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 use syscalls::{
-    Shutdown, StopSignals, SysError, accept, bind, close, connect, getsockname, ignore_sigpipe,
-    listen, open_read, read, set_recv_timeout, shutdown, tcp_socket, write_all,
+    FileKind, Shutdown, StopSignals, SysError, accept, bind, close, connect, fstat, getsockname,
+    ignore_sigpipe, listen, open_read, read, set_linger, set_recv_timeout, shutdown, tcp_socket,
+    write_all,
 };
 use workbook::{ClientOpts, ServerOpts, TraceOpt};
 
@@ -94,26 +97,62 @@ enum Source<'a> {
     Builtin,
 }
 
+/// Opens `path` and makes sure it is a regular file, whose end a read() reaches: not a
+/// directory (read() fails with EISDIR), not a FIFO or a device (read() may wait for a
+/// writer for ever). Opened with O_NONBLOCK so that the open itself cannot wait (a FIFO
+/// with no writer would hold it). Returns the fd and the file's size now.
+fn open_regular(path: &Path) -> anyhow::Result<(OwnedFd, u64)> {
+    let file = open_read(path)?;
+    let st = fstat(&file)?;
+    if st.kind != FileKind::Regular {
+        close(file)?;
+        bail!(
+            "{} is {}, not a regular file: the server sends a regular file",
+            path.display(),
+            st.kind
+        );
+    }
+    Ok((file, st.size))
+}
+
+/// Why sending stopped before the whole file was sent.
+#[derive(Debug)]
+enum SendError {
+    /// The file could not be read to its end: gone, changed or unreadable.
+    File(String),
+    /// The client: reset, or a signal.
+    Socket(SysError),
+}
+
 /// Sends the whole source in chunks.
-fn send_file(client: &OwnedFd, source: &Source) -> Result<usize, SysError> {
+fn send_file(client: &OwnedFd, source: &Source) -> Result<usize, SendError> {
     match source {
         Source::Builtin => {
-            write_all(client, OWN_SOURCE)?;
+            write_all(client, OWN_SOURCE).map_err(SendError::Socket)?;
             Ok(OWN_SOURCE.len())
         }
         Source::Path(path) => {
-            let file = open_read(path)?;
+            // Opened again for each client: the file may have changed, or gone, since
+            // the server started.
+            let (file, size) = open_regular(path).map_err(|e| SendError::File(format!("{e:#}")))?;
             let mut buf = vec![0u8; 64 * 1024];
             let mut sent = 0;
             loop {
-                let n = read(&file, &mut buf)?;
+                let n = read(&file, &mut buf).map_err(|e| SendError::File(e.to_string()))?;
                 if n == 0 {
                     break;
                 }
-                write_all(client, &buf[..n])?;
+                write_all(client, &buf[..n]).map_err(SendError::Socket)?;
                 sent += n;
             }
-            close(file)?;
+            close(file).map_err(|e| SendError::File(e.to_string()))?;
+            // A file cut shorter while we read it ends early: not the file it was.
+            if (sent as u64) < size {
+                return Err(SendError::File(format!(
+                    "{} shrank from {size} to {sent} bytes while it was sent",
+                    path.display()
+                )));
+            }
             Ok(sent)
         }
     }
@@ -142,11 +181,12 @@ fn read_last_word(client: &OwnedFd) -> Result<Vec<u8>, SysError> {
 
 /// The file server: file, half-close, last word; one client after another.
 pub fn server(opts: &ServerOpts, file: Option<&Path>) -> anyhow::Result<()> {
-    // Open the file before listening: a missing file is an error now, not a crash when
-    // the first client arrives (the book's server).
+    // Open the file before listening: a missing file, or one that is not a regular file,
+    // is an error now, not a crash or a hang when the first client arrives (the book's
+    // server).
     let source = match file {
         Some(path) => {
-            close(open_read(path)?)?;
+            close(open_regular(path)?.0)?;
             Source::Path(path)
         }
         None => Source::Builtin,
@@ -167,8 +207,14 @@ pub fn server(opts: &ServerOpts, file: Option<&Path>) -> anyhow::Result<()> {
         };
         match serve(&client, &source) {
             Ok(word) => workbook::log_line!("Message from client: {}", last_word(&word)),
-            Err(e) if e.is_interrupted() => {}
-            Err(e) => eprintln!("error: client {peer}: {e}"),
+            Err(SendError::Socket(e)) if e.is_interrupted() => {}
+            Err(SendError::Socket(e)) => workbook::log_error!("error: client {peer}: {e}"),
+            // The file could not be sent whole. A FIN would tell the client "that was
+            // the whole file"; a reset (SO_LINGER 0, then close) tells it the truth.
+            Err(SendError::File(why)) => {
+                workbook::log_error!("error: client {peer}: {why}; reset the connection");
+                set_linger(&client, Some(Duration::ZERO))?;
+            }
         }
         close(client)?;
     }
@@ -176,11 +222,11 @@ pub fn server(opts: &ServerOpts, file: Option<&Path>) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn serve(client: &OwnedFd, source: &Source) -> Result<Vec<u8>, SysError> {
+fn serve(client: &OwnedFd, source: &Source) -> Result<Vec<u8>, SendError> {
     send_file(client, source)?;
     // 5. shutdown(SHUT_WR): FIN goes out, the client reads end of stream; we can still read.
-    shutdown(client, Shutdown::Write)?;
-    read_last_word(client)
+    shutdown(client, Shutdown::Write).map_err(SendError::Socket)?;
+    read_last_word(client).map_err(SendError::Socket)
 }
 
 /// The file client: saves everything until end of stream, then says thank you.
@@ -190,17 +236,35 @@ pub fn client(server: SocketAddr, out: &Path) -> anyhow::Result<()> {
     let sock = tcp_socket(&server)?;
     connect(&sock, server)?;
     let mut buf = vec![0u8; 64 * 1024];
+    let mut received = 0;
     loop {
         // 3. read() until 0: the server's shutdown(SHUT_WR) marks the end of the file.
-        let n = read(&sock, &mut buf)?;
+        //    A reset instead (ECONNRESET) is the server saying it could not send it all.
+        let n = read(&sock, &mut buf).with_context(|| {
+            format!(
+                "the server {server} broke off after {received} bytes: {} is incomplete",
+                out.display()
+            )
+        })?;
         if n == 0 {
             break;
         }
         file.write_all(&buf[..n])
             .with_context(|| format!("write {}", out.display()))?;
+        received += n;
     }
     file.flush()
         .with_context(|| format!("write {}", out.display()))?;
+    // Nothing at all before end of stream: the protocol has no length to tell an empty
+    // file from a server that failed before it sent anything, so we do not claim that
+    // a file was received (and send no thanks for it).
+    if received == 0 {
+        bail!(
+            "the server {server} closed the connection without sending anything: {} is empty \
+             (an empty file and a server that failed look the same here)",
+            out.display()
+        );
+    }
     println!("Received file data");
     // 4. The last word, on the connection that is still open in this direction.
     write_all(&sock, THANK_YOU)?;

@@ -8,7 +8,8 @@
 //! Subcommands: `name <host>` (forward), `addr <ip>` (reverse), `lookup <host-or-ip>`
 //! (either, chosen by the argument, as `host(1)` does).
 //!
-//! Calls: `getaddrinfo(host, NULL, {AI_CANONNAME, SOCK_STREAM})` and
+//! Calls: `getaddrinfo(host, NULL, {AI_CANONNAME, SOCK_STREAM})`, `getaddrinfo(ip, NULL,
+//! {AI_NUMERICHOST})` to parse an address as the C library does (`127.1`, `fe80::1%lo`) and
 //! `getnameinfo(addr, NI_NAMEREQD)`, through the `dns-lookup` crate (nix has no
 //! resolver). These are library calls, not system calls: the resolver opens files and
 //! sockets of its own.
@@ -133,17 +134,39 @@ pub fn resolve(host: &str) -> anyhow::Result<Resolved> {
 }
 
 /// getnameinfo(addr, NI_NAMEREQD): the name, or an error when there is none.
-pub fn reverse(ip: IpAddr) -> anyhow::Result<String> {
-    let (name, _service) = getnameinfo(&SocketAddr::new(ip, 0), libc::NI_NAMEREQD)
-        .map_err(|e| explain(&e, "no name for address", &ip.to_string()))?;
+pub fn reverse(addr: SocketAddr) -> anyhow::Result<String> {
+    let (name, _service) = getnameinfo(&addr, libc::NI_NAMEREQD)
+        .map_err(|e| explain(&e, "no name for address", &numeric(addr)))?;
     Ok(name)
 }
 
-/// Parses an address given on the command line, with a clear error.
-pub fn parse_address(text: &str) -> anyhow::Result<IpAddr> {
-    text.parse().map_err(|_| {
-        anyhow!("invalid address {text:?}: give an IPv4 address such as 127.0.0.1 or an IPv6 address such as ::1")
-    })
+/// An address as text the way the C library writes it: getnameinfo(NI_NUMERICHOST), which
+/// (unlike inet_ntop) keeps an IPv6 scope by its interface's name, `fe80::1%lo`.
+pub fn numeric(addr: SocketAddr) -> String {
+    getnameinfo(&addr, libc::NI_NUMERICHOST)
+        .map_or_else(|_| addr.ip().to_string(), |(host, _)| host)
+}
+
+/// Parses an address given on the command line the way the C library does, with
+/// getaddrinfo(AI_NUMERICHOST), which looks nothing up: an IPv4 address in any form
+/// inet_aton() accepts (`127.1` is 127.0.0.1, as it is to `name` and to every C
+/// program), an IPv6 address with its scope (`fe80::1%lo`, RFC 4007). Anything else is a
+/// clear error.
+pub fn parse_address(text: &str) -> anyhow::Result<SocketAddr> {
+    let hints = AddrInfoHints {
+        flags: libc::AI_NUMERICHOST,
+        address: libc::AF_UNSPEC,
+        socktype: libc::SOCK_STREAM,
+        protocol: 0,
+    };
+    getaddrinfo(Some(text), None, Some(hints))
+        .ok()
+        .and_then(|mut entries| entries.next())
+        .and_then(Result::ok)
+        .map(|entry| entry.sockaddr)
+        .ok_or_else(|| {
+            anyhow!("invalid address {text:?}: give an IPv4 address such as 127.0.0.1 or an IPv6 address such as ::1")
+        })
 }
 
 /// Prints a forward lookup the way the book's gethostbyname example does.
@@ -164,19 +187,21 @@ pub fn print_name(host: &str) -> anyhow::Result<()> {
 
 /// Prints a reverse lookup the way the book's gethostbyaddr example does.
 pub fn print_addr(text: &str) -> anyhow::Result<()> {
-    let ip = parse_address(text)?;
-    let name = reverse(ip)?;
+    let addr = parse_address(text)?;
+    let name = reverse(addr)?;
     println!("Official name: {name}");
-    println!("IP addr: {ip} ({})", family(&ip));
+    println!("IP addr: {} ({})", numeric(addr), family(&addr.ip()));
     Ok(())
 }
 
-/// A name or an address. Something that looks like an address (only digits and dots,
-/// or a colon) but does not parse is an invalid address, not a host name.
+/// A name or an address, as `host(1)` decides: an address when the C library parses
+/// it as one (so `127.1` and `fe80::1%lo` are addresses here as they are to `addr`), an
+/// invalid address when it only looks like one (digits and dots only, or a colon:
+/// `1.2.3.256`), and otherwise a host name.
 pub fn lookup(query: &str) -> anyhow::Result<()> {
     let looks_numeric = query.contains(':')
         || (!query.is_empty() && query.chars().all(|c| c.is_ascii_digit() || c == '.'));
-    if looks_numeric {
+    if looks_numeric || parse_address(query).is_ok() {
         print_addr(query)
     } else {
         print_name(query)
@@ -224,5 +249,19 @@ mod tests {
     fn a_bad_address_is_a_clear_error() {
         let err = parse_address("1.2.3.256").unwrap_err().to_string();
         assert!(err.starts_with("invalid address \"1.2.3.256\""), "{err}");
+    }
+
+    #[test]
+    fn addresses_parse_as_the_c_library_parses_them() {
+        let short = parse_address("127.1").expect("inet_aton's a.b form");
+        assert_eq!(short.ip(), "127.0.0.1".parse::<IpAddr>().unwrap());
+        // A scope names the link of a link-local address (fe80::/10), by interface name.
+        let scoped = parse_address("fe80::1%lo").expect("a scope id by interface name");
+        let std::net::SocketAddr::V6(v6) = scoped else {
+            panic!("{scoped} is IPv6")
+        };
+        assert_ne!(v6.scope_id(), 0, "the scope is lo's interface index");
+        assert_eq!(numeric(scoped), "fe80::1%lo");
+        assert!(parse_address("fe80::1%no-such-interface").is_err());
     }
 }

@@ -13,7 +13,7 @@
 //! that no zombie is left.
 //!
 //! System calls: `fork`, `waitpid` (with and without WNOHANG), `kill`, `sigaction`
-//! (SIGCHLD), `getpid`; the server's `socket`, `bind`, `listen`, `accept` (retried on
+//! (SIGCHLD), `getpid`, `prctl(PR_SET_PDEATHSIG)` and `getppid` in each child; the server's `socket`, `bind`, `listen`, `accept` (retried on
 //! EINTR), `close` in both processes; the client's `shutdown(SHUT_WR)`.
 //!
 //! What the book's C gets wrong: echo_mpserv's SIGCHLD handler calls waitpid() *once*.
@@ -22,7 +22,8 @@
 //! waitpid(-1, WNOHANG) finds none (syscalls::Reaper). The book treats accept()'s EINTR
 //! (a SIGCHLD arrived) as an error and `continue`s only by luck of its loop; ours retries
 //! it on purpose. Its parent exits on SIGINT and orphans its children; ours stops them,
-//! reaps them all and exits 0.
+//! reaps them all and exits 0, and its children end with it even when it is killed
+//! (PR_SET_PDEATHSIG). A fork() that fails (EAGAIN at RLIMIT_NPROC) closes that one client.
 
 use std::collections::BTreeSet;
 use std::io::Write;
@@ -34,10 +35,11 @@ use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 use nix::sys::signal::Signal;
 use nix::sys::wait::WaitStatus;
-use syscalls::process::{ForkResult, Pid, describe};
+use syscalls::process::{ForkResult, Pid, describe, getppid, set_parent_death_signal};
 use syscalls::{
-    Errno, Reaper, Shutdown, StopSignals, SysError, accept, bind, close, connect, fork,
-    getsockname, ignore_sigpipe, kill, listen, read, shutdown, tcp_socket, waitpid, write_all,
+    AcceptPause, Errno, Reaper, Shutdown, StopSignals, SysError, accept, bind, close, connect,
+    fork, getsockname, ignore_sigpipe, kill, listen, read, shutdown, tcp_socket, waitpid,
+    write_all,
 };
 use workbook::{ClientOpts, ServerOpts, TraceOpt};
 
@@ -273,23 +275,43 @@ pub fn echo_server(opts: &ServerOpts) -> anyhow::Result<()> {
     bind(&listener, opts.addr())?;
     listen(&listener, opts.backlog)?;
     workbook::announce("listening on", getsockname(&listener)?)?;
+    let parent = Pid::from_raw(std::process::id() as i32);
     let mut children = BTreeSet::new();
-    loop {
+    let mut pause = AcceptPause::default();
+    // The loop ends on a stop, or on an error; either way the children are ended and
+    // reaped below: no child is ever left without its parent.
+    let served: anyhow::Result<()> = loop {
         report_reaped(&reaper, &mut children);
         if stop.requested() {
-            break;
+            break Ok(());
+        }
+        // Out of fds (the parent holds only the listening socket and one client at a
+        // time, so this is the system's limit, ENFILE): wait a moment, without spinning.
+        if let Some(left) = pause.timeout() {
+            std::thread::sleep(left);
+            pause.descriptor_freed();
         }
         // 4. accept(): a SIGCHLD interrupts it (EINTR); that is news, not an error.
         let (client, peer) = match accept(&listener) {
             Ok(accepted) => accepted,
-            Err(e) if e.is_interrupted() => continue,
-            Err(e) => return Err(e.into()),
+            Err(e) if e.is_interrupted() || e.errno == Errno::ECONNABORTED => continue,
+            Err(e) if pause.out_of_descriptors(&e) => continue,
+            Err(e) => break Err(e.into()),
         };
+        pause.accepted();
         workbook::log_line!("new client connected... ({peer})");
         // 5. fork(): the child serves this client, the parent goes back to accept().
         // SAFETY: this process has one thread.
-        match unsafe { fork() }? {
-            ForkResult::Child => {
+        match unsafe { fork() } {
+            // No child for this client (EAGAIN: RLIMIT_NPROC, or the process table is
+            // full; ENOMEM): close it, and go on serving the others.
+            Err(e) => {
+                workbook::log_error!("error: client {peer}: {e}: closed it");
+                if let Err(e) = close(client) {
+                    break Err(e.into());
+                }
+            }
+            Ok(ForkResult::Child) => {
                 // SIGTERM and SIGINT end a child at once. The parent's handler only sets
                 // a flag, and a child that got the signal just before it blocked in
                 // read() would never look at that flag again: it would wait forever for
@@ -299,6 +321,12 @@ pub fn echo_server(opts: &ServerOpts) -> anyhow::Result<()> {
                     let _ = unsafe {
                         nix::sys::signal::signal(signal, nix::sys::signal::SigHandler::SigDfl)
                     };
+                }
+                // And the child ends with its parent, even one killed with SIGKILL,
+                // which cannot stop its children: the kernel sends it SIGTERM. If the
+                // parent ended before this call, its pid is no longer our parent's.
+                if set_parent_death_signal(Signal::SIGTERM).is_err() || getppid() != parent {
+                    child_exit(1);
                 }
                 // The child does not accept: it closes its copy of the listening socket.
                 let _ = close(listener);
@@ -311,17 +339,26 @@ pub fn echo_server(opts: &ServerOpts) -> anyhow::Result<()> {
                 workbook::log_line!("client disconnected... ({peer})");
                 child_exit(0);
             }
-            ForkResult::Parent { child } => {
+            Ok(ForkResult::Parent { child }) => {
                 children.insert(child);
                 // The parent closes its copy of the client's socket: the connection
                 // stays open through the child's copy, and ends when the child closes.
-                close(client)?;
+                if let Err(e) = close(client) {
+                    break Err(e.into());
+                }
             }
         }
-    }
-    // Stop: no more clients; end the children, reap every one, then exit 0.
+    };
+    // Stop: no more clients; end the children, reap every one, then exit.
     close(listener)?;
-    for child in &children {
+    stop_children(&mut children)?;
+    report_reaped(&reaper, &mut children);
+    served
+}
+
+/// SIGTERM to every child, then waitpid() until none is left.
+fn stop_children(children: &mut BTreeSet<Pid>) -> anyhow::Result<()> {
+    for child in children.iter() {
         match kill(*child, Signal::SIGTERM) {
             Ok(())
             | Err(SysError {
@@ -340,12 +377,10 @@ pub fn echo_server(opts: &ServerOpts) -> anyhow::Result<()> {
                 }
             }
             Err(e) if e.is_interrupted() => continue,
-            Err(e) if e.errno == Errno::ECHILD => break,
+            Err(e) if e.errno == Errno::ECHILD => return Ok(()),
             Err(e) => return Err(e.into()),
         }
     }
-    report_reaped(&reaper, &mut children);
-    Ok(())
 }
 
 /// The split client: the child writes what is typed, the parent reads and prints.

@@ -19,7 +19,10 @@
 //! line split across TCP segments is relayed in pieces. The book's chat server (threads)
 //! removes the wrong client when one leaves. Ours frames by newline with a length limit,
 //! never blocks (a member over its outbox limit is disconnected with a log line), and
-//! removes exactly the member that left.
+//! removes exactly the member that left. The book's FD_SET() of an fd of 1,024 or more
+//! writes past the fd_set; ours refuses that connection (select() cannot watch it) and
+//! serves the others. Out of fds, it stops watching the listening socket instead of
+//! spinning on it (syscalls::AcceptPause).
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -27,10 +30,10 @@ use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 
 use anyhow::bail;
 use clap::{Parser, Subcommand};
-use syscalls::multiplex::{Outbox, StopPipe, select, set_nonblocking};
+use syscalls::multiplex::{FD_SETSIZE, select, set_nonblocking};
 use syscalls::{
-    Errno, accept, bind, close, connect, getsockname, ignore_sigpipe, listen, read, tcp_socket,
-    write_all,
+    AcceptPause, Errno, Outbox, StopPipe, accept, bind, close, connect, getsockname,
+    ignore_sigpipe, listen, read, tcp_socket, write_all,
 };
 use workbook::{ClientOpts, ServerOpts, TraceOpt};
 
@@ -93,6 +96,9 @@ struct Client {
     /// Bytes of a chat line not yet ended by a newline.
     partial: Vec<u8>,
     outbox: Outbox,
+    /// Echo: the client has half-closed (read returned 0). It is closed once its outbox
+    /// is empty: flush before close, or the end of its echo is lost.
+    read_closed: bool,
 }
 
 /// The select() server, in echo or chat mode.
@@ -106,21 +112,29 @@ fn serve(opts: &ServerOpts, mode: Mode) -> anyhow::Result<()> {
     set_nonblocking(&listener)?;
     workbook::announce("listening on", getsockname(&listener)?)?;
     let mut clients: BTreeMap<RawFd, Client> = BTreeMap::new();
+    let mut pause = AcceptPause::default();
+    // Refusing connections whose fd select() cannot watch: one log line per run of them.
+    let mut past_fd_setsize = false;
     let mut buf = vec![0u8; BUF_SIZE];
     loop {
         // The sets are rebuilt every time: select() overwrites them with its answer. An
         // echo client whose outbox is full is not read from until it reads (backpressure).
-        let mut want_read = vec![stop.fd(), listener.as_fd()];
+        // The listening socket is left out while accepting is paused for want of fds:
+        // its waiting connection keeps it readable, and select() would return at once.
+        let mut want_read = vec![stop.fd()];
+        if !pause.is_paused() {
+            want_read.push(listener.as_fd());
+        }
         let mut want_write = Vec::new();
         for client in clients.values() {
-            if mode == Mode::Chat || client.outbox.len() < OUTBOX_LIMIT {
+            if !client.read_closed && (mode == Mode::Chat || !client.outbox.is_full()) {
                 want_read.push(client.fd.as_fd());
             }
             if !client.outbox.is_empty() {
                 want_write.push(client.fd.as_fd());
             }
         }
-        let (readable, _writable) = match select(&want_read, &want_write) {
+        let (readable, _writable) = match select(&want_read, &want_write, pause.timeout()) {
             Ok(ready) => ready,
             // A signal: Linux never restarts select(). Go round (the stop pipe decides).
             Err(e) if e.is_interrupted() => continue,
@@ -130,7 +144,7 @@ fn serve(opts: &ServerOpts, mode: Mode) -> anyhow::Result<()> {
             break;
         }
         if readable.contains(&listener.as_raw_fd()) {
-            accept_one(&listener, &mut clients)?;
+            accept_one(&listener, &mut clients, &mut pause, &mut past_fd_setsize)?;
         }
         let mut dropped: Vec<(RawFd, String)> = Vec::new();
         for fd in &readable {
@@ -146,13 +160,8 @@ fn serve(opts: &ServerOpts, mode: Mode) -> anyhow::Result<()> {
             };
             for line in lines {
                 for (other, client) in clients.iter_mut() {
-                    if client.outbox.len() + line.len() > OUTBOX_LIMIT {
-                        dropped.push((
-                            *other,
-                            format!("not reading: more than {OUTBOX_LIMIT} bytes waiting for it"),
-                        ));
-                    } else {
-                        client.outbox.push(&line);
+                    if let Err(full) = client.outbox.push(&line) {
+                        dropped.push((*other, full.to_string()));
                     }
                 }
             }
@@ -167,6 +176,12 @@ fn serve(opts: &ServerOpts, mode: Mode) -> anyhow::Result<()> {
                 dropped.push((*fd, e.to_string()));
             }
         }
+        // A client that half-closed is closed once all its echo is out.
+        for (fd, client) in &clients {
+            if client.read_closed && client.outbox.is_empty() {
+                dropped.push((*fd, String::new()));
+            }
+        }
         for (fd, why) in dropped {
             if let Some(client) = clients.remove(&fd) {
                 if !why.is_empty() {
@@ -174,6 +189,7 @@ fn serve(opts: &ServerOpts, mode: Mode) -> anyhow::Result<()> {
                 }
                 close(client.fd)?;
                 workbook::log_line!("closed client: {fd}");
+                pause.descriptor_freed();
             }
         }
     }
@@ -184,29 +200,51 @@ fn serve(opts: &ServerOpts, mode: Mode) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn accept_one(listener: &OwnedFd, clients: &mut BTreeMap<RawFd, Client>) -> anyhow::Result<()> {
+fn accept_one(
+    listener: &OwnedFd,
+    clients: &mut BTreeMap<RawFd, Client>,
+    pause: &mut AcceptPause,
+    past_fd_setsize: &mut bool,
+) -> anyhow::Result<()> {
     match accept(listener) {
         Ok((fd, peer)) => {
+            pause.accepted();
+            let raw = fd.as_raw_fd();
+            // An fd select() cannot watch: putting it in an fd_set would write past the
+            // set's end. Refuse the connection (the client reads end of stream) and go on
+            // serving the others; it fits again once a lower fd is free.
+            if raw as usize >= FD_SETSIZE {
+                if !*past_fd_setsize {
+                    *past_fd_setsize = true;
+                    workbook::log_error!(
+                        "error: client {peer} got fd {raw}, and select() can watch fds below \
+                         FD_SETSIZE ({FD_SETSIZE}) only: closed it, as every connection until a \
+                         client leaves (epoll has no such limit: ch17)"
+                    );
+                }
+                close(fd)?;
+                return Ok(());
+            }
+            *past_fd_setsize = false;
             set_nonblocking(&fd)?;
-            workbook::log_line!("connected client: {}", fd.as_raw_fd());
+            workbook::log_line!("connected client: {raw}");
             clients.insert(
-                fd.as_raw_fd(),
+                raw,
                 Client {
                     fd,
                     peer,
                     partial: Vec::new(),
-                    outbox: Outbox::default(),
+                    outbox: Outbox::new(OUTBOX_LIMIT),
+                    read_closed: false,
                 },
             );
             Ok(())
         }
         // The client left before we accepted it, or another wakeup took it: not an error.
         Err(e) if matches!(e.errno, Errno::EAGAIN | Errno::ECONNABORTED | Errno::EINTR) => Ok(()),
-        // Out of fds: leave it in the queue, report, keep serving the others.
-        Err(e) if matches!(e.errno, Errno::EMFILE | Errno::ENFILE) => {
-            workbook::log_error!("error: {e}");
-            Ok(())
-        }
+        // Out of fds: the connection waits in the backlog; stop watching the listening
+        // socket until a client leaves (AcceptPause says why, once).
+        Err(e) if pause.out_of_descriptors(&e) => Ok(()),
         Err(e) => Err(e.into()),
     }
 }
@@ -215,7 +253,22 @@ fn accept_one(listener: &OwnedFd, clients: &mut BTreeMap<RawFd, Client>) -> anyh
 /// complete lines, each to be sent to everyone. Err: drop the client (with a reason, or
 /// an empty one for a plain close).
 fn read_from(client: &mut Client, mode: Mode, buf: &mut [u8]) -> Result<Vec<Vec<u8>>, String> {
-    let n = match read(&client.fd, buf) {
+    // Echo: read no more than the outbox can take, so the echo always fits.
+    let room = match mode {
+        Mode::Echo => client.outbox.room().min(buf.len()),
+        Mode::Chat => buf.len(),
+    };
+    if room == 0 {
+        // (Not asked about while full; a read of 0 bytes would look like end of stream.)
+        return Ok(Vec::new());
+    }
+    let n = match read(&client.fd, &mut buf[..room]) {
+        // End of stream. Echo: what is still in the outbox goes out first (flush before
+        // close). Chat: the member has left, and is removed before the next broadcast.
+        Ok(0) if mode == Mode::Echo => {
+            client.read_closed = true;
+            return Ok(Vec::new());
+        }
         Ok(0) => return Err(String::new()),
         Ok(n) => n,
         Err(e) if e.errno == Errno::EAGAIN || e.is_interrupted() => return Ok(Vec::new()),
@@ -223,7 +276,10 @@ fn read_from(client: &mut Client, mode: Mode, buf: &mut [u8]) -> Result<Vec<Vec<
     };
     match mode {
         Mode::Echo => {
-            client.outbox.push(&buf[..n]);
+            client
+                .outbox
+                .push(&buf[..n])
+                .map_err(|full| full.to_string())?;
             Ok(Vec::new())
         }
         Mode::Chat => {
@@ -256,7 +312,7 @@ pub fn chat_client(server: SocketAddr, name: &str) -> anyhow::Result<()> {
     let mut received: Vec<u8> = Vec::new();
     let mut buf = vec![0u8; BUF_SIZE];
     loop {
-        let (readable, _) = match select(&[stdin_fd, sock.as_fd()], &[]) {
+        let (readable, _) = match select(&[stdin_fd, sock.as_fd()], &[], None) {
             Ok(ready) => ready,
             Err(e) if e.is_interrupted() => continue,
             Err(e) => return Err(e.into()),

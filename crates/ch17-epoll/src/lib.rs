@@ -27,10 +27,11 @@ use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 
 use anyhow::bail;
 use clap::{Parser, Subcommand};
-use syscalls::multiplex::{
-    EpollSet, Interest, Outbox, StopPipe, event_buffer, raise_open_file_limit, set_nonblocking,
+use syscalls::multiplex::{EpollSet, Interest, event_buffer, set_nonblocking};
+use syscalls::{
+    AcceptPause, Errno, Outbox, StopPipe, accept, bind, close, getsockname, ignore_sigpipe, listen,
+    raise_open_file_limit, read, tcp_socket,
 };
-use syscalls::{Errno, accept, bind, close, getsockname, ignore_sigpipe, listen, read, tcp_socket};
 use workbook::{ServerOpts, TraceOpt};
 
 const BUF_SIZE: usize = 4096;
@@ -74,19 +75,24 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
 struct Client {
     fd: OwnedFd,
     outbox: Outbox,
-    /// Whether EPOLLOUT is in its interest set now.
-    watching_out: bool,
-    /// Whether EPOLLIN is (off while its outbox is over the limit).
-    watching_in: bool,
+    /// The client half-closed (read returned 0): nothing more to read. It is closed once
+    /// its outbox is empty, never before (rule 1).
+    read_closed: bool,
+    /// Edge-triggered: the last read loop stopped before EAGAIN (the outbox was full), so
+    /// data may be waiting that no new edge will report (rule 2).
+    unread: bool,
+    /// What the epoll set watches it for now.
+    watching: Interest,
 }
 
-/// The interest set for a client in its current state.
-fn interest(client: &Client, edge: bool) -> Interest {
-    let mut flags = Interest::EPOLLRDHUP;
-    if client.watching_in {
-        flags |= Interest::EPOLLIN;
+/// What a client should be watched for in its present state: input while it may still
+/// send and its outbox has room, output while something waits for it.
+fn wanted(client: &Client, edge: bool) -> Interest {
+    let mut flags = Interest::empty();
+    if !client.read_closed && !client.outbox.is_full() {
+        flags |= Interest::EPOLLIN | Interest::EPOLLRDHUP;
     }
-    if client.watching_out {
+    if !client.outbox.is_empty() {
         flags |= Interest::EPOLLOUT;
     }
     if edge {
@@ -96,6 +102,15 @@ fn interest(client: &Client, edge: bool) -> Interest {
 }
 
 /// The epoll echo server.
+///
+/// Three rules keep edge-triggered mode correct by construction (and cost nothing
+/// level-triggered):
+/// 1. flush before close: a client that half-closed is closed only once its outbox is
+///    empty (data and FIN often arrive in one wakeup);
+/// 2. re-arm whenever a read loop stops before EAGAIN: EPOLL_CTL_MOD makes the kernel
+///    look at the fd again and report what is waiting, as a new edge would;
+/// 3. accept until EAGAIN, and when accepting pauses for want of fds, stop watching the
+///    listening socket and re-arm it (rule 2 again) when accepting resumes.
 pub fn echo_server(opts: &ServerOpts, edge: bool) -> anyhow::Result<()> {
     // Many connections need many fds: raise the soft limit to the hard one, and say so.
     let (old, new) = raise_open_file_limit()?;
@@ -119,11 +134,25 @@ pub fn echo_server(opts: &ServerOpts, edge: bool) -> anyhow::Result<()> {
     };
     epoll.add(&listener, Interest::EPOLLIN | trigger)?;
     epoll.add(stop.fd(), Interest::EPOLLIN)?;
+    let mut listening = true;
+    let mut pause = AcceptPause::default();
     let mut clients: BTreeMap<RawFd, Client> = BTreeMap::new();
     let mut events = event_buffer(256);
     let mut buf = vec![0u8; BUF_SIZE];
     'serve: loop {
-        let ready = match epoll.wait(&mut events) {
+        // Rule 3: while accepting is paused the listening socket is not watched (its
+        // waiting connection would wake a level-triggered loop at once, for ever); when
+        // the pause ends, MOD re-arms it and what waited is reported.
+        if listening == pause.is_paused() {
+            listening = !listening;
+            let watch = if listening {
+                Interest::EPOLLIN | trigger
+            } else {
+                Interest::empty()
+            };
+            epoll.modify(&listener, watch)?;
+        }
+        let ready = match epoll.wait(&mut events, pause.timeout()) {
             Ok(ready) => ready,
             Err(e) if e.is_interrupted() => continue,
             Err(e) => return Err(e.into()),
@@ -133,27 +162,33 @@ pub fn echo_server(opts: &ServerOpts, edge: bool) -> anyhow::Result<()> {
                 break 'serve;
             }
             if fd == listener.as_raw_fd() {
-                // Edge-triggered: one wakeup may stand for many connections: accept them all.
+                // Edge-triggered: one wakeup may stand for many connections: accept them
+                // all, until EAGAIN (rule 3).
                 loop {
                     match accept(&listener) {
                         Ok((client, _peer)) => {
+                            pause.accepted();
                             set_nonblocking(&client)?;
-                            let c = Client {
+                            let mut c = Client {
                                 fd: client,
-                                outbox: Outbox::default(),
-                                watching_out: false,
-                                watching_in: true,
+                                outbox: Outbox::new(OUTBOX_LIMIT),
+                                read_closed: false,
+                                unread: false,
+                                watching: Interest::empty(),
                             };
-                            epoll.add(&c.fd, interest(&c, edge))?;
+                            c.watching = wanted(&c, edge);
+                            epoll.add(&c.fd, c.watching)?;
                             workbook::log_line!("connected client: {}", c.fd.as_raw_fd());
                             clients.insert(c.fd.as_raw_fd(), c);
                         }
-                        Err(e) if matches!(e.errno, Errno::EAGAIN | Errno::ECONNABORTED) => break,
-                        Err(e) if e.is_interrupted() => continue,
-                        Err(e) if matches!(e.errno, Errno::EMFILE | Errno::ENFILE) => {
-                            workbook::log_error!("error: {e}");
-                            break;
+                        Err(e) if e.errno == Errno::EAGAIN => break,
+                        // A client that left before we took it, or a signal: the queue
+                        // may hold more, go on.
+                        Err(e) if e.errno == Errno::ECONNABORTED || e.is_interrupted() => {
+                            continue;
                         }
+                        // Out of fds: pause (the loop's top stops watching the listener).
+                        Err(e) if pause.out_of_descriptors(&e) => break,
                         Err(e) => return Err(e.into()),
                     }
                     if !edge {
@@ -165,24 +200,26 @@ pub fn echo_server(opts: &ServerOpts, edge: bool) -> anyhow::Result<()> {
             let Some(client) = clients.get_mut(&fd) else {
                 continue;
             };
-            match serve_client(client, flags, edge, &mut buf) {
-                Ok(true) => {
-                    // Watch for EPOLLOUT only while there is something to write, and stop
-                    // reading while too much is waiting (the client must read first).
-                    let want_out = !client.outbox.is_empty();
-                    let want_in = client.outbox.len() < OUTBOX_LIMIT;
-                    if want_out != client.watching_out || want_in != client.watching_in {
-                        client.watching_out = want_out;
-                        client.watching_in = want_in;
-                        epoll.modify(&client.fd, interest(client, edge))?;
-                    }
-                }
-                Ok(false) | Err(_) => {
-                    let client = clients.remove(&fd).expect("present");
-                    epoll.delete(&client.fd)?;
-                    close(client.fd)?;
-                    workbook::log_line!("closed client: {fd}");
-                }
+            let gone = match serve_client(client, flags, edge, &mut buf) {
+                Ok(()) => client.read_closed && client.outbox.is_empty(),
+                Err(_) => true,
+            };
+            if gone {
+                let client = clients.remove(&fd).expect("present");
+                epoll.delete(&client.fd)?;
+                close(client.fd)?;
+                workbook::log_line!("closed client: {fd}");
+                pause.descriptor_freed();
+                continue;
+            }
+            // Watch for what the client's state needs now (EPOLLOUT only while something
+            // waits: always watching it would wake the loop for nothing). Rule 2: a read
+            // loop that stopped before EAGAIN is re-armed even when nothing else changed.
+            let want = wanted(client, edge);
+            if want != client.watching || (client.unread && want.contains(Interest::EPOLLIN)) {
+                epoll.modify(&client.fd, want)?;
+                client.watching = want;
+                client.unread = false;
             }
         }
     }
@@ -193,28 +230,39 @@ pub fn echo_server(opts: &ServerOpts, edge: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Reads and echoes what is ready. Ok(false): the client is gone.
+/// Reads and echoes what is ready. Err: the client is gone (reset, or an error).
 fn serve_client(
     client: &mut Client,
     flags: Interest,
     edge: bool,
     buf: &mut [u8],
-) -> Result<bool, syscalls::SysError> {
-    if flags.contains(Interest::EPOLLIN)
-        || flags.intersects(Interest::EPOLLHUP | Interest::EPOLLRDHUP | Interest::EPOLLERR)
+) -> Result<(), syscalls::SysError> {
+    if !client.read_closed
+        && (flags.contains(Interest::EPOLLIN)
+            || flags.intersects(Interest::EPOLLHUP | Interest::EPOLLRDHUP | Interest::EPOLLERR))
     {
         // Level-triggered: one read per wakeup. Edge-triggered: until EAGAIN, because
         // no second wakeup comes for data that is already there.
         loop {
-            if client.outbox.len() >= OUTBOX_LIMIT {
+            if client.outbox.is_full() {
+                // Stopped before EAGAIN: re-arm once there is room (rule 2).
+                client.unread = edge;
                 break;
             }
-            match read(&client.fd, buf) {
-                Ok(0) => return Ok(false),
-                Ok(n) => client.outbox.push(&buf[..n]),
+            // Read no more than the outbox can take, so the echo always fits.
+            let room = client.outbox.room().min(buf.len());
+            match read(&client.fd, &mut buf[..room]) {
+                // End of stream: no more reads, but what is read goes out first (rule 1).
+                Ok(0) => {
+                    client.read_closed = true;
+                    break;
+                }
+                Ok(n) => client
+                    .outbox
+                    .push(&buf[..n])
+                    .expect("read no more than the room left"),
                 Err(e) if e.errno == Errno::EAGAIN => break,
                 Err(e) if e.is_interrupted() => continue,
-                Err(e) if e.is_peer_gone() => return Ok(false),
                 Err(e) => return Err(e),
             }
             if !edge {
@@ -222,11 +270,7 @@ fn serve_client(
             }
         }
     }
-    match client.outbox.flush(&client.fd) {
-        Ok(_) => Ok(true),
-        Err(e) if e.is_peer_gone() => Ok(false),
-        Err(e) => Err(e),
-    }
+    client.outbox.flush(&client.fd).map(|_| ())
 }
 
 /// The demo: the server level-triggered, then edge-triggered, each with two clients.

@@ -23,15 +23,15 @@
 
 use std::collections::HashMap;
 use std::os::fd::OwnedFd;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 
 use anyhow::bail;
 use clap::{Parser, Subcommand};
-use syscalls::multiplex::block_stop_signals_in_this_thread;
 use syscalls::{
-    Shutdown, StopSignals, SysError, accept, bind, close, getsockname, ignore_sigpipe, listen,
-    read, shutdown, tcp_socket, write_all,
+    AcceptPause, Errno, Shutdown, StopSignals, SysError, accept, bind,
+    block_stop_signals_in_this_thread, close, getsockname, ignore_sigpipe, listen, read, shutdown,
+    tcp_socket, write_all,
 };
 use workbook::{ServerOpts, TraceOpt};
 
@@ -73,6 +73,37 @@ fn echo(client: &OwnedFd) -> Result<(), SysError> {
     }
 }
 
+/// The connections being served, each shared by its thread and this table (so that stop
+/// can shut them down; the fd closes when both have let go), and a condition the main
+/// thread waits on while it cannot accept: a client's thread ending frees an fd.
+#[derive(Default)]
+struct Live {
+    table: Mutex<HashMap<u64, Arc<OwnedFd>>>,
+    left: Condvar,
+}
+
+impl Live {
+    fn insert(&self, id: u64, client: Arc<OwnedFd>) {
+        self.table.lock().expect("live table").insert(id, client);
+    }
+
+    /// Forgets a client, and wakes the main thread if it waits for an fd.
+    fn remove(&self, id: u64) -> Option<Arc<OwnedFd>> {
+        let client = self.table.lock().expect("live table").remove(&id);
+        self.left.notify_all();
+        client
+    }
+
+    /// Waits until a client leaves or `timeout` passes.
+    fn wait_for_a_leaver(&self, timeout: std::time::Duration) {
+        let table = self.table.lock().expect("live table");
+        let count = table.len();
+        let _ = self
+            .left
+            .wait_timeout_while(table, timeout, |t| t.len() >= count);
+    }
+}
+
 /// The thread-per-client echo server.
 pub fn echo_server(opts: &ServerOpts) -> anyhow::Result<()> {
     let stop = StopSignals::install()?;
@@ -82,39 +113,56 @@ pub fn echo_server(opts: &ServerOpts) -> anyhow::Result<()> {
     bind(&listener, opts.addr())?;
     listen(&listener, opts.backlog)?;
     workbook::announce("listening on", getsockname(&listener)?)?;
-    // Each connection is shared by its thread and this table, so that stop can shut
-    // them down; the fd closes when both have let go.
-    let live: Arc<Mutex<HashMap<u64, Arc<OwnedFd>>>> = Arc::default();
+    let live: Arc<Live> = Arc::default();
     let mut threads: Vec<JoinHandle<()>> = Vec::new();
+    let mut pause = AcceptPause::default();
     let mut next_id = 0u64;
     while !stop.requested() {
+        // Out of fds: wait for a client to leave (or the pause to run out), then try
+        // again; the connection waits in the backlog meanwhile.
+        if let Some(left) = pause.timeout() {
+            live.wait_for_a_leaver(left);
+            pause.descriptor_freed();
+        }
         // 4. accept() in the main thread. SIGINT/SIGTERM interrupt it (EINTR): the
         //    worker threads block those signals, so they are delivered here.
         let (client, peer) = match accept(&listener) {
             Ok(accepted) => accepted,
-            Err(e) if e.is_interrupted() => continue,
+            Err(e) if e.is_interrupted() || e.errno == Errno::ECONNABORTED => continue,
+            Err(e) if pause.out_of_descriptors(&e) => continue,
             Err(e) => return Err(e.into()),
         };
+        pause.accepted();
         let client = Arc::new(client);
         let id = next_id;
         next_id += 1;
-        live.lock().expect("live table").insert(id, client.clone());
-        let table = live.clone();
+        live.insert(id, client.clone());
         workbook::log_line!("connected client: {peer}");
-        // 5. A thread for this client.
-        threads.push(std::thread::spawn(move || {
+        // 5. A thread for this client. It may not be had (RLIMIT_NPROC, memory for its
+        //    stack): then that one client is closed, and the others go on.
+        let table = live.clone();
+        let spawned = std::thread::Builder::new().spawn(move || {
             let _ = block_stop_signals_in_this_thread();
             if let Err(e) = echo(&client) {
                 workbook::log_error!("error: client {peer}: {e}");
             }
-            table.lock().expect("live table").remove(&id);
+            table.remove(id);
             workbook::log_line!("closed client: {peer}");
-        }));
+        });
+        match spawned {
+            Ok(thread) => threads.push(thread),
+            Err(e) => {
+                workbook::log_error!("error: client {peer}: no thread for it ({e}): closed it");
+                if let Some(client) = live.remove(id).and_then(Arc::into_inner) {
+                    close(client)?;
+                }
+            }
+        }
         // Forget the threads that have finished, so the list does not grow forever.
         threads.retain(|t| !t.is_finished());
     }
     // Stop: wake every client's thread (its read() returns 0), then join them all.
-    for client in live.lock().expect("live table").values() {
+    for client in live.table.lock().expect("live table").values() {
         let _ = shutdown(&**client, Shutdown::Both);
     }
     for thread in threads {

@@ -2,8 +2,8 @@
 
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 
-use crate::error::{SysError, SysResult};
-use crate::trace::{escape_bytes, narrate};
+use crate::error::SysResult;
+use crate::trace::{escape_bytes, traced, zero};
 
 /// How many bytes of data a narrated read or write shows.
 const SHOWN: usize = 32;
@@ -15,19 +15,18 @@ const SHOWN: usize = 32;
 pub fn read(fd: impl AsFd, buf: &mut [u8]) -> SysResult<usize> {
     let raw = fd.as_fd().as_raw_fd();
     let result = nix::unistd::read(fd, buf);
-    narrate(
-        || match &result {
-            Ok(n) => format!(
+    traced(
+        |n| match n {
+            Some(n) => format!(
                 "read({raw}, {}, {})",
                 escape_bytes(&buf[..*n], SHOWN),
                 buf.len()
             ),
-            Err(_) => format!("read({raw}, {})", buf.len()),
+            None => format!("read({raw}, {})", buf.len()),
         },
-        &result,
+        result,
         |n| n.to_string(),
-    );
-    result.map_err(|e| SysError::new(format!("read({raw})"), e))
+    )
 }
 
 /// `write(2)`: writes some prefix of `buf` and returns how much; it may be less than
@@ -36,12 +35,11 @@ pub fn read(fd: impl AsFd, buf: &mut [u8]) -> SysResult<usize> {
 pub fn write(fd: impl AsFd, buf: &[u8]) -> SysResult<usize> {
     let raw = fd.as_fd().as_raw_fd();
     let result = nix::unistd::write(fd, buf);
-    narrate(
-        || format!("write({raw}, {}, {})", escape_bytes(buf, SHOWN), buf.len()),
-        &result,
+    traced(
+        |_| format!("write({raw}, {}, {})", escape_bytes(buf, SHOWN), buf.len()),
+        result,
         |n| n.to_string(),
-    );
-    result.map_err(|e| SysError::new(format!("write({raw})"), e))
+    )
 }
 
 /// Calls [`write`] until every byte of `buf` is written.
@@ -57,19 +55,30 @@ pub fn write_all(fd: impl AsFd, mut buf: &[u8]) -> SysResult<()> {
     Ok(())
 }
 
-/// `open(2)` for reading (`O_RDONLY | O_CLOEXEC`): a file gets the lowest free fd, as a
-/// socket does.
+/// `open(2)` for reading (`O_RDONLY | O_NONBLOCK | O_CLOEXEC`): a file gets the lowest
+/// free fd, as a socket does.
+///
+/// `O_NONBLOCK` so that opening never waits: open() of a FIFO (a named pipe) waits until
+/// someone opens it for writing, which may be never. A caller checks with [`fstat`] what
+/// it opened; on a regular file the flag changes nothing.
 pub fn open_read(path: &std::path::Path) -> SysResult<OwnedFd> {
     use nix::fcntl::OFlag;
     use nix::sys::stat::Mode;
-    let result = nix::fcntl::open(path, OFlag::O_RDONLY | OFlag::O_CLOEXEC, Mode::empty());
-    let shown = result.as_ref().map(|fd| fd.as_raw_fd()).map_err(|e| *e);
-    narrate(
-        || format!("open({:?}, O_RDONLY)", path.display().to_string()),
-        &shown,
-        |fd| fd.to_string(),
+    let result = nix::fcntl::open(
+        path,
+        OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC,
+        Mode::empty(),
     );
-    result.map_err(|e| SysError::new(format!("open {}", path.display()), e))
+    traced(
+        |_| {
+            format!(
+                "open({:?}, O_RDONLY|O_NONBLOCK)",
+                path.display().to_string()
+            )
+        },
+        result,
+        |fd| fd.as_raw_fd().to_string(),
+    )
 }
 
 /// `open(2)` of a directory with `O_PATH | O_DIRECTORY`: a handle to resolve paths
@@ -82,13 +91,11 @@ pub fn open_dir(path: &std::path::Path) -> SysResult<OwnedFd> {
         OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
         Mode::empty(),
     );
-    let shown = result.as_ref().map(|fd| fd.as_raw_fd()).map_err(|e| *e);
-    narrate(
-        || format!("open({:?}, O_PATH|O_DIRECTORY)", path.display().to_string()),
-        &shown,
-        |fd| fd.to_string(),
-    );
-    result.map_err(|e| SysError::new(format!("open {}", path.display()), e))
+    traced(
+        |_| format!("open({:?}, O_PATH|O_DIRECTORY)", path.display().to_string()),
+        result,
+        |fd| fd.as_raw_fd().to_string(),
+    )
 }
 
 /// `openat2(2)` with `RESOLVE_BENEATH`: opens `path` relative to `dir` for reading, and
@@ -102,45 +109,98 @@ pub fn openat2_beneath(dir: impl AsFd, path: &str) -> SysResult<OwnedFd> {
         .flags(OFlag::O_RDONLY | OFlag::O_CLOEXEC)
         .resolve(ResolveFlag::RESOLVE_BENEATH);
     let result = nix::fcntl::openat2(dir, path, how);
-    let shown = result.as_ref().map(|fd| fd.as_raw_fd()).map_err(|e| *e);
-    narrate(
-        || format!("openat2({raw}, {path:?}, O_RDONLY, RESOLVE_BENEATH)"),
-        &shown,
-        |fd| fd.to_string(),
-    );
-    result.map_err(|e| SysError::new(format!("openat2 {path:?} beneath fd {raw}"), e))
+    traced(
+        |_| format!("openat2({raw}, {path:?}, O_RDONLY, RESOLVE_BENEATH)"),
+        result,
+        |fd| fd.as_raw_fd().to_string(),
+    )
 }
 
-/// `fstat(2)`: whether the fd is a regular file, and its size.
-pub fn regular_file_size(fd: impl AsFd) -> SysResult<Option<u64>> {
+/// What kind of file an fd refers to, as `st_mode` says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileKind {
+    Regular,
+    Directory,
+    Fifo,
+    Socket,
+    CharDevice,
+    BlockDevice,
+    Symlink,
+    Unknown,
+}
+
+impl std::fmt::Display for FileKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            FileKind::Regular => "a regular file",
+            FileKind::Directory => "a directory",
+            FileKind::Fifo => "a FIFO (named pipe)",
+            FileKind::Socket => "a socket",
+            FileKind::CharDevice => "a character device",
+            FileKind::BlockDevice => "a block device",
+            FileKind::Symlink => "a symbolic link",
+            FileKind::Unknown => "a file of unknown kind",
+        })
+    }
+}
+
+/// What [`fstat`] tells: the file's kind and size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileStat {
+    pub kind: FileKind,
+    /// In bytes (for a regular file, how much a read to the end returns now).
+    pub size: u64,
+}
+
+/// `fstat(2)`: what the fd refers to, and its size.
+pub fn fstat(fd: impl AsFd) -> SysResult<FileStat> {
+    use nix::sys::stat::SFlag;
     let raw = fd.as_fd().as_raw_fd();
-    let result = nix::sys::stat::fstat(fd.as_fd());
-    narrate(
-        || format!("fstat({raw})"),
-        &result.map(|_| ()),
-        |_| "0".into(),
-    );
-    let st = result.map_err(|e| SysError::new(format!("fstat({raw})"), e))?;
-    let is_regular = (st.st_mode & nix::libc::S_IFMT) == nix::libc::S_IFREG;
-    Ok(is_regular.then_some(st.st_size as u64))
+    let result = nix::sys::stat::fstat(fd.as_fd()).map(|st| {
+        let kind = match SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits()) {
+            SFlag::S_IFREG => FileKind::Regular,
+            SFlag::S_IFDIR => FileKind::Directory,
+            SFlag::S_IFIFO => FileKind::Fifo,
+            SFlag::S_IFSOCK => FileKind::Socket,
+            SFlag::S_IFCHR => FileKind::CharDevice,
+            SFlag::S_IFBLK => FileKind::BlockDevice,
+            SFlag::S_IFLNK => FileKind::Symlink,
+            _ => FileKind::Unknown,
+        };
+        FileStat {
+            kind,
+            size: st.st_size as u64,
+        }
+    });
+    traced(
+        |_| format!("fstat({raw})"),
+        result,
+        |st| format!("0 ({}, {} bytes)", st.kind, st.size),
+    )
+}
+
+/// [`fstat`] for the one question most callers have: the size, if it is a regular file.
+pub fn regular_file_size(fd: impl AsFd) -> SysResult<Option<u64>> {
+    let st = fstat(fd)?;
+    Ok((st.kind == FileKind::Regular).then_some(st.size))
 }
 
 /// `poll(2)` on one fd for input, up to `timeout`: true when it is readable (or closed).
 pub fn wait_readable(fd: impl AsFd, timeout: std::time::Duration) -> SysResult<bool> {
     use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
     let raw = fd.as_fd().as_raw_fd();
-    let ms = timeout.as_millis().min(i32::MAX as u128) as i32;
+    let ms = crate::millis(timeout);
     let mut fds = [PollFd::new(fd.as_fd(), PollFlags::POLLIN)];
     let result = poll(
         &mut fds,
         PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX),
     );
-    narrate(
-        || format!("poll([{raw}: POLLIN], {ms})"),
-        &result,
+    let ready = traced(
+        |_| format!("poll([{raw}: POLLIN], {ms})"),
+        result,
         |n| n.to_string(),
-    );
-    Ok(result.map_err(|e| SysError::new(format!("poll({raw})"), e))? > 0)
+    )?;
+    Ok(ready > 0)
 }
 
 /// `close(2)`: gives the descriptor back to the kernel; its number is free for reuse.
@@ -149,9 +209,7 @@ pub fn wait_readable(fd: impl AsFd, timeout: std::time::Duration) -> SysResult<b
 /// calls close(), so that the call is seen.
 pub fn close(fd: OwnedFd) -> SysResult<()> {
     let raw = fd.as_raw_fd();
-    let result = nix::unistd::close(fd);
-    narrate(|| format!("close({raw})"), &result, |_| "0".into());
-    result.map_err(|e| SysError::new(format!("close({raw})"), e))
+    traced(|_| format!("close({raw})"), nix::unistd::close(fd), zero)
 }
 
 #[cfg(test)]
@@ -170,11 +228,24 @@ mod tests {
     }
 
     #[test]
+    fn a_fifo_opens_without_waiting_and_says_what_it_is() {
+        let dir = std::env::temp_dir().join(format!("syscalls-fifo-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("create_dir");
+        let fifo = dir.join("fifo");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).expect("mkfifo failed");
+        let fd = open_read(&fifo).expect("open of a FIFO with no writer returns at once");
+        assert_eq!(fstat(&fd).expect("fstat failed").kind, FileKind::Fifo);
+        let dir_fd = open_read(&dir).expect("a directory opens for reading");
+        assert_eq!(regular_file_size(&dir_fd).expect("fstat failed"), None);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
     fn open_names_the_path_when_it_fails() {
         let err = open_read(std::path::Path::new("/no/such/file")).unwrap_err();
         assert_eq!(
             err.to_string(),
-            "open /no/such/file: ENOENT: No such file or directory"
+            "open(\"/no/such/file\", O_RDONLY|O_NONBLOCK): ENOENT: No such file or directory"
         );
     }
 

@@ -1,17 +1,18 @@
 //! The socket calls: socket(2), bind(2), listen(2), accept(2), connect(2), shutdown(2),
-//! sendto(2), recvfrom(2), getsockname(2), setsockopt(2).
+//! sendto(2), recvfrom(2) (plain and with MSG_TRUNC), getsockname(2), setsockopt(2).
 //!
 //! Addresses go in and come out as `std::net::SocketAddr`, so chapters read like the
 //! book (`127.0.0.1:9190`) while the calls themselves stay nix's.
 
 use std::net::{SocketAddr, SocketAddrV4, SocketAddrV6};
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::time::Duration;
 
 use nix::sys::socket::{self as sock, SockaddrStorage};
 pub use nix::sys::socket::{AddressFamily, SockType};
 
-use crate::error::{SysError, SysResult};
-use crate::trace::{escape_bytes, narrate};
+use crate::error::SysResult;
+use crate::trace::{escape_bytes, traced, zero};
 
 /// How many bytes of a datagram a narrated sendto/recvfrom shows.
 const SHOWN: usize = 32;
@@ -61,19 +62,11 @@ fn family_of(addr: &SocketAddr) -> AddressFamily {
 
 /// `socket(2)`: a new, unbound socket. The kernel gives it the lowest free fd number.
 pub fn socket(family: AddressFamily, ty: SockType) -> SysResult<OwnedFd> {
-    let result = sock::socket(family, ty, sock::SockFlag::empty(), None);
-    let raw = result.as_ref().map(|fd| fd.as_raw_fd()).map_err(|e| *e);
-    narrate(
-        || format!("socket({}, {}, 0)", family_name(family), type_name(ty)),
-        &raw,
-        |fd: &i32| fd.to_string(),
-    );
-    result.map_err(|e| {
-        SysError::new(
-            format!("socket({}, {})", family_name(family), type_name(ty)),
-            e,
-        )
-    })
+    traced(
+        |_| format!("socket({}, {}, 0)", family_name(family), type_name(ty)),
+        sock::socket(family, ty, sock::SockFlag::empty(), None),
+        |fd| fd.as_raw_fd().to_string(),
+    )
 }
 
 /// A TCP socket (`SOCK_STREAM`) of the family that `addr` needs.
@@ -90,9 +83,11 @@ pub fn udp_socket(addr: &SocketAddr) -> SysResult<OwnedFd> {
 /// port; [`getsockname`] tells which one it chose.
 pub fn bind(fd: impl AsFd, addr: SocketAddr) -> SysResult<()> {
     let raw = fd.as_fd().as_raw_fd();
-    let result = sock::bind(raw, &to_nix(&addr));
-    narrate(|| format!("bind({raw}, {addr})"), &result, |_| "0".into());
-    result.map_err(|e| SysError::new(format!("bind {addr}"), e))
+    traced(
+        |_| format!("bind({raw}, {addr})"),
+        sock::bind(raw, &to_nix(&addr)),
+        zero,
+    )
 }
 
 /// `listen(2)`: marks the socket as one that accepts connections. From here on the
@@ -101,13 +96,11 @@ pub fn bind(fd: impl AsFd, addr: SocketAddr) -> SysResult<()> {
 pub fn listen(fd: impl AsFd, backlog: i32) -> SysResult<()> {
     let fd = fd.as_fd();
     let raw = fd.as_raw_fd();
-    let result = sock::Backlog::new(backlog).and_then(|b| sock::listen(&fd, b));
-    narrate(
-        || format!("listen({raw}, {backlog})"),
-        &result,
-        |_| "0".into(),
-    );
-    result.map_err(|e| SysError::new(format!("listen({raw}, {backlog})"), e))
+    traced(
+        |_| format!("listen({raw}, {backlog})"),
+        sock::Backlog::new(backlog).and_then(|b| sock::listen(&fd, b)),
+        zero,
+    )
 }
 
 /// `accept(2)`: takes the oldest completed connection off the listening socket's
@@ -120,6 +113,8 @@ pub fn accept(fd: impl AsFd) -> SysResult<(OwnedFd, SocketAddr)> {
     // SAFETY: an all-zero sockaddr_storage is a valid (AF_UNSPEC) value.
     let mut storage: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
     let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+    // libc, not nix: nix's accept() returns only the fd, and the peer's address would
+    // cost a getpeername(2) more per connection.
     // SAFETY: storage and len are valid for writes and len holds storage's size, as
     // accept(2) requires; the fd it returns is new and owned by no one else.
     let result = nix::errno::Errno::result(unsafe {
@@ -131,42 +126,35 @@ pub fn accept(fd: impl AsFd) -> SysResult<(OwnedFd, SocketAddr)> {
     })
     .map(|client| {
         // SAFETY: accept(2) just returned this fd; nothing else owns it.
-        unsafe { OwnedFd::from_raw_fd(client) }
-    });
-    let peer = result.as_ref().ok().and_then(|_| {
+        let client = unsafe { OwnedFd::from_raw_fd(client) };
         // SAFETY: accept(2) wrote an address of `len` bytes into storage.
-        unsafe {
+        let peer = unsafe {
             SockaddrStorage::from_raw((&raw const storage).cast::<libc::sockaddr>(), Some(len))
         }
-        .and_then(|a| from_nix(&a))
+        .and_then(|a| from_nix(&a));
+        // Not an IP address (a Unix socket): show the unspecified address rather than
+        // fail the accept that did succeed.
+        (
+            client,
+            peer.unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0))),
+        )
     });
-    let shown = result.as_ref().map(|c| c.as_raw_fd()).map_err(|e| *e);
-    narrate(
-        || format!("accept({raw})"),
-        &shown,
-        |client: &i32| match peer {
-            Some(p) => format!("{client} ({p})"),
-            None => client.to_string(),
-        },
-    );
-    let client = result.map_err(|e| SysError::new(format!("accept({raw})"), e))?;
-    // Not an IP address (a Unix socket): show the unspecified address rather than fail
-    // the accept that did succeed.
-    let peer = peer.unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
-    Ok((client, peer))
+    traced(
+        |_| format!("accept({raw})"),
+        result,
+        |(client, peer)| format!("{} ({peer})", client.as_raw_fd()),
+    )
 }
 
 /// `connect(2)`: on TCP, the three-way handshake with `addr`; on UDP, only fixes the
 /// peer (ch06).
 pub fn connect(fd: impl AsFd, addr: SocketAddr) -> SysResult<()> {
     let raw = fd.as_fd().as_raw_fd();
-    let result = sock::connect(raw, &to_nix(&addr));
-    narrate(
-        || format!("connect({raw}, {addr})"),
-        &result,
-        |_| "0".into(),
-    );
-    result.map_err(|e| SysError::new(format!("connect {addr}"), e))
+    traced(
+        |_| format!("connect({raw}, {addr})"),
+        sock::connect(raw, &to_nix(&addr)),
+        zero,
+    )
 }
 
 /// Which direction [`shutdown`] closes.
@@ -181,107 +169,189 @@ pub fn shutdown(fd: impl AsFd, how: Shutdown) -> SysResult<()> {
         Shutdown::Write => "SHUT_WR",
         Shutdown::Both => "SHUT_RDWR",
     };
-    let result = sock::shutdown(raw, how);
-    narrate(
-        || format!("shutdown({raw}, {name})"),
-        &result,
-        |_| "0".into(),
-    );
-    result.map_err(|e| SysError::new(format!("shutdown({raw}, {name})"), e))
+    traced(
+        |_| format!("shutdown({raw}, {name})"),
+        sock::shutdown(raw, how),
+        zero,
+    )
 }
 
 /// `getsockname(2)`: the local address the socket is bound to, e.g. the port that
 /// bind() to port 0 was given.
 pub fn getsockname(fd: impl AsFd) -> SysResult<SocketAddr> {
     let raw = fd.as_fd().as_raw_fd();
-    let result = sock::getsockname::<SockaddrStorage>(raw)
-        .and_then(|a| from_nix(&a).ok_or(nix::errno::Errno::EAFNOSUPPORT));
-    narrate(|| format!("getsockname({raw})"), &result, |a| a.to_string());
-    result.map_err(|e| SysError::new(format!("getsockname({raw})"), e))
+    traced(
+        |_| format!("getsockname({raw})"),
+        sock::getsockname::<SockaddrStorage>(raw)
+            .and_then(|a| from_nix(&a).ok_or(nix::errno::Errno::EAFNOSUPPORT)),
+        |a| a.to_string(),
+    )
 }
 
 /// `sendto(2)`: sends one datagram to `addr`. UDP keeps its boundary: the receiver's
 /// recvfrom() gets exactly this datagram (ch02, ch06).
 pub fn sendto(fd: impl AsFd, buf: &[u8], addr: SocketAddr) -> SysResult<usize> {
     let raw = fd.as_fd().as_raw_fd();
-    let result = sock::sendto(raw, buf, &to_nix(&addr), sock::MsgFlags::empty());
-    narrate(
-        || {
+    traced(
+        |_| {
             format!(
                 "sendto({raw}, {}, {}, {addr})",
                 escape_bytes(buf, SHOWN),
                 buf.len()
             )
         },
-        &result,
+        sock::sendto(raw, buf, &to_nix(&addr), sock::MsgFlags::empty()),
         |n| n.to_string(),
-    );
-    result.map_err(|e| SysError::new(format!("sendto({raw}) {addr}"), e))
+    )
+}
+
+/// The largest UDP payload a datagram to or from `addr` can carry: 65,535 bytes of IP
+/// packet less the 20 of an IPv4 header and the 8 of UDP's (65,507), or, over IPv6, whose
+/// 65,535-byte payload length does not count its own 40-byte header, less UDP's 8 only
+/// (65,527). (IPv6 jumbograms, larger, need a hop-by-hop option no loopback sends.)
+pub fn max_udp_payload(addr: &SocketAddr) -> usize {
+    match addr {
+        SocketAddr::V4(_) => 65_535 - 20 - 8,
+        SocketAddr::V6(_) => 65_535 - 8,
+    }
+}
+
+/// One datagram [`recvfrom_trunc`] received.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Datagram {
+    /// How many bytes are in the buffer.
+    pub len: usize,
+    /// How long the datagram was: more than `len` when the buffer was too small, and the
+    /// rest of it is lost.
+    pub sent: usize,
+    /// Who sent it.
+    pub from: SocketAddr,
+}
+
+impl Datagram {
+    /// True when the datagram did not fit the buffer and was cut.
+    pub fn is_cut(&self) -> bool {
+        self.sent > self.len
+    }
 }
 
 /// `recvfrom(2)`: receives one datagram and its sender's address. A datagram larger
-/// than `buf` is cut and the rest is lost, so give a buffer as large as the largest
-/// datagram (65,507 bytes for UDP over IPv4).
+/// than `buf` is cut and the rest is lost, silently: give a buffer of
+/// [`max_udp_payload`], or ask [`recvfrom_trunc`], which tells.
 pub fn recvfrom(fd: impl AsFd, buf: &mut [u8]) -> SysResult<(usize, SocketAddr)> {
-    let raw = fd.as_fd().as_raw_fd();
-    let result = sock::recvfrom::<SockaddrStorage>(raw, buf).map(|(n, from)| {
-        let from = from
-            .as_ref()
-            .and_then(from_nix)
-            .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
-        (n, from)
+    recvfrom_flags(fd.as_fd(), buf, 0).map(|d| (d.len, d.from))
+}
+
+/// `recvfrom(2)` with `MSG_TRUNC`: as [`recvfrom`], and the call returns the datagram's
+/// own length even when the buffer held less, so a cut is seen ([`Datagram::is_cut`]).
+pub fn recvfrom_trunc(fd: impl AsFd, buf: &mut [u8]) -> SysResult<Datagram> {
+    recvfrom_flags(fd.as_fd(), buf, libc::MSG_TRUNC)
+}
+
+/// Both recvfrom()s. libc, not nix: nix's recvfrom() takes no flags.
+fn recvfrom_flags(fd: BorrowedFd<'_>, buf: &mut [u8], flags: libc::c_int) -> SysResult<Datagram> {
+    use nix::sys::socket::SockaddrLike;
+    let raw = fd.as_raw_fd();
+    // SAFETY: an all-zero sockaddr_storage is a valid (AF_UNSPEC) value.
+    let mut storage: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+    // SAFETY: buf is valid for writes of buf.len() bytes, storage and len for the
+    // address, len holding storage's size, as recvfrom(2) requires.
+    let result = nix::errno::Errno::result(unsafe {
+        libc::recvfrom(
+            raw,
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+            flags,
+            (&raw mut storage).cast::<libc::sockaddr>(),
+            &raw mut len,
+        )
+    })
+    .map(|sent| {
+        // SAFETY: recvfrom(2) wrote an address of `len` bytes into storage.
+        let from = unsafe {
+            SockaddrStorage::from_raw((&raw const storage).cast::<libc::sockaddr>(), Some(len))
+        }
+        .and_then(|a| from_nix(&a))
+        .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
+        let sent = sent as usize;
+        Datagram {
+            len: sent.min(buf.len()),
+            sent,
+            from,
+        }
     });
-    narrate(
-        || match &result {
-            Ok((n, _)) => format!(
-                "recvfrom({raw}, {}, {})",
-                escape_bytes(&buf[..*n], SHOWN),
+    let shown_flags = if flags == libc::MSG_TRUNC {
+        ", MSG_TRUNC"
+    } else {
+        ""
+    };
+    traced(
+        |got| match got {
+            Some(d) => format!(
+                "recvfrom({raw}, {}, {}{shown_flags})",
+                escape_bytes(&buf[..d.len], SHOWN),
                 buf.len()
             ),
-            Err(_) => format!("recvfrom({raw}, {})", buf.len()),
+            None => format!("recvfrom({raw}, {}{shown_flags})", buf.len()),
         },
-        &result,
-        |(n, from)| format!("{n} ({from})"),
-    );
-    result.map_err(|e| SysError::new(format!("recvfrom({raw})"), e))
+        result,
+        |d| format!("{} ({})", d.sent, d.from),
+    )
 }
 
-/// `setsockopt(2)` with `SO_REUSEADDR`: lets bind() take a port whose last connection
-/// is still in TIME_WAIT, so a restarted server does not fail with EADDRINUSE (ch09).
-pub fn set_reuseaddr(fd: impl AsFd, on: bool) -> SysResult<()> {
-    let fd = fd.as_fd();
+// --------------------------------------------------------------- socket options
+
+/// `setsockopt(2)`, once for every option below: `shown` is the level, the option and
+/// the value as strace prints them (`SOL_SOCKET, SO_REUSEADDR, 1`).
+fn setsockopt<O: sock::SetSockOpt>(
+    fd: BorrowedFd<'_>,
+    opt: O,
+    value: &O::Val,
+    shown: String,
+) -> SysResult<()> {
     let raw = fd.as_raw_fd();
-    let result = sock::setsockopt(&fd, sock::sockopt::ReuseAddr, &on);
-    narrate(
-        || format!("setsockopt({raw}, SOL_SOCKET, SO_REUSEADDR, {})", on as i32),
-        &result,
-        |_| "0".into(),
-    );
-    result.map_err(|e| SysError::new(format!("setsockopt({raw}, SO_REUSEADDR)"), e))
+    traced(
+        |_| format!("setsockopt({raw}, {shown})"),
+        sock::setsockopt(&fd, opt, value),
+        zero,
+    )
 }
 
-/// `setsockopt(2)` with `SO_RCVTIMEO`: a blocking read() or accept() on this socket
-/// waits at most `timeout`, then fails with EAGAIN. A server uses it so that a client
-/// that sends half a request and stalls cannot hold it forever.
-pub fn set_recv_timeout(fd: impl AsFd, timeout: std::time::Duration) -> SysResult<()> {
-    let fd = fd.as_fd();
-    let raw = fd.as_raw_fd();
-    let tv = nix::sys::time::TimeVal::new(
-        timeout.as_secs() as nix::sys::time::time_t,
-        timeout.subsec_micros() as nix::sys::time::suseconds_t,
-    );
-    let result = sock::setsockopt(&fd, sock::sockopt::ReceiveTimeout, &tv);
-    narrate(
-        || {
-            format!(
-                "setsockopt({raw}, SOL_SOCKET, SO_RCVTIMEO, {:.3}s)",
-                timeout.as_secs_f64()
-            )
-        },
-        &result,
-        |_| "0".into(),
-    );
-    result.map_err(|e| SysError::new(format!("setsockopt({raw}, SO_RCVTIMEO)"), e))
+/// The socket options the chapters set, one line each: its name, its value's type,
+/// and how the call shows it. Each becomes a function `name(fd, value)`.
+macro_rules! socket_options {
+    ($($(#[$doc:meta])* $name:ident($value:ident: $ty:ty) => $opt:expr, $val:expr, $shown:expr;)*) => {$(
+        $(#[$doc])*
+        pub fn $name(fd: impl AsFd, $value: $ty) -> SysResult<()> {
+            setsockopt(fd.as_fd(), $opt, &$val, $shown)
+        }
+    )*};
+}
+
+socket_options! {
+    /// `SO_REUSEADDR`: lets bind() take a port whose last connection is still in
+    /// TIME_WAIT, so a restarted server does not fail with EADDRINUSE (ch09).
+    set_reuseaddr(on: bool) => sock::sockopt::ReuseAddr, on, format!("SOL_SOCKET, SO_REUSEADDR, {}", on as i32);
+    /// `SO_RCVTIMEO`: a blocking read() or accept() on this socket waits at most
+    /// `timeout`, then fails with EAGAIN. A server uses it so that a client that sends
+    /// half a request and stalls cannot hold it forever. Rounded up to the microsecond:
+    /// a short timeout never becomes 0, which SO_RCVTIMEO takes for "no timeout".
+    set_recv_timeout(timeout: Duration) => sock::sockopt::ReceiveTimeout, crate::timeval(timeout), format!("SOL_SOCKET, SO_RCVTIMEO, {:.3}s", timeout.as_secs_f64());
+    /// `SO_LINGER`: what close() does with data not yet sent. `Some(0)` makes close()
+    /// discard it and send RST instead of FIN: the peer reads ECONNRESET, not end of
+    /// stream, which is how a server says "what you got is not all there was" (ch07).
+    set_linger(linger: Option<Duration>) => sock::sockopt::Linger, linger_of(linger), format!("SOL_SOCKET, SO_LINGER, {{l_onoff={}, l_linger={}}}", linger.is_some() as i32, linger.map_or(0, |d| d.as_secs()));
+}
+
+/// A linger time as the `linger` SO_LINGER takes: on, and for how many seconds, or off.
+fn linger_of(linger: Option<Duration>) -> libc::linger {
+    libc::linger {
+        l_onoff: linger.is_some() as libc::c_int,
+        l_linger: linger.map_or(0, |d| {
+            d.as_secs().min(libc::c_int::MAX as u64) as libc::c_int
+        }),
+    }
 }
 
 #[cfg(test)]
@@ -294,7 +364,7 @@ mod tests {
     }
 
     #[test]
-    fn a_tcp_connection_through_every_call() {
+    fn a_tcp_connection_through_every_call_and_its_reset() {
         let listener = tcp_socket(&loopback_any_port()).expect("socket failed");
         bind(&listener, loopback_any_port()).expect("bind failed");
         listen(&listener, 128).expect("listen failed");
@@ -311,6 +381,12 @@ mod tests {
         let mut buf = [0u8; 8];
         assert_eq!(read(&served, &mut buf).expect("read failed"), 4);
         assert_eq!(read(&served, &mut buf).expect("read at FIN failed"), 0);
+
+        // SO_LINGER 0: close() sends RST, and the client reads ECONNRESET, not the end.
+        set_linger(&served, Some(Duration::ZERO)).expect("setsockopt failed");
+        crate::io::close(served).expect("close failed");
+        let err = read(&client, &mut buf).unwrap_err();
+        assert_eq!(err.errno, nix::errno::Errno::ECONNRESET);
     }
 
     #[test]
@@ -325,7 +401,10 @@ mod tests {
         assert_eq!(err.errno, nix::errno::Errno::EADDRINUSE);
         assert_eq!(
             err.to_string(),
-            format!("bind {taken}: EADDRINUSE: Address already in use")
+            format!(
+                "bind({}, {taken}): EADDRINUSE: Address already in use",
+                second.as_raw_fd()
+            )
         );
     }
 
@@ -349,6 +428,22 @@ mod tests {
             recvfrom(&a, &mut buf).expect("recvfrom failed"),
             (5, b_addr)
         );
+    }
+
+    #[test]
+    fn a_datagram_larger_than_the_buffer_is_seen_cut() {
+        let a = udp_socket(&loopback_any_port()).expect("socket failed");
+        bind(&a, loopback_any_port()).expect("bind failed");
+        let a_addr = getsockname(&a).expect("getsockname failed");
+        sendto(&a, &[7u8; 100], a_addr).expect("sendto failed");
+        sendto(&a, &[7u8; 10], a_addr).expect("sendto failed");
+        let mut buf = [0u8; 10];
+        let cut = recvfrom_trunc(&a, &mut buf).expect("recvfrom failed");
+        assert_eq!((cut.len, cut.sent, cut.is_cut()), (10, 100, true));
+        let whole = recvfrom_trunc(&a, &mut buf).expect("recvfrom failed");
+        assert!(!whole.is_cut());
+        assert_eq!(max_udp_payload(&a_addr), 65_507);
+        assert_eq!(max_udp_payload(&"[::1]:0".parse().unwrap()), 65_527);
     }
 
     #[test]

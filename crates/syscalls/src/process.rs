@@ -1,4 +1,5 @@
-//! Processes: fork(2), waitpid(2), kill(2), and a SIGCHLD reaper.
+//! Processes: fork(2), waitpid(2), kill(2), prctl(2) for PR_SET_PDEATHSIG, getppid(2),
+//! and a SIGCHLD reaper.
 
 use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 
@@ -7,8 +8,8 @@ use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction
 use nix::sys::wait::{WaitPidFlag, WaitStatus};
 pub use nix::unistd::{ForkResult, Pid};
 
-use crate::error::{SysError, SysResult};
-use crate::trace::narrate;
+use crate::error::SysResult;
+use crate::trace::{traced, zero};
 
 /// How a child ended, in words: `exited with status 3`, `killed by signal 9 (SIGKILL)`.
 pub fn describe(status: &WaitStatus) -> String {
@@ -33,17 +34,15 @@ pub fn describe(status: &WaitStatus) -> String {
 pub unsafe fn fork() -> SysResult<ForkResult> {
     // Flush what the parent has buffered, or the child prints it a second time.
     let _ = std::io::Write::flush(&mut std::io::stdout());
-    // SAFETY: the caller promises a single-threaded process.
-    let result = unsafe { nix::unistd::fork() };
-    narrate(
-        || "fork()".to_string(),
-        &result,
+    traced(
+        |_| "fork()".to_string(),
+        // SAFETY: the caller promises a single-threaded process.
+        unsafe { nix::unistd::fork() },
         |r| match r {
             ForkResult::Parent { child } => format!("{child} (in the parent: the child's pid)"),
             ForkResult::Child => format!("0 (in the child, pid {})", std::process::id()),
         },
-    );
-    result.map_err(|e| SysError::new("fork()", e))
+    )
 }
 
 /// `waitpid(2)`: the status of a child that ended, reaping it (its zombie goes away).
@@ -51,29 +50,56 @@ pub unsafe fn fork() -> SysResult<ForkResult> {
 /// child has ended (WNOHANG).
 pub fn waitpid(pid: Option<Pid>, nohang: bool) -> SysResult<WaitStatus> {
     let flags = nohang.then_some(WaitPidFlag::WNOHANG);
-    let result = nix::sys::wait::waitpid(pid, flags);
     let shown_pid = pid.map_or("-1".to_string(), |p| p.to_string());
-    narrate(
-        || {
+    traced(
+        |_| {
             format!(
                 "waitpid({shown_pid}, {})",
                 if nohang { "WNOHANG" } else { "0" }
             )
         },
-        &result,
+        nix::sys::wait::waitpid(pid, flags),
         |s| match s.pid() {
             Some(p) => format!("{p} ({})", describe(s)),
             None => "0 (no child has ended yet)".to_string(),
         },
-    );
-    result.map_err(|e| SysError::new(format!("waitpid({shown_pid})"), e))
+    )
 }
 
 /// `kill(2)`: sends `signal` to `pid`.
 pub fn kill(pid: Pid, signal: Signal) -> SysResult<()> {
-    let result = nix::sys::signal::kill(pid, signal);
-    narrate(|| format!("kill({pid}, {signal})"), &result, |_| "0".into());
-    result.map_err(|e| SysError::new(format!("kill({pid}, {signal})"), e))
+    traced(
+        |_| format!("kill({pid}, {signal})"),
+        nix::sys::signal::kill(pid, signal),
+        zero,
+    )
+}
+
+/// `prctl(PR_SET_PDEATHSIG, signal)`: the kernel sends `signal` to this process when its
+/// parent ends, however it ends (SIGKILL included, which no parent can clean up after).
+/// A forked server child calls it so that it never outlives the server. The setting is
+/// not inherited by the child's own children, and it is lost on a change of uid.
+///
+/// The parent may already have ended between fork() and this call, when no signal
+/// comes: check [`getppid`] after it.
+pub fn set_parent_death_signal(signal: Signal) -> SysResult<()> {
+    traced(
+        |_| format!("prctl(PR_SET_PDEATHSIG, {signal})"),
+        nix::sys::prctl::set_pdeathsig(signal),
+        zero,
+    )
+}
+
+/// `getppid(2)`: the parent's pid. A process whose parent has ended has been adopted
+/// (by init, or by a subreaper), and sees that one's pid here.
+pub fn getppid() -> Pid {
+    let parent = nix::unistd::getppid();
+    let _ = traced(
+        |_| "getppid()".to_string(),
+        Ok::<_, Errno>(parent),
+        |p| p.to_string(),
+    );
+    parent
 }
 
 // ---------------------------------------------------------------------- the reaper
@@ -151,17 +177,15 @@ impl Reaper {
             SaFlags::SA_NOCLDSTOP,
             SigSet::empty(),
         );
-        // SAFETY: the handler calls only waitpid() and atomic operations, which are
-        // async-signal-safe, and restores errno.
-        let result = unsafe { sigaction(Signal::SIGCHLD, &action) }.map(|_| ());
-        narrate(
-            || {
+        traced(
+            |_| {
                 "sigaction(SIGCHLD, reap with waitpid(-1, WNOHANG) until none is left, SA_NOCLDSTOP)".into()
             },
-            &result,
-            |_| "0".into(),
-        );
-        result.map_err(|e| SysError::new("sigaction(SIGCHLD)", e))?;
+            // SAFETY: the handler calls only waitpid() and atomic operations, which are
+            // async-signal-safe, and restores errno.
+            unsafe { sigaction(Signal::SIGCHLD, &action) }.map(|_| ()),
+            zero,
+        )?;
         Ok(Reaper)
     }
 

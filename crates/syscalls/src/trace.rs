@@ -4,11 +4,12 @@
 //! the environment has `WORKBOOK_TRACE=1`. The format follows strace: the call, its
 //! arguments, `=`, the result; a failure shows `-1 ERRNO (text)`.
 
-use std::io::Write;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use nix::errno::Errno;
+
+use crate::error::{SysError, SysResult};
 
 static FORCED: AtomicBool = AtomicBool::new(false);
 static FROM_ENV: OnceLock<bool> = OnceLock::new();
@@ -26,31 +27,50 @@ pub fn enabled() -> bool {
         })
 }
 
-/// Prints `call = result` or `call = -1 ERRNO (text)` when tracing is on.
+/// One narrated call's description, trace line and error, from one description.
 ///
-/// `call` is only built when tracing is on, so a traced-off server pays nothing.
-pub(crate) fn narrate<T>(
-    call: impl FnOnce() -> String,
-    result: &Result<T, Errno>,
-    ok: impl FnOnce(&T) -> String,
-) {
-    if !enabled() {
-        return;
+/// `call` names the call and its arguments once, as strace would: `bind(3,
+/// 127.0.0.1:9190)`. That one text is the trace line when tracing is on (`bind(3,
+/// 127.0.0.1:9190) = 0`, or `... = -1 EADDRINUSE (Address already in use)`) and, when the
+/// call failed, the [`SysError`]'s context (`bind(3, 127.0.0.1:9190): EADDRINUSE: Address
+/// already in use`), so the two can never say different things.
+///
+/// `call` is given the result when there is one, for arguments that are only known once
+/// the call returns (the bytes read() filled in). It runs only when it is needed, when
+/// tracing is on or the call failed: a traced-off server pays nothing for a success.
+/// `shown` formats a success's result (`3`, `4 (127.0.0.1:53422)`).
+pub(crate) fn traced<T>(
+    call: impl FnOnce(Option<&T>) -> String,
+    result: Result<T, Errno>,
+    shown: impl FnOnce(&T) -> String,
+) -> SysResult<T> {
+    match result {
+        Ok(value) => {
+            if enabled() {
+                emit(&format!("{} = {}", call(Some(&value)), shown(&value)));
+            }
+            Ok(value)
+        }
+        Err(errno) => {
+            let call = call(None);
+            if enabled() {
+                emit(&format!("{call} = -1 {errno:?} ({})", errno.desc()));
+            }
+            Err(SysError::new(call, errno))
+        }
     }
-    let line = match result {
-        Ok(value) => format!("{} = {}", call(), ok(value)),
-        Err(errno) => format!("{} = -1 {:?} ({})", call(), errno, errno.desc()),
-    };
-    emit(&line);
+}
+
+/// The result of a call that returns nothing but success, as strace shows it: `0`.
+pub(crate) fn zero<T>(_: &T) -> String {
+    "0".into()
 }
 
 /// Writes one narrated line to stderr, whole (one write per line, so lines of two
-/// processes sharing a pipe never interleave mid-line).
+/// processes sharing a pipe never interleave mid-line), and never waiting for a reader
+/// ([`crate::output`]: a trace nobody reads must not stop the program it traces).
 pub fn emit(line: &str) {
-    let mut buf = Vec::with_capacity(line.len() + 1);
-    buf.extend_from_slice(line.as_bytes());
-    buf.push(b'\n');
-    let _ = std::io::stderr().lock().write_all(&buf);
+    crate::output::line(crate::output::Stream::Stderr, line);
 }
 
 /// Shows bytes as strace does: printable ASCII as is, the rest escaped, cut after
@@ -78,6 +98,20 @@ pub fn escape_bytes(bytes: &[u8], limit: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_failed_call_is_described_once_for_the_error() {
+        let err = traced(
+            |_: Option<&()>| "bind(3, 127.0.0.1:9190)".to_string(),
+            Err(Errno::EADDRINUSE),
+            zero,
+        )
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "bind(3, 127.0.0.1:9190): EADDRINUSE: Address already in use"
+        );
+    }
 
     #[test]
     fn escape_shows_control_bytes_and_cuts_long_values() {

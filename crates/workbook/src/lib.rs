@@ -14,8 +14,12 @@
 //! * [`demo`]: the transcript a chapter prints when run without a subcommand: its own
 //!   server as a child process, its own client as another, lines prefixed `[server]`
 //!   and `[client]`.
+//! * `testing` (feature `testing`, for the chapters' tests only): a server started under
+//!   lowered limits or with output nobody reads, and ended with everything it started.
 
 pub mod demo;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 use std::io::{BufRead, IsTerminal, Read, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -103,34 +107,41 @@ impl ClientOpts {
 /// Prints a server's first line, `listening on ADDR` (TCP) or `bound to ADDR` (UDP),
 /// with the real port, and flushes it: the demo and the checker read it.
 pub fn announce(what: &str, addr: SocketAddr) -> anyhow::Result<()> {
+    // The log's routes are chosen now, while descriptors are free (syscalls::output).
+    syscalls::output::prepare();
     let mut out = std::io::stdout().lock();
     writeln!(out, "{what} {addr}").context("write to stdout")?;
     out.flush().context("flush stdout")
 }
 
-/// Prints a long-running server's log line to stdout, like `println!`, but a failed
-/// write (stdout is a pipe nobody reads any more: `server 9190 | head -1`) drops the line
-/// instead of panicking, which would take the server down with every client it serves.
+/// Prints a long-running server's log line to stdout, whole, in one write(2) that never
+/// waits (`syscalls::output`): when stdout is a pipe or terminal nobody reads, the line is
+/// dropped and counted rather than the server stopped in write() with every client it
+/// serves; and when nobody will read it ever again (`server 9190 | head -1`), it is
+/// dropped instead of panicking, as `println!` would.
 #[macro_export]
 macro_rules! log_line {
-    ($($arg:tt)*) => {{
-        use std::io::Write as _;
-        let _ = writeln!(std::io::stdout(), $($arg)*);
-    }};
+    ($($arg:tt)*) => {
+        $crate::log_to($crate::Stream::Stdout, &format!($($arg)*))
+    };
 }
 
-/// Prints a server's error line to stderr, whole, in one write(2), dropping it if
-/// stderr is gone. `eprintln!` writes each piece of its format separately (stderr is
-/// unbuffered): `error: client {peer}: {e}` took sixteen system calls, and a server
-/// that logs every reset connection paid them per connection (the bench found it).
+/// Prints a server's error line to stderr like [`log_line!`]: whole, in one write(2),
+/// never waiting. (`eprintln!` writes each piece of its format separately, stderr being
+/// unbuffered: `error: client {peer}: {e}` took sixteen system calls, and a server that
+/// logs every reset connection paid them per connection: the bench found it.)
 #[macro_export]
 macro_rules! log_error {
-    ($($arg:tt)*) => {{
-        use std::io::Write as _;
-        let mut line = format!($($arg)*);
-        line.push('\n');
-        let _ = std::io::stderr().write_all(line.as_bytes());
-    }};
+    ($($arg:tt)*) => {
+        $crate::log_to($crate::Stream::Stderr, &format!($($arg)*))
+    };
+}
+
+pub use syscalls::output::Stream;
+
+/// What [`log_line!`] and [`log_error!`] call.
+pub fn log_to(stream: Stream, line: &str) {
+    syscalls::output::line(stream, line);
 }
 
 /// The longest line an interactive client accepts from its user.
