@@ -90,11 +90,15 @@ pub fn raise_own_open_file_limit() -> (u64, u64) {
     (soft, hard)
 }
 
-/// Limits a check sets for its own programs, over the shell's (`ch17/emfile` runs the
-/// server with 64 descriptors). The check's title says so.
+/// Limits a check sets for its own programs, over the shell's (a check of what a
+/// server does at EMFILE runs it with a few dozen descriptors; the check's title says
+/// so). Each sets the soft and the hard limit, so the program cannot raise it again.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Limits {
+    /// RLIMIT_NOFILE.
     pub open_files: Option<u64>,
+    /// RLIMIT_NPROC (only a non-root user is held to it).
+    pub processes: Option<u64>,
 }
 
 /// Variables of the checker's own environment that a shell would not give a program:
@@ -119,11 +123,15 @@ pub fn command(argv: &[String], limits: &Limits) -> Command {
         }
     }
     let mut restore: Vec<Limit> = remember().to_vec();
-    if let Some(n) = limits.open_files {
-        for l in &mut restore {
-            if l.resource == Resource::RLIMIT_NOFILE {
-                l.soft = n.min(l.hard);
-            }
+    for (resource, n) in [
+        (Resource::RLIMIT_NOFILE, limits.open_files),
+        (Resource::RLIMIT_NPROC, limits.processes),
+    ] {
+        if let Some(n) = n
+            && let Some(l) = restore.iter_mut().find(|l| l.resource == resource)
+        {
+            l.soft = n.min(l.hard);
+            l.hard = l.soft;
         }
     }
     let rtmax = libc::SIGRTMAX();
@@ -220,6 +228,7 @@ mod tests {
                 &argv,
                 &Limits {
                     open_files: Some(wanted_soft),
+                    ..Limits::default()
                 },
             )
             .output()

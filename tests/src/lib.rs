@@ -20,6 +20,8 @@
 //! * [`suites`]: every chapter's suite, written once against targets;
 //! * [`gallery`]: the submissions in `examples/submissions/` and their manifests;
 //! * [`testing`]: what each chapter's `tests/conformance.rs` calls;
+//! * [`hostile`]: what the chapters' `tests/hostile.rs` share: our servers under lowered
+//!   limits, with output nobody reads, against clients that misbehave;
 //! * [`lab`]: the loss lab, TCP against UDP in a lossy network namespace;
 //! * [`loadgen`]: the bench's closed-loop load generator and /proc usage readings.
 //!
@@ -28,6 +30,7 @@
 pub mod check;
 pub mod gallery;
 pub mod grading;
+pub mod hostile;
 pub mod lab;
 pub mod launch;
 pub mod loadgen;

@@ -1,6 +1,6 @@
 //! The checker's own peers: clients that talk to a server under test and servers that a
 //! client under test talks to. They are the examiner, not the lesson, so they use
-//! `std::net` and `socket2` (DESIGN.md).
+//! `std::net` and `socket2`: the examiner, not the lesson.
 //!
 //! Every wait has a deadline; nothing here sleeps to synchronise.
 

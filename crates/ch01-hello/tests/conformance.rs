@@ -61,7 +61,7 @@ fn port_in_use_is_a_clear_error() {
         .assert()
         .code(1)
         .stderr(format!(
-            "error: bind 127.0.0.1:{port}: EADDRINUSE: Address already in use\n"
+            "error: bind(3, 127.0.0.1:{port}): EADDRINUSE: Address already in use\n"
         ));
 }
 

@@ -101,7 +101,7 @@ mod commands {
             .assert()
             .code(1)
             .stderr(format!(
-                "error: connect 127.0.0.1:{port}: ECONNREFUSED: Connection refused\n"
+                "error: connect(3, 127.0.0.1:{port}): ECONNREFUSED: Connection refused\n"
             ));
     }
 }

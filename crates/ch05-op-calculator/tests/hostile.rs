@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use assert_cmd::Command;
 use ch05_op_calculator::encode_request;
+use harness::hostile::{DEADLINE, Launch, server_with_a_full_unread_log};
 use predicates::prelude::*;
-use workbook::testing::{DEADLINE, Launch, server_with_a_full_unread_log};
 
 const BIN: &str = env!("CARGO_BIN_EXE_ch05-op-calculator");
 

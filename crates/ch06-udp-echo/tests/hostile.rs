@@ -4,7 +4,7 @@
 use std::net::{SocketAddr, UdpSocket};
 use std::time::Duration;
 
-use workbook::testing::Launch;
+use harness::hostile::Launch;
 
 const BIN: &str = env!("CARGO_BIN_EXE_ch06-udp-echo");
 

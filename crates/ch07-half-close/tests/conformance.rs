@@ -22,7 +22,7 @@ fn a_missing_file_fails_at_start_up() {
         .assert()
         .code(1)
         .stdout("")
-        .stderr("error: open /no/such/file: ENOENT: No such file or directory\n");
+        .stderr("error: open(\"/no/such/file\", O_RDONLY|O_NONBLOCK): ENOENT: No such file or directory\n");
 }
 
 /// The demo: the file goes, the server half-closes, the thanks come back and the saved

@@ -5,8 +5,8 @@
 use std::time::Duration;
 
 use assert_cmd::Command;
+use harness::hostile::Launch;
 use predicates::prelude::*;
-use workbook::testing::Launch;
 
 const BIN: &str = env!("CARGO_BIN_EXE_ch07-half-close");
 

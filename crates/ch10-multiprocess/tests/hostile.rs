@@ -2,7 +2,7 @@
 //! killed, output nobody reads. Each test drives our binary from outside, as clients
 //! would (README, "When things go wrong").
 
-use workbook::testing::{
+use harness::hostile::{
     DEADLINE, Launch, assert_echo_on, assert_echoes,
     assert_turns_away_one_client_at_the_process_limit, connect_clients, has_ended,
     server_with_a_full_unread_log, wait_until, was_refused,

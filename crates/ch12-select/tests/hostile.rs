@@ -4,7 +4,7 @@
 
 use std::io::{Read, Write};
 
-use workbook::testing::{
+use harness::hostile::{
     DEADLINE, Launch, assert_echo_on, assert_echoes, assert_half_closed_echo_is_whole,
     assert_late_reader_gets_everything, assert_waits_out_a_shortage_of_fds, connect_clients,
     server_with_a_full_unread_log, wait_until,

@@ -3,7 +3,7 @@
 //! our binary from outside, as clients would (README, "When things go wrong"), and runs
 //! once per trigger mode.
 
-use workbook::testing::{
+use harness::hostile::{
     Launch, assert_echoes, assert_half_closed_echo_is_whole, assert_late_reader_gets_everything,
     assert_waits_out_a_shortage_of_fds, server_with_a_full_unread_log,
 };

@@ -2,7 +2,7 @@
 //! threads, output nobody reads. Each test drives our binary from outside, as clients
 //! would (README, "When things go wrong").
 
-use workbook::testing::{
+use harness::hostile::{
     assert_echoes, assert_turns_away_one_client_at_the_process_limit,
     assert_waits_out_a_shortage_of_fds, server_with_a_full_unread_log,
 };

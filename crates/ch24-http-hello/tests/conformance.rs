@@ -41,7 +41,7 @@ fn a_missing_root_is_an_error_before_listening() {
         .code(1)
         .stdout("")
         .stderr(
-            "error: --root /no/such/dir: open /no/such/dir: ENOENT: No such file or directory\n",
+            "error: --root /no/such/dir: open(\"/no/such/dir\", O_PATH|O_DIRECTORY): ENOENT: No such file or directory\n",
         );
 }
 

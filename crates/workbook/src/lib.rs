@@ -14,12 +14,8 @@
 //! * [`demo`]: the transcript a chapter prints when run without a subcommand: its own
 //!   server as a child process, its own client as another, lines prefixed `[server]`
 //!   and `[client]`.
-//! * `testing` (feature `testing`, for the chapters' tests only): a server started under
-//!   lowered limits or with output nobody reads, and ended with everything it started.
 
 pub mod demo;
-#[cfg(feature = "testing")]
-pub mod testing;
 
 use std::io::{BufRead, IsTerminal, Read, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};

@@ -1,7 +1,7 @@
-//! What the chapters' own tests of a hostile world share (feature `testing`, for their
-//! dev-dependencies only): a server started as a user's shell would start it, but under
-//! lowered limits or with output nobody reads, its port read from its first line, and
-//! everything it started ended when the test is done.
+//! What the chapters' own tests of a hostile world share: a server started as a user's
+//! shell would start it ([`crate::launch`]), but under lowered limits or with output
+//! nobody reads, its port read from its first line, and everything it started ended when
+//! the test is done.
 //!
 //! The chapters' `tests/hostile.rs` drive our binaries with it from outside, as a
 //! client would, so that a test sees what a user sees: a reset connection, a server
@@ -20,7 +20,6 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use nix::sys::resource::{Resource, setrlimit};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
@@ -95,24 +94,34 @@ impl Launch {
     /// ADDR`. Panics, saying why, when it exits or stays silent instead.
     pub fn start(self) -> ServerProcess {
         let log = stderr_log_path();
-        let mut command = match self.processes {
+        let mut argv: Vec<String> = match self.processes {
             Some(_) if nix::unistd::geteuid().is_root() => {
                 let uid = fresh_uid().to_string();
-                let mut c = Command::new("setpriv");
-                c.args(["--reuid", &uid, "--regid", &uid, "--clear-groups", "--"])
-                    .arg(&self.program);
-                c
+                [
+                    "setpriv",
+                    "--reuid",
+                    &uid,
+                    "--regid",
+                    &uid,
+                    "--clear-groups",
+                    "--",
+                ]
+                .map(String::from)
+                .to_vec()
             }
-            Some(_) => {
-                let mut c = Command::new("unshare");
-                c.args(["--user", "--map-root-user", "--"])
-                    .arg(&self.program);
-                c
-            }
-            None => Command::new(&self.program),
+            Some(_) => ["unshare", "--user", "--map-root-user", "--"]
+                .map(String::from)
+                .to_vec(),
+            None => Vec::new(),
         };
+        argv.push(self.program.to_string_lossy().into_owned());
+        argv.extend(self.args.iter().cloned());
+        let limits = crate::launch::Limits {
+            open_files: self.open_files,
+            processes: self.processes,
+        };
+        let mut command = crate::launch::command(&argv, &limits);
         command
-            .args(&self.args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             // Its own process group, so that whatever it forked is ended with it.
@@ -122,23 +131,6 @@ impl Launch {
         } else {
             command.stderr(File::create(&log).expect("create the server's stderr log"));
         }
-        let (open_files, processes) = (self.open_files, self.processes);
-        // SAFETY: between fork and exec the closure makes only rt_sigprocmask(2) and
-        // setrlimit(2) calls, which are async-signal-safe and allocate nothing.
-        unsafe {
-            command.pre_exec(move || {
-                // An empty signal mask, as a shell gives: the child inherits this thread's,
-                // and std's Command does not reset it.
-                nix::sys::signal::SigSet::empty().thread_set_mask()?;
-                if let Some(n) = open_files {
-                    setrlimit(Resource::RLIMIT_NOFILE, n, n)?;
-                }
-                if let Some(n) = processes {
-                    setrlimit(Resource::RLIMIT_NPROC, n, n)?;
-                }
-                Ok(())
-            })
-        };
         let mut child = command
             .spawn()
             .unwrap_or_else(|e| panic!("start {:?}: {e}", self.program));
@@ -303,18 +295,18 @@ impl ServerProcess {
 
     /// The CPU time it has used so far, user and system (/proc/PID/stat).
     pub fn cpu_time(&self) -> Duration {
-        let ticks = harness::procfs::stat(self.pid()).map_or(0, |s| s.cpu_ticks);
-        Duration::from_secs_f64(ticks as f64 / harness::procfs::ticks_per_second() as f64)
+        let ticks = crate::procfs::stat(self.pid()).map_or(0, |s| s.cpu_ticks);
+        Duration::from_secs_f64(ticks as f64 / crate::procfs::ticks_per_second() as f64)
     }
 
     /// How many threads it has now (/proc/PID/task).
     pub fn thread_count(&self) -> usize {
-        harness::procfs::thread_count(self.pid()).unwrap_or(0)
+        crate::procfs::thread_count(self.pid()).unwrap_or(0)
     }
 
     /// The pids of its children now, zombies included (/proc/*/stat).
     pub fn children(&self) -> Vec<i32> {
-        harness::procfs::children(self.pid())
+        crate::procfs::children(self.pid())
             .into_iter()
             .map(|c| c.pid)
             .collect()
@@ -353,7 +345,7 @@ impl Drop for ServerProcess {
 /// True when `pid` has ended: gone from /proc, or a zombie nobody has reaped yet (its
 /// new parent's business once its own parent died).
 pub fn has_ended(pid: i32) -> bool {
-    harness::procfs::stat(pid).is_none_or(|s| s.state == 'Z')
+    crate::procfs::stat(pid).is_none_or(|s| s.state == 'Z')
 }
 
 /// True when the server closed this connection without a word: a read returns end of
