@@ -16,6 +16,7 @@ use crate::pty::TerminalProgram;
 use crate::supervise::{Spawned, Streams, Supervisor, describe_status};
 use crate::template::Template;
 pub use crate::verdict::{Cause, Evidence, Hint, Outcome, Problem, Verdict, fail};
+use crate::wording::{self, Label};
 
 /// How long programs get between SIGTERM and SIGKILL when a check ends (scaled).
 const GRACE_SECS: f64 = 0.5;
@@ -92,6 +93,18 @@ impl Readme {
 pub const HOMEWORK: Section = Section {
     readme: "README.md",
     heading: "Check your homework",
+};
+
+/// The section that says how a client's output is matched.
+pub const OUTPUT_MATCHING: Section = Section {
+    readme: "README.md",
+    heading: "How output is matched",
+};
+
+/// The hint of a reply printed in a form the checker cannot read: not the lesson.
+pub const WORDING_HINT: Hint = Hint {
+    text: "print the reply's text as it came, on a line of its own or after a label (Message from server: ...), not a representation of it (b'...', quotes, extra characters after it)",
+    see: OUTPUT_MATCHING,
 };
 
 /// One check of a chapter's suite, declared by name. The chapter supplies its id's
@@ -411,7 +424,7 @@ impl<'a> Ctx<'a> {
                     if row.local.ip().is_unspecified() {
                         self.note(format!(
                             "your server listens on {} (every address: other machines can reach it); bind 127.0.0.1 unless asked otherwise",
-                            row.local
+                            row.local.ip()
                         ));
                     }
                     return Ok(holder.pid);
@@ -516,7 +529,20 @@ impl<'a> Ctx<'a> {
             Some(gone) => {
                 // The death is the news; what the checker saw of it goes below.
                 let mut evidence = evidence;
-                evidence.seen = Some(std::mem::replace(&mut evidence.message, gone.clone()));
+                let mut seen = std::mem::replace(&mut evidence.message, gone.clone());
+                // Its last words on its terminal often say why (`epoll_wait() error`).
+                let lines: Vec<String> = server
+                    .lines()
+                    .into_iter()
+                    .filter(|l| !l.trim().is_empty())
+                    .collect();
+                if let Some(last) = lines.last() {
+                    seen.push_str(&format!(
+                        "; the last line it printed: {}",
+                        crate::report::quote(last)
+                    ));
+                }
+                evidence.seen = Some(seen);
                 // What a living server should have sent is moot.
                 evidence.expected = None;
                 // One death, one cause: later checks that meet it point back here.
@@ -690,47 +716,111 @@ impl<'a> Ctx<'a> {
         }
     }
 
-    /// Waits for a line of the client's output showing `expected` (see
-    /// [`crate::pty::line_shows`]), up to `deadline`, or until the client has exited and
-    /// its last output is in.
+    /// Waits until a line of the client's output shows `text` on its own, after a
+    /// prompt or after any label ([`crate::wording`]), up to `deadline` or until the
+    /// client has exited and its last output is in.
     pub fn expect_line(
         &mut self,
         client: &TerminalProgram,
-        expected: &str,
+        text: &str,
         deadline: Duration,
     ) -> Outcome {
-        let shows = |l: &str| crate::pty::line_shows(l, expected);
+        self.expect_shown(client, None, text, deadline)
+    }
+
+    /// Waits until the client prints `text` as a reply after `label`, whatever its
+    /// wording: the lesson is the reply. A label other than the book's passes with a
+    /// note that quotes both.
+    pub fn expect_reply(
+        &mut self,
+        client: &TerminalProgram,
+        label: Label,
+        text: &str,
+        deadline: Duration,
+    ) -> Outcome {
+        self.expect_shown(client, Some(label), text, deadline)
+    }
+
+    fn expect_shown(
+        &mut self,
+        client: &TerminalProgram,
+        label: Option<Label>,
+        text: &str,
+        deadline: Duration,
+    ) -> Outcome {
+        let shows = |l: &str| wording::find_shown(&[l.to_string()], text).is_some();
         let until = Instant::now() + deadline;
         let mut exited = None;
+        let mut found = None;
         while Instant::now() < until {
             let step = until
                 .saturating_duration_since(Instant::now())
                 .min(Duration::from_millis(50));
-            if client.wait_for_line(step, shows).is_some() {
-                return Ok(());
+            if let Some(line) = client.wait_for_line(step, shows) {
+                found = Some(line);
+                break;
             }
             if let Some(status) = self.sup.status(client.spawned.pid) {
-                // It exited: give the terminal a moment to hand over its last output.
-                if client
-                    .wait_for_line(Duration::from_millis(200), shows)
-                    .is_some()
-                {
-                    return Ok(());
-                }
+                // It exited: give the terminal a moment to hand over its last output,
+                // and let a last line without its newline count.
+                let _ = client.wait_for_line(Duration::from_millis(200), shows);
+                found = wording::find_shown(&client.lines(), text).map(|s| s.line);
                 exited = Some(status);
                 break;
             }
         }
+        if let Some(line) = found {
+            if let Some(label) = label
+                && let Some(shown) = wording::find_shown(&[line], text)
+                && let Some(note) = shown.note(label)
+            {
+                self.note(note);
+            }
+            return Ok(());
+        }
+        let wanted = match label {
+            Some(label) => format!(
+                "a line {} (the book's label) or {} alone",
+                crate::report::quote(&format!("{}{text}", label.book)),
+                crate::report::quote(text)
+            ),
+            None => format!("a line {}", crate::report::quote(text)),
+        };
+        let held = wording::held_not_shown(&client.lines(), text);
+        if let Some(line) = held.first() {
+            // The bytes are there, in another form: a wording failure, not the lesson's.
+            return Err(Evidence::new(format!(
+                "your client printed the reply in another form: {}",
+                crate::report::quote(line)
+            ))
+            .expected(wanted)
+            .got(&client.output())
+            .cause("wording", Some(WORDING_HINT))
+            .into());
+        }
         let message = match exited {
             Some(status) => format!(
-                "your client {} without printing the expected line",
-                describe_status(&status)
+                "your client {} without printing {}",
+                describe_status(&status),
+                crate::report::quote(text)
             ),
-            None => format!("your client did not print the expected line within {deadline:.1?}"),
+            None => format!(
+                "your client did not print {} within {deadline:.1?}",
+                crate::report::quote(text)
+            ),
         };
-        Err(Evidence::new(message)
-            .expected(format!("a line {}", crate::report::quote(expected)))
-            .got(&client.output())
-            .into())
+        let mut evidence = Evidence::new(message)
+            .expected(wanted)
+            .got(&client.output());
+        if exited.is_none() {
+            evidence = evidence.doing(self.doing(client.spawned.pid));
+        }
+        Err(evidence.into())
+    }
+
+    /// What process `pid` of this check is doing now, in a report's words.
+    pub fn doing(&mut self, pid: i32) -> String {
+        let what = crate::observe::doing(pid, &|_| None);
+        format!("your program (pid {pid}) is {what}")
     }
 }

@@ -136,21 +136,23 @@ impl From<anyhow::Error> for BuildError {
     }
 }
 
-/// The tools an entry needs and the commands that build it: its own, or its base's.
+/// The tools an entry needs and the commands that build it: its own, or else its
+/// base's, and so on down the chain of bases (a twin of a twin builds as its model).
 fn needs_and_build(dir: &Path, m: &Manifest) -> anyhow::Result<(Vec<String>, Vec<String>)> {
-    let base = match &m.base {
-        Some(base) => Some(manifest(&dir.join(base))?),
-        None => None,
-    };
-    let pick = |own: &Option<Vec<String>>, of_base: Option<&Option<Vec<String>>>| {
-        own.clone()
-            .or_else(|| of_base.and_then(|b| b.clone()))
-            .unwrap_or_default()
-    };
-    Ok((
-        pick(&m.needs, base.as_ref().map(|b| &b.needs)),
-        pick(&m.build, base.as_ref().map(|b| &b.build)),
-    ))
+    let (mut needs, mut build) = (m.needs.clone(), m.build.clone());
+    let (mut dir, mut base) = (dir.to_path_buf(), m.base.clone());
+    for _ in 0..4 {
+        if needs.is_some() && build.is_some() {
+            break;
+        }
+        let Some(b) = base else { break };
+        dir = dir.join(b);
+        let bm = manifest(&dir)?;
+        needs = needs.or(bm.needs);
+        build = build.or(bm.build);
+        base = bm.base;
+    }
+    Ok((needs.unwrap_or_default(), build.unwrap_or_default()))
 }
 
 /// Assembles an entry in a temporary folder (a twin: its base's files, then its own,
@@ -171,14 +173,7 @@ pub fn build(dir: &Path) -> Result<Built, BuildError> {
         .prefix("workbook-build-")
         .tempdir()
         .context("create build directory")?;
-    if let Some(base) = &manifest.base {
-        copy_program(&dir.join(base), built.path())?;
-    }
-    copy_program(dir, built.path())?;
-    let patch = dir.join("bug.patch");
-    if patch.is_file() {
-        apply_patch(&patch, built.path()).with_context(|| format!("apply {}", patch.display()))?;
-    }
+    assemble(dir, built.path(), 0)?;
     for command in &build {
         build_step(command, built.path(), Duration::from_secs(120))
             .with_context(|| format!("build {}", dir.display()))?;
@@ -187,6 +182,23 @@ pub fn build(dir: &Path) -> Result<Built, BuildError> {
         manifest,
         dir: built,
     })
+}
+
+/// Puts an entry's program in `to`: its base's program first (assembled the same way,
+/// so a twin of a twin carries both patches), then its own files, then its `bug.patch`.
+fn assemble(dir: &Path, to: &Path, depth: usize) -> anyhow::Result<()> {
+    if depth > 4 {
+        bail!("{}: bases nested more than 4 deep", dir.display());
+    }
+    if let Some(base) = manifest(dir)?.base {
+        assemble(&dir.join(base), to, depth + 1)?;
+    }
+    copy_program(dir, to)?;
+    let patch = dir.join("bug.patch");
+    if patch.is_file() {
+        apply_patch(&patch, to).with_context(|| format!("apply {}", patch.display()))?;
+    }
+    Ok(())
 }
 
 /// Copies an entry's program files (not its manifest, patch or golden report).
@@ -309,7 +321,8 @@ pub fn build_step(command: &str, dir: &Path, limit: Duration) -> anyhow::Result<
 ///   happened; what follows is the symptom as the kernel's timing made it (a dead
 ///   server's port answers with a reset or a refusal, a closing one with end of stream
 ///   or a reset). Its continuation lines go too.
-/// * Dropped: `sent:`, `got:`, `seen:` and the stderr lines (data).
+/// * Dropped: `sent:`, `got:`, `seen:`, `doing:` and the stderr lines (data, and
+///   snapshots of a program in motion).
 /// * Numbers become `N` (ports, pids, counts measured on a busy machine), temporary
 ///   paths `TMP`.
 pub fn normalized_report(text: &str) -> String {
@@ -319,10 +332,15 @@ pub fn normalized_report(text: &str) -> String {
         if let Some(rest) = trimmed.strip_prefix('[')
             && let Some((tag, field)) = rest.split_once("] ")
         {
-            let data = ["sent:", "got:", "seen:", "|"]
+            // `doing:` is a snapshot of a program in motion (a loop is caught in one
+            // call or another): data too.
+            let data = ["sent:", "got:", "seen:", "doing:", "|"]
                 .iter()
                 .any(|f| field.starts_with(f));
             if data || field.starts_with("  ") {
+                continue;
+            }
+            if field.starts_with("its stderr") {
                 continue;
             }
             let labelled = [

@@ -7,6 +7,7 @@
 //!   found even after a double fork (child subreaper), killed and reaped by pid;
 //! * [`observe`]: what a program under test is doing: the call each thread is blocked
 //!   in, what its fds are, whether it spins;
+//! * [`diag`]: a listening socket's accept queue and backlog, from NETLINK_SOCK_DIAG;
 //! * [`procfs`]: what /proc says: listening sockets, children and their states, fd and
 //!   thread counts;
 //! * [`pty`]: client roles on a pseudo-terminal, as a person runs them;
@@ -22,12 +23,14 @@
 //! * [`testing`]: what each chapter's `tests/conformance.rs` calls;
 //! * [`hostile`]: what the chapters' `tests/hostile.rs` share: our servers under lowered
 //!   limits, with output nobody reads, against clients that misbehave;
+//! * [`wording`]: how a client's output is matched: the lesson decides, the label never fails it;
 //! * [`lab`]: the loss lab, TCP against UDP in a lossy network namespace;
 //! * [`loadgen`]: the bench's closed-loop load generator and /proc usage readings.
 //!
 //! Linux only: readiness, process facts and supervision all read /proc.
 
 pub mod check;
+pub mod diag;
 pub mod gallery;
 pub mod grading;
 pub mod hostile;
@@ -45,6 +48,7 @@ pub mod supervise;
 pub mod template;
 pub mod testing;
 pub mod verdict;
+pub mod wording;
 
 use std::path::{Path, PathBuf};
 

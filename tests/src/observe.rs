@@ -274,8 +274,69 @@ fn describe_target(target: &FdTarget, name: &dyn Fn(SocketAddr) -> Option<String
                 format!("{who}, with {}", parts.join(" and "))
             }
         }
-        FdTarget::Other(path) => path.clone(),
+        FdTarget::Other(path) => match path.as_str() {
+            "anon_inode:[eventpoll]" => "its epoll instance".into(),
+            "anon_inode:[signalfd]" => "its signalfd".into(),
+            "anon_inode:[eventfd]" => "its eventfd".into(),
+            p if p.starts_with("pipe:") => "a pipe".into(),
+            p => p.to_string(),
+        },
     }
+}
+
+/// The calls that wait for many fds at once.
+pub const MULTIPLEXERS: [&str; 7] = [
+    "epoll_wait",
+    "epoll_pwait",
+    "epoll_pwait2",
+    "select",
+    "pselect6",
+    "poll",
+    "ppoll",
+];
+
+/// Whether a thread of `pid` is asleep in one of `calls`.
+pub fn asleep_in(pid: i32, calls: &[&str]) -> bool {
+    threads(pid).iter().any(|t| {
+        t.state == 'S'
+            && t.syscall
+                .and_then(|c| c.name())
+                .is_some_and(|n| calls.contains(&n))
+    })
+}
+
+/// Whether every thread of `pid` is asleep in a system call (none running), seen twice
+/// `gap` apart: the program waits for something outside it.
+pub fn asleep(pid: i32, gap: Duration) -> bool {
+    let sleeping = || {
+        let t = threads(pid);
+        !t.is_empty() && t.iter().all(|t| t.state == 'S' || t.state == 'D')
+    };
+    if !sleeping() {
+        return false;
+    }
+    std::thread::sleep(gap);
+    sleeping()
+}
+
+/// The calls that write to an fd.
+const WRITES: [&str; 5] = ["write", "writev", "sendto", "sendmsg", "pwrite64"];
+
+/// A thread of `pid` blocked writing to the connection whose other end is `remote`: its
+/// tid, the call's name and the fd.
+pub fn blocked_writing_to(pid: i32, remote: SocketAddr) -> Option<(i32, &'static str, i32)> {
+    threads(pid).into_iter().find_map(|t| {
+        let call = t.syscall?;
+        let name = call.name()?;
+        if t.state == 'R' || !WRITES.contains(&name) {
+            return None;
+        }
+        let fd = call.fd()?;
+        match fd_target(pid, fd)? {
+            FdTarget::Connection { remote: r, .. } if r == remote => Some((t.tid, name, fd)),
+            _ => None,
+        }
+    })
 }
 
 /// How much of `window` the process's threads were runnable (state R), sampled every

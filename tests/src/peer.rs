@@ -94,6 +94,14 @@ impl Conn {
             .map_err(|e| format!("connect to {addr}: {}", describe_io(&e)))
     }
 
+    /// A connection the check made itself (with options std cannot set before connect).
+    pub fn from_stream(stream: TcpStream, recorder: &Recorder) -> Conn {
+        Conn {
+            stream,
+            recorder: recorder.clone(),
+        }
+    }
+
     /// Waits until the peer's program has read everything sent so far (seen in
     /// /proc/net/tcp), up to `deadline`. Returns false when it has not by then. This is
     /// how a check sends "one byte per read" for certain: the next byte goes only once

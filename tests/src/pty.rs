@@ -20,6 +20,9 @@ use nix::sys::termios::{self, LocalFlags, SetArg};
 
 use crate::supervise::{Spawned, Streams, Supervisor};
 
+/// How much of a program's output is kept: the first 16 MiB.
+const KEPT: usize = 16 * 1024 * 1024;
+
 /// How long the reader goes on reading once told to stop.
 const DRAIN: Duration = Duration::from_millis(100);
 
@@ -151,6 +154,33 @@ impl TerminalProgram {
         }
     }
 
+    /// How many complete lines (ended by a newline) the program has printed.
+    pub fn line_count(&self) -> usize {
+        let bytes = self.output.bytes.lock().expect("output lock");
+        bytes.iter().filter(|b| **b == b'\n').count()
+    }
+
+    /// Waits until more than `lines` complete lines have been printed, up to `deadline`.
+    pub fn wait_for_more_lines(&self, lines: usize, deadline: Duration) -> bool {
+        let until = Instant::now() + deadline;
+        let mut bytes = self.output.bytes.lock().expect("output lock");
+        loop {
+            if bytes.iter().filter(|b| **b == b'\n').count() > lines {
+                return true;
+            }
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            bytes = self
+                .output
+                .grew
+                .wait_timeout(bytes, left)
+                .expect("output lock")
+                .0;
+        }
+    }
+
     /// Stops the reader after the program is gone, keeping what it printed last.
     pub fn close(&mut self) {
         self.stop.store(true, Ordering::SeqCst);
@@ -217,10 +247,12 @@ fn read_until_stopped(master: OwnedFd, output: &Output, stop: &AtomicBool) {
             }
             Ok(n) => {
                 let mut bytes = output.bytes.lock().expect("output lock");
-                bytes.extend_from_slice(&buf[..n]);
-                // Every read has a limit: a program that prints without end is cut.
-                if bytes.len() > 16 * 1024 * 1024 {
-                    return;
+                // Every read has a limit: what a program prints past it is read and
+                // dropped (the book's echo_EPLTserv prints a line per wake-up), so that
+                // the program never blocks on a terminal nobody reads.
+                if bytes.len() < KEPT {
+                    let room = KEPT - bytes.len();
+                    bytes.extend_from_slice(&buf[..n.min(room)]);
                 }
                 output.grew.notify_all();
             }

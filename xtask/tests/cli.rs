@@ -244,7 +244,9 @@ fn json_report_parses() {
             .expect("client-eof")["status"],
         "skip"
     );
-    assert_eq!(report["summary"]["failed"], 2);
+    let failed = checks.iter().filter(|c| c["status"] == "fail").count();
+    assert!(failed >= 2, "{report}");
+    assert_eq!(report["summary"]["failed"], failed);
 }
 
 /// `--format junit --output FILE`: a file a JUnit parser reads back, one testcase per
@@ -275,7 +277,8 @@ fn junit_report_is_read_back_by_a_junit_parser() {
     assert_eq!(suites.suites.len(), 1);
     let suite = &suites.suites[0];
     assert_eq!(suite.name, "ch04");
-    assert_eq!(suite.cases.len(), 8);
+    let ch04 = harness::suites::chapter("ch04").expect("ch04");
+    assert_eq!(suite.cases.len(), ch04.checks.len());
     let failed = suite
         .cases
         .iter()
@@ -330,7 +333,14 @@ fn grade_reproduces_every_manifest_of_a_gallery_folder() {
         }
         members += 1;
     }
-    assert_eq!(members, 3, "{table}");
+    let entries = std::fs::read_dir(gallery("ch01"))
+        .expect("read the ch01 gallery")
+        .filter(|e| {
+            e.as_ref()
+                .is_ok_and(|e| e.path().join("submission.toml").is_file())
+        })
+        .count();
+    assert_eq!(members, entries, "{table}");
     assert!(out_dir.path().join("results.md").is_file());
     assert!(
         std::fs::read_to_string(out_dir.path().join("results.csv"))
@@ -354,7 +364,7 @@ fn a_server_on_the_wrong_port_is_told_where_it_listens() {
 /// A server on every address when asked for 127.0.0.1 passes, with a note.
 #[test]
 fn a_server_on_every_address_gets_a_note() {
-    let everywhere = "python3 -c \"import socket,sys; s=socket.socket(); s.bind(('0.0.0.0', int(sys.argv[1]))); s.listen(); c,_=s.accept(); c.sendall(c.recv(100))\" {port}";
+    let everywhere = "python3 -c \"import socket,sys; s=socket.socket(); s.bind(('0.0.0.0', int(sys.argv[1]))); s.listen(); c,_=s.accept(); [c.sendall(d) for d in iter(lambda: c.recv(100), b'')]\" {port}";
     xtask()
         .args([
             "check",
@@ -367,7 +377,7 @@ fn a_server_on_every_address_gets_a_note() {
         .assert()
         .success()
         .stdout(predicate::str::contains(
-            "note: your server listens on 0.0.0.0:",
+            "note: your server listens on 0.0.0.0 ",
         ));
 }
 

@@ -1,6 +1,7 @@
 //! ch01: the hello server and client.
 
 use crate::check::{Chapter, Check, Ctx, Evidence, Outcome, Readme, fail};
+use crate::wording::MESSAGE_FROM_SERVER;
 
 use super::{client_role, tcp_server_role};
 
@@ -77,6 +78,6 @@ fn client_prints(ctx: &mut Ctx) -> Outcome {
     let mut conn = server.accept(ctx.secs(10.0)).map_err(fail)?;
     conn.send(GREETING).map_err(fail)?;
     drop(conn);
-    ctx.expect_line(&client, "Message from server: Hello World!", ctx.secs(5.0))?;
+    ctx.expect_reply(&client, MESSAGE_FROM_SERVER, "Hello World!", ctx.secs(5.0))?;
     ctx.expect_exit_zero(client.spawned.pid, "after the server closed the connection")
 }

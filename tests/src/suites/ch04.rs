@@ -8,6 +8,7 @@ use nix::sys::wait::WaitStatus;
 use crate::check::{Chapter, Check, Ctx, Outcome, Readme, fail};
 use crate::peer::{Conn, HarnessServer};
 use crate::supervise::describe_status;
+use crate::wording::MESSAGE_FROM_SERVER;
 
 use super::{client_role, echo, tcp_server_role};
 
@@ -38,7 +39,7 @@ pub fn chapter() -> Chapter {
             Check {
                 name: "echo-line",
                 role: server,
-                title: "a line comes back as sent",
+                title: "a line, then a second on the same connection, each comes back as sent and nothing else",
                 hint: "read() what the client sent and write() the same bytes back",
                 see: README.at("The server"),
                 run: echo::echo_line,
@@ -99,6 +100,14 @@ pub fn chapter() -> Chapter {
                 see: README.at("End of input"),
                 run: client_eof,
             },
+            Check {
+                name: "client-server-closes",
+                role: client,
+                title: "the server closes in the middle of a reply: the client notices and ends within 2 s",
+                hint: "read() returning 0 is end of stream: the server has gone; say so and stop instead of printing an empty reply and going on",
+                see: README.at("When the server closes"),
+                run: client_server_closes,
+            },
         ],
     }
 }
@@ -134,6 +143,16 @@ pub fn echo_until_closed(mut conn: Conn, received: &AtomicUsize) {
     }
 }
 
+fn client_server_closes(ctx: &mut Ctx) -> Outcome {
+    super::clients::server_closes(
+        ctx,
+        super::clients::Talk::Echo {
+            label: MESSAGE_FROM_SERVER,
+        },
+        &[],
+    )
+}
+
 fn exited_zero(status: &WaitStatus) -> bool {
     matches!(status, WaitStatus::Exited(_, 0))
 }
@@ -146,11 +165,7 @@ fn client_echo(ctx: &mut Ctx) -> Outcome {
         client
             .type_text(&format!("{line}\n"))
             .map_err(|e| fail(format!("{e:#}")))?;
-        ctx.expect_line(
-            &client,
-            &format!("Message from server: {line}"),
-            ctx.secs(5.0),
-        )?;
+        ctx.expect_reply(&client, MESSAGE_FROM_SERVER, line, ctx.secs(5.0))?;
     }
     client
         .type_text("Q\n")
@@ -165,7 +180,7 @@ fn client_eof(ctx: &mut Ctx) -> Outcome {
     client
         .type_text("last line\n")
         .map_err(|e| fail(format!("{e:#}")))?;
-    ctx.expect_line(&client, "Message from server: last line", ctx.secs(5.0))?;
+    ctx.expect_reply(&client, MESSAGE_FROM_SERVER, "last line", ctx.secs(5.0))?;
     let before = received.load(Ordering::Relaxed);
     client.end_input().map_err(|e| fail(format!("{e:#}")))?;
     let deadline = ctx.secs(2.0);

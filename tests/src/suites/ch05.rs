@@ -11,6 +11,7 @@ use crate::procfs::Proto;
 use crate::pty::TerminalProgram;
 
 use crate::report::quote;
+use crate::wording;
 
 use super::{client_role, echo, echo::with_prefix, tcp_server_role};
 
@@ -70,6 +71,22 @@ pub fn chapter() -> Chapter {
                 hint: "an echo is as long as what you sent: read until you have that many bytes",
                 see: ECHO_README.at("The echo client's problem"),
                 run: fragmented_reply,
+            },
+            Check {
+                name: "client-eof",
+                role: "client",
+                title: "end of input (Ctrl-D) ends the echo client with status 0 within 2 s",
+                hint: "fgets() returns NULL at end of input: stop there instead of sending the old line again",
+                see: ECHO_README.at("End of input and a closed server"),
+                run: echo_client_eof,
+            },
+            Check {
+                name: "client-server-closes",
+                role: "client",
+                title: "the server closes in the middle of a reply: the echo client ends within 2 s, never spinning",
+                hint: "in the read loop, read() returning 0 means the server closed: stop; adding 0 to the count forever spins at 100% of a CPU",
+                see: ECHO_README.at("End of input and a closed server"),
+                run: echo_client_server_closes,
             },
             Check {
                 name: "calc-add",
@@ -135,6 +152,22 @@ pub fn chapter() -> Chapter {
                 see: CALC_README.at("The protocol"),
                 run: calc_client,
             },
+            Check {
+                name: "calc-client-eof",
+                role: "calc-client",
+                title: "end of input before the request is complete: the client ends within 2 s",
+                hint: "scanf() returns EOF at end of input: stop (say so, exit 1) instead of sending a request made of garbage and waiting for its answer",
+                see: CALC_README.at("The client at the edges"),
+                run: calc_client_eof,
+            },
+            Check {
+                name: "calc-client-server-closes",
+                role: "calc-client",
+                title: "the server closes after 2 of the 4 result bytes: the client ends within 2 s, never spinning",
+                hint: "read until you have 4 bytes or read() returns 0; at 0 the server is gone: say so and exit",
+                see: CALC_README.at("The client at the edges"),
+                run: calc_client_server_closes,
+            },
         ],
     }
 }
@@ -148,40 +181,18 @@ const LINES: [&str; 3] = [
     "third",
 ];
 
-/// The reply lines the client has printed so far: the text from `Message from server:`
-/// on (a reply may follow a prompt on the same line).
-fn replies(client: &TerminalProgram) -> Vec<String> {
-    client
-        .lines()
-        .iter()
-        .filter_map(|l| l.find("Message from server:").map(|at| l[at..].to_string()))
-        .collect()
-}
-
-/// Waits until the client has printed `n` replies, up to `limit`.
-fn wait_replies(client: &TerminalProgram, n: usize, limit: Duration) -> bool {
-    let until = Instant::now() + limit;
-    loop {
-        if replies(client).len() >= n {
-            return true;
-        }
-        let left = until.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return false;
-        }
-        let _ = client.wait_for_line(left.min(Duration::from_millis(20)), |_| false);
-    }
-}
-
 /// The checker's echo server sends the first half of each reply at once and holds the
-/// rest until the client has printed a reply or a second has passed. A client that
-/// prints after one read() has printed half a line by then, every time.
+/// rest until the client has printed a line or a second has passed. A client that
+/// prints after one read() has printed half a reply by then, every time. The reply is
+/// found whatever the label before it ([`crate::wording`]).
 fn fragmented_reply(ctx: &mut Ctx) -> Outcome {
     let server = ctx.harness_server()?;
     let mut client = ctx.client(server.addr, &[])?;
     let mut conn = server.accept(ctx.secs(10.0)).map_err(fail)?;
     conn.nodelay();
     for (i, line) in LINES.iter().enumerate() {
+        let before = client.line_count();
+        let before_bytes = client.output().len();
         client
             .type_text(&format!("{line}\n"))
             .map_err(|e| fail(format!("{e:#}")))?;
@@ -197,20 +208,26 @@ fn fragmented_reply(ctx: &mut Ctx) -> Outcome {
                 .got(&short.got)
             })?;
         let half = sent.len() / 2;
+        let first_half = String::from_utf8_lossy(&sent[..half]).into_owned();
         conn.send(&sent[..half]).map_err(fail)?;
-        // Hold the rest until the client printed (it should not have) or a second.
-        wait_replies(&client, i + 1, Duration::from_secs(1));
+        // Hold the rest until the client has printed a line (it should not have) or is
+        // waiting (asleep in a call: for the rest of the echo, or for the keyboard after
+        // printing half). Its state decides, not a guess at how fast it runs.
+        // First the half must have been read (the client's receive queue is empty),
+        // then the client must be asleep again or have printed.
+        conn.wait_consumed(ctx.secs(5.0));
+        let until = Instant::now() + ctx.secs(5.0);
+        while Instant::now() < until
+            && !client.wait_for_more_lines(before, Duration::from_millis(20))
+            && !crate::observe::asleep(client.spawned.pid, Duration::from_millis(50))
+        {}
+        // Whatever it printed meanwhile, the line it may not have ended included
+        // (`printf("Message from server: %s", half)` prints no newline).
+        let output = client.output();
+        let early =
+            String::from_utf8_lossy(&output[before_bytes.min(output.len())..]).replace('\r', "");
         conn.send(&sent[half..]).map_err(fail)?;
-        if !wait_replies(&client, i + 1, ctx.secs(5.0)) {
-            return Err(
-                Evidence::new(format!("your client printed no reply to line {}", i + 1))
-                    .got(&client.output())
-                    .into(),
-            );
-        }
-        let expected = format!("Message from server: {line}");
-        let printed = replies(&client)[i].clone();
-        if printed != expected {
+        if early.contains(first_half.trim_end()) && !first_half.trim().is_empty() {
             return Err(Evidence::new(format!(
                 "line {} came back as {} then {} (two writes); your client printed the reply before it was whole",
                 i + 1,
@@ -218,10 +235,12 @@ fn fragmented_reply(ctx: &mut Ctx) -> Outcome {
                 crate::report::escape(&sent[half..], 200)
             ))
             .sent(&sent)
-            .expected(format!("a line {}", quote(&expected)))
-            .got(printed.as_bytes())
+            .expected(format!("the whole reply on one line: {}", quote(line)))
+            .got(early.as_bytes())
             .into());
         }
+        ctx.expect_reply(&client, wording::MESSAGE_FROM_SERVER, line, ctx.secs(5.0))
+            .map_err(|p| with_prefix(p, &format!("line {} of {}", i + 1, LINES.len())))?;
     }
     client
         .type_text("Q\n")
@@ -489,6 +508,71 @@ fn calc_client(ctx: &mut Ctx) -> Outcome {
             .into());
     }
     conn.send(&(-3500i32).to_le_bytes()).map_err(fail)?;
-    ctx.expect_line(&client, "Operation result: -3500", ctx.secs(5.0))?;
+    expect_result(ctx, &client, -3500)?;
     ctx.expect_exit_zero(client.spawned.pid, "after printing the result")
+}
+
+/// Waits until the client prints the result `n` after a label of any wording (the
+/// book's `Operation result: `), or exits.
+fn expect_result(ctx: &mut Ctx, client: &TerminalProgram, n: i64) -> Outcome {
+    let until = Instant::now() + ctx.secs(5.0);
+    loop {
+        let lines = client.lines();
+        if let Some((got, shown)) = wording::find_number(&lines, wording::OPERATION_RESULT)
+            && got == n
+        {
+            if let Some(note) = shown.note(wording::OPERATION_RESULT) {
+                ctx.note(note);
+            }
+            return Ok(());
+        }
+        let exited = ctx.sup.status(client.spawned.pid).is_some();
+        if exited || Instant::now() >= until {
+            let _ = client.wait_for_line(Duration::from_millis(100), |_| false);
+            if let Some((got, shown)) =
+                wording::find_number(&client.lines(), wording::OPERATION_RESULT)
+                && got == n
+            {
+                if let Some(note) = shown.note(wording::OPERATION_RESULT) {
+                    ctx.note(note);
+                }
+                return Ok(());
+            }
+            let mut evidence = Evidence::new(format!(
+                "your client did not print the result {n} the server sent"
+            ))
+            .expected(format!(
+                "a line {} (or the number after another label)",
+                quote(&format!("{}{n}", wording::OPERATION_RESULT.book))
+            ))
+            .got(&client.output());
+            if !exited {
+                evidence = evidence.doing(ctx.doing(client.spawned.pid));
+            }
+            return Err(evidence.into());
+        }
+        let _ = client.wait_for_line(Duration::from_millis(50), |_| false);
+    }
+}
+
+fn echo_client_eof(ctx: &mut Ctx) -> Outcome {
+    let talk = super::clients::Talk::Echo {
+        label: wording::MESSAGE_FROM_SERVER,
+    };
+    super::clients::end_of_input(ctx, talk, &[])
+}
+
+fn echo_client_server_closes(ctx: &mut Ctx) -> Outcome {
+    let talk = super::clients::Talk::Echo {
+        label: wording::MESSAGE_FROM_SERVER,
+    };
+    super::clients::server_closes(ctx, talk, &[])
+}
+
+fn calc_client_eof(ctx: &mut Ctx) -> Outcome {
+    super::clients::end_of_input(ctx, super::clients::Talk::Calc, &[])
+}
+
+fn calc_client_server_closes(ctx: &mut Ctx) -> Outcome {
+    super::clients::server_closes(ctx, super::clients::Talk::Calc, &[])
 }

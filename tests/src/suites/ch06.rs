@@ -9,6 +9,7 @@ use crate::peer::{STRANGER_SAYS, UdpEchoServer, UdpPeer, unused_udp_port};
 use crate::procfs::Proto;
 use crate::pty::TerminalProgram;
 use crate::supervise::describe_status;
+use crate::wording::MESSAGE_FROM_SERVER;
 
 use super::{client_role, pattern};
 
@@ -112,6 +113,14 @@ pub fn chapter() -> Chapter {
                 run: client_gives_up,
             },
             Check {
+                name: "client-eof",
+                role: "client",
+                title: "end of input (Ctrl-D) ends the client with status 0 within 2 s, sending nothing more",
+                hint: "fgets() returns NULL at end of input: stop there instead of sending the old line again",
+                see: README.at("The client"),
+                run: datagram_client_eof,
+            },
+            Check {
                 name: "connected-echo",
                 role: "connected-client",
                 title: "a connected UDP client's lines come back printed",
@@ -134,6 +143,14 @@ pub fn chapter() -> Chapter {
                 hint: "on a connected UDP socket the ICMP port-unreachable comes back as ECONNREFUSED from read(): report it and stop",
                 see: CONNECTED_README.at("Connected UDP"),
                 run: connected_refused,
+            },
+            Check {
+                name: "connected-eof",
+                role: "connected-client",
+                title: "end of input (Ctrl-D) ends the connected client with status 0 within 2 s, sending nothing more",
+                hint: "fgets() returns NULL at end of input: stop there instead of sending the old line again",
+                see: CONNECTED_README.at("Connected UDP"),
+                run: datagram_client_eof,
             },
         ],
     }
@@ -273,11 +290,7 @@ fn type_and_expect(ctx: &mut Ctx, client: &mut TerminalProgram, lines: &[&str]) 
         client
             .type_text(&format!("{line}\n"))
             .map_err(|e| fail(format!("{e:#}")))?;
-        ctx.expect_line(
-            client,
-            &format!("Message from server: {line}"),
-            ctx.secs(6.0),
-        )?;
+        ctx.expect_reply(client, MESSAGE_FROM_SERVER, line, ctx.secs(6.0))?;
     }
     client
         .type_text("q\n")
@@ -306,10 +319,7 @@ fn gives_up(ctx: &mut Ctx, within: Duration, what: &str) -> Outcome {
         .map_err(|e| fail(format!("{e:#}")))?;
     let status = ctx.sup.wait_exit(client.spawned.pid, within);
     let _ = client.wait_for_line(Duration::from_millis(100), |_| false);
-    let printed_reply = client
-        .lines()
-        .iter()
-        .any(|l| l.contains("Message from server:"));
+    let printed_reply = crate::wording::find_shown(&client.lines(), "is anyone there?").is_some();
     let stderr = client.spawned.stderr_tail(3);
     match status {
         _ if printed_reply => Err(Evidence::new(format!(
@@ -380,4 +390,58 @@ fn connected_refused(ctx: &mut Ctx) -> Outcome {
         within,
         "\"connection refused\" (ECONNREFUSED from the ICMP port-unreachable)",
     )
+}
+
+/// End of input after one exchange: the client exits with status 0 within 2 s and
+/// sends no more datagrams (the book's client sends its last line again and again).
+fn datagram_client_eof(ctx: &mut Ctx) -> Outcome {
+    use std::sync::atomic::Ordering;
+    let server = UdpEchoServer::start(0, false, &ctx.recorder).map_err(fail)?;
+    let mut client = ctx.client(server.addr, &[])?;
+    // One exchange first, so the client is in its loop; its reply's wording is another
+    // check's business: the datagram's arrival and a line printed suffice.
+    let printed = client.line_count();
+    client
+        .type_text("last\n")
+        .map_err(|e| fail(format!("{e:#}")))?;
+    let until = Instant::now() + ctx.secs(6.0);
+    while server.received.load(Ordering::SeqCst) == 0 && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    client.wait_for_more_lines(printed, ctx.secs(2.0));
+    let before = server.received.load(Ordering::SeqCst);
+    client.end_input().map_err(|e| fail(format!("{e:#}")))?;
+    let deadline = ctx.secs(2.0);
+    let until = Instant::now() + deadline;
+    loop {
+        if let Some(status) = ctx
+            .sup
+            .wait_exit(client.spawned.pid, Duration::from_millis(50))
+        {
+            return match status {
+                nix::sys::wait::WaitStatus::Exited(_, 0) => Ok(()),
+                status => Err(fail(format!(
+                    "at end of input your client {}",
+                    describe_status(&status)
+                ))),
+            };
+        }
+        let more = server
+            .received
+            .load(Ordering::SeqCst)
+            .saturating_sub(before);
+        if more > 8 || Instant::now() >= until {
+            let mut message =
+                format!("your client was still running {deadline:.1?} after end of input (Ctrl-D)");
+            if more > 0 {
+                message.push_str(&format!(
+                    "; meanwhile it sent {more} more datagrams: it sends the last line again and again"
+                ));
+            }
+            return Err(Evidence::new(message)
+                .got(&client.output())
+                .doing(ctx.doing(client.spawned.pid))
+                .into());
+        }
+    }
 }

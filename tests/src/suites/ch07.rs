@@ -160,13 +160,53 @@ fn client_saves_and_thanks(ctx: &mut Ctx) -> Outcome {
         &[("{out}", out.to_string_lossy().into_owned())],
     )?;
     let mut conn = server.accept(ctx.secs(10.0)).map_err(fail)?;
-    for chunk in content.chunks(64 * 1024) {
-        conn.send(chunk).map_err(fail)?;
+    // The file goes from a thread of its own: a client that stops reading early (and
+    // closes) makes the send fail, which is evidence, not the checker's failure.
+    let sender = {
+        let mut stream = conn
+            .stream
+            .try_clone()
+            .map_err(|e| fail(format!("dup: {e}")))?;
+        let content = content.clone();
+        std::thread::spawn(move || -> Option<String> {
+            use std::io::Write;
+            for chunk in content.chunks(64 * 1024) {
+                if let Err(e) = stream.write_all(chunk) {
+                    return Some(e.to_string());
+                }
+            }
+            stream
+                .shutdown(std::net::Shutdown::Write)
+                .err()
+                .map(|e| e.to_string())
+        })
+    };
+    let word = conn.recv_to_end(1024, ctx.secs(10.0));
+    let send_error = sender.join().unwrap_or(None);
+    let _ = ctx.sup.wait_exit(client.spawned.pid, ctx.secs(5.0));
+    let saved_at = if out.exists() {
+        out.clone()
+    } else {
+        ctx.sup.workdir().join("receive.dat")
+    };
+    if let Ok(saved) = std::fs::read(&saved_at)
+        && saved.len() < content.len()
+        && content.starts_with(&saved)
+    {
+        let mut evidence = Evidence::new(format!(
+            "your client saved {} bytes of the {}-byte file and stopped: it read less than the whole file",
+            saved.len(),
+            content.len()
+        ))
+        .expected("every byte until read() returns 0 (end of stream), then \"Thank you\\0\"");
+        if let Some(e) = send_error {
+            evidence.seen = Some(format!(
+                "the checker's send of the file failed ({e}): your client closed early"
+            ));
+        }
+        return Err(evidence.into());
     }
-    conn.stream
-        .shutdown(std::net::Shutdown::Write)
-        .map_err(|e| fail(format!("shutdown: {e}")))?;
-    let word = conn.recv_to_end(1024, ctx.secs(10.0)).map_err(|short| {
+    let word = word.map_err(|short| {
         Evidence::new(format!(
             "your client's last word did not come: {}",
             short.why
@@ -184,11 +224,6 @@ fn client_saves_and_thanks(ctx: &mut Ctx) -> Outcome {
     ctx.expect_exit_zero(client.spawned.pid, "after its last word")?;
     // With {out} in the template the file is there; otherwise where the book's client
     // puts it: receive.dat in its working directory.
-    let saved_at = if out.exists() {
-        out
-    } else {
-        ctx.sup.workdir().join("receive.dat")
-    };
     let saved = std::fs::read(&saved_at).map_err(|e| {
         fail(format!(
             "no saved file at {{out}} or receive.dat in the working directory ({e})"

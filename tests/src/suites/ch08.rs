@@ -59,7 +59,7 @@ pub fn chapter() -> Chapter {
             Check {
                 name: "bad-address",
                 role: "lookup",
-                title: "a malformed address: one line on stderr, exit 1",
+                title: "a malformed address (1.2.3.256) is refused as malformed: one line on stderr, exit 1, not the answer of a valid address without a name",
                 hint: "check inet_pton()'s result before the lookup; report the bad address in one line",
                 see: README.at("Errors"),
                 run: bad_address,
@@ -239,10 +239,37 @@ fn unknown_host(ctx: &mut Ctx) -> Outcome {
     expect_clear_failure(&run, "a name that does not exist")
 }
 
+/// A malformed address must be refused as malformed, not looked up: `1.2.3.256` given
+/// to an unchecked inet_addr() becomes 255.255.255.255, whose lookup fails too, so the
+/// exit status alone cannot tell. The answer is compared with the one for a valid
+/// address that has no name (192.0.2.1, a documentation address): a program that never
+/// validated gives both the same answer.
 fn bad_address(ctx: &mut Ctx) -> Outcome {
     needs(ctx, "{addr}")?;
-    let run = run_lookup(ctx, "{addr}", "1.2.3.256")?;
-    expect_clear_failure(&run, "an address with a part over 255")
+    const MALFORMED: &str = "1.2.3.256";
+    const NAMELESS: &str = "192.0.2.1";
+    let run = run_lookup(ctx, "{addr}", MALFORMED)?;
+    expect_clear_failure(&run, "an address with a part over 255")?;
+    let nameless = run_lookup(ctx, "{addr}", NAMELESS)?;
+    let said = |r: &ToolRun, addr: &str| r.stderr_text().trim().replace(addr, "ADDR");
+    if said(&run, MALFORMED) == said(&nameless, NAMELESS) {
+        return Err(Evidence::new(format!(
+            "your program answers the malformed {MALFORMED} exactly as it answers {NAMELESS}, a valid address with no name: it looked the malformed one up instead of refusing it"
+        ))
+        .expected(format!(
+            "for {MALFORMED}, an error that says the address is invalid, before any lookup"
+        ))
+        .got(
+            format!(
+                "{MALFORMED}: {}\n{NAMELESS}: {}",
+                run.stderr_text().trim(),
+                nameless.stderr_text().trim()
+            )
+            .as_bytes(),
+        )
+        .into());
+    }
+    Ok(())
 }
 
 fn matches_getent(ctx: &mut Ctx) -> Outcome {

@@ -14,6 +14,7 @@ use crate::procfs;
 use crate::supervise::describe_status;
 
 use crate::report::{list, quote};
+use crate::wording;
 
 use super::echo::round_trip;
 use super::{client_role, reference_tool_role, tcp_server_role};
@@ -54,6 +55,14 @@ pub fn chapter() -> Chapter {
                 run: concurrent_clients,
             },
             Check {
+                name: "large-message",
+                role: "server",
+                title: "1 MiB in one write comes back byte-identical",
+                hint: "read() into a buffer of its real size (sizeof buf, not BUFSIZ) and write every byte you read; keep reading until read() returns 0",
+                see: README.at("The multi-process server"),
+                run: super::echo::large_message,
+            },
+            Check {
                 name: "burst-no-zombies",
                 role: "server",
                 title: "20 clients close at once, four times: no zombie child is left",
@@ -92,6 +101,14 @@ pub fn chapter() -> Chapter {
                 hint: "the writer sends and at end of input shutdown(SHUT_WR)s; the reader prints until end of stream",
                 see: README.at("Split I/O"),
                 run: client_split_io,
+            },
+            Check {
+                name: "client-server-closes",
+                role: "client",
+                title: "the server closes in the middle of a reply: the split client ends within 2 s, never spinning",
+                hint: "the reader stops at read() = 0 and ends the writer too (kill it, or close and wait), so the client exits",
+                see: README.at("Split I/O"),
+                run: client_server_closes,
             },
             Check {
                 name: "zombie-demo",
@@ -203,7 +220,7 @@ fn client_split_io(ctx: &mut Ctx) -> Outcome {
     const LINES: usize = 1000;
     let server = ctx.harness_server()?;
     let client = ctx.client(server.addr, &[])?;
-    super::ch04::echo_for_client(ctx, &server)?;
+    let received = super::ch04::echo_for_client(ctx, &server)?;
     let mut keyboard = client.keyboard().map_err(|e| fail(format!("{e:#}")))?;
     let typist = std::thread::spawn(move || {
         for i in 1..=LINES {
@@ -214,46 +231,91 @@ fn client_split_io(ctx: &mut Ctx) -> Outcome {
         // Ctrl-D at the start of a line: end of input.
         let _ = keyboard.write_all(b"\x04");
     });
-    let status = ctx.sup.wait_exit(client.spawned.pid, ctx.secs(20.0));
+    // Waits for the exit, but not for nothing: a client that goes on sending after end
+    // of input (the book's writer resends its last line) will not exit.
+    let typed = LINES * "line 0000\n".len();
+    let until = Instant::now() + ctx.secs(20.0);
+    let status = loop {
+        if let Some(status) = ctx
+            .sup
+            .wait_exit(client.spawned.pid, Duration::from_millis(50))
+        {
+            break Some(status);
+        }
+        let sent = received.load(std::sync::atomic::Ordering::Relaxed);
+        if sent > typed + 4096 {
+            let _ = typist.join();
+            return Err(Evidence::new(format!(
+                "your client sent {} bytes more than the {LINES} lines typed: after end of input it sends again and again",
+                sent - typed
+            ))
+            .expected("end of input (Ctrl-D): shutdown(SHUT_WR), the reader prints what is left, exit 0")
+            .doing(ctx.doing(client.spawned.pid))
+            .into());
+        }
+        if Instant::now() >= until {
+            break None;
+        }
+    };
     let _ = typist.join();
     let _ = client.wait_for_line(Duration::from_millis(200), |_| false);
-    let replies: Vec<String> = client
-        .lines()
-        .into_iter()
-        .filter_map(|l| {
-            l.find("Message from server: ")
-                .map(|at| l[at + 21..].to_string())
-        })
-        .collect();
+    // The lesson is the stream: every line back, in order. The book's reader prints
+    // its label once per read(), not once per line, so the labels are taken out first,
+    // wherever they stand and however they are worded.
+    let output = String::from_utf8_lossy(&client.output()).replace('\r', "");
+    let (text, labels) = wording::strip_labels(&output, wording::MESSAGE_FROM_SERVER);
+    if let Some(note) = wording::labels_note(&labels, wording::MESSAGE_FROM_SERVER) {
+        ctx.note(note);
+    }
+    let replies = numbered_lines(&text);
     let expected: Vec<String> = (1..=LINES).map(|i| format!("line {i:04}")).collect();
     if let Some(at) = (0..LINES).find(|i| replies.get(*i) != Some(&expected[*i])) {
-        return Err(Evidence::new(format!(
-            "{} replies printed; reply {} is {}",
-            replies.len(),
-            at + 1,
-            replies.get(at).map_or("missing".to_string(), |r| quote(r))
+        let mut evidence = Evidence::new(format!(
+            "{} of {LINES} lines came back in order; then {}",
+            at,
+            replies
+                .get(at)
+                .map_or("nothing more".to_string(), |r| format!(
+                    "{} came instead of {}",
+                    quote(r),
+                    quote(&expected[at])
+                ))
         ))
-        .expected(format!(
-            "\"Message from server: {}\" and every line in order",
-            expected[at]
-        ))
-        .got(&client.output()[..client.output().len().min(400)])
-        .into());
+        .expected("every line typed printed back, in the order typed")
+        .got(&client.output());
+        if status.is_none() {
+            evidence = evidence.doing(ctx.doing(client.spawned.pid));
+        }
+        return Err(evidence.into());
     }
     match status {
-        Some(WaitStatus::Exited(_, 0)) if replies.len() == LINES => Ok(()),
-        Some(WaitStatus::Exited(_, 0)) => Err(fail(format!(
-            "{} replies printed for {LINES} lines",
-            replies.len()
-        ))),
+        Some(WaitStatus::Exited(_, 0)) => Ok(()),
         Some(status) => Err(fail(format!(
-            "after end of input your client {}",
+            "after end of input and every reply, your client {}",
             describe_status(&status)
         ))),
-        None => Err(fail(
-            "your client was still running 20 s after 1,000 lines and end of input",
-        )),
+        None => Err(Evidence::new(
+            "your client printed every reply but was still running 20 s after end of input",
+        )
+        .doing(ctx.doing(client.spawned.pid))
+        .into()),
     }
+}
+
+/// The `line NNNN` texts in `text`, in order, wherever they stand.
+fn numbered_lines(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut rest = text;
+    while let Some(at) = rest.find("line ") {
+        let number: String = rest[at + 5..].chars().take(4).collect();
+        if number.len() == 4 && number.chars().all(|c| c.is_ascii_digit()) {
+            out.push(format!("line {number}"));
+            rest = &rest[at + 9..];
+        } else {
+            rest = &rest[at + 5..];
+        }
+    }
+    out
 }
 
 fn zombie_demo(ctx: &mut Ctx) -> Outcome {
@@ -402,4 +464,11 @@ fn signal_demo(ctx: &mut Ctx) -> Outcome {
         Some(WaitStatus::Exited(_, 0)) => Ok(()),
         other => Err(fail(demo_ended(other))),
     }
+}
+
+fn client_server_closes(ctx: &mut Ctx) -> Outcome {
+    let talk = super::clients::Talk::Echo {
+        label: wording::MESSAGE_FROM_SERVER,
+    };
+    super::clients::server_closes(ctx, talk, &[])
 }

@@ -2,6 +2,8 @@
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::check::{
@@ -37,7 +39,7 @@ pub fn chapter() -> Chapter {
         Check {
             name: "chat-leave",
             role: "chat-server",
-            title: "one member leaves; the other two still reach each other",
+            title: "members leave, the first, one in the middle, the last: every one left hears every line",
             hint: "when read() returns 0, remove that member and close its fd before the next broadcast",
             see: README.at("The chat room"),
             run: chat_leave,
@@ -57,6 +59,22 @@ pub fn chapter() -> Chapter {
             hint: "select() over standard input and the socket; prefix each line with [NAME]",
             see: README.at("The chat client"),
             run: chat_client,
+        },
+        Check {
+            name: "chat-client-eof",
+            role: "chat-client",
+            title: "end of input (Ctrl-D): the chat client exits with status 0 within 2 s, sending nothing more",
+            hint: "read() of standard input returning 0 is end of input: leave the room (close) and exit; sending an empty line again and again floods it",
+            see: README.at("The chat client"),
+            run: chat_client_eof,
+        },
+        Check {
+            name: "chat-client-server-closes",
+            role: "chat-client",
+            title: "the room closes in the middle of a line: the chat client ends within 2 s, never spinning",
+            hint: "read() of the socket returning 0 means the room closed: say so and exit; select() reports a closed socket readable forever",
+            see: README.at("The chat client"),
+            run: chat_client_server_closes,
         },
     ]);
     Chapter {
@@ -116,17 +134,41 @@ fn hear(
         let line = conn
             .recv_until(b'\n', 64 * 1024, ctx.secs(5.0))
             .map_err(|short| {
-                ctx.explain(
-                    server,
-                    Evidence::new(format!(
-                        "{who} heard {} of {} lines: {}",
-                        got.len(),
-                        expected.len(),
-                        short.why
+                let mut evidence = Evidence::new(format!(
+                    "{who} heard {} of {} lines: {}",
+                    got.len(),
+                    expected.len(),
+                    short.why
+                ))
+                .expected(list(expected.iter().map(|l| quote(l))))
+                .got(heard(&got, &short.got).as_bytes());
+                // Every line heard but the member's own: the room does not send a
+                // member's lines back to it (the book's room does; its client prints
+                // only what the room sends).
+                let own = format!("[{who}] ");
+                if !wanted.is_empty() && wanted.iter().all(|w| w.starts_with(&own)) {
+                    return Evidence::new(format!(
+                        "{who} heard every line but its own: the room does not send a member's lines back to it"
                     ))
                     .expected(list(expected.iter().map(|l| quote(l))))
-                    .got(heard(&got, &short.got).as_bytes()),
-                )
+                    .got(heard(&got, &short.got).as_bytes())
+                    .cause("the room does not relay a line to its sender", None)
+                    .into();
+                }
+                // Still connected, nothing coming, the room not blocked on anyone: the
+                // room has dropped this member from its list.
+                let connected = short.why.starts_with("nothing more came");
+                let local = conn.stream.local_addr().ok();
+                let blocked = local.and_then(|l| crate::observe::blocked_writing_to(server.pid, l));
+                if connected && blocked.is_none() && ctx.server_gone(server).is_none() {
+                    evidence = evidence
+                        .doing(format!(
+                            "{}; {who} is still connected, and the room is not blocked writing to {who}: {who} is no longer on its list",
+                            ctx.doing(server.pid)
+                        ))
+                        .cause("a member still connected stops hearing the room", None);
+                }
+                ctx.explain(server, evidence)
             })?;
         let line = String::from_utf8_lossy(&line).into_owned();
         match wanted.iter().position(|w| *w == line) {
@@ -200,52 +242,91 @@ fn chat_split_line(ctx: &mut Ctx) -> Outcome {
     hear(ctx, &server, &mut a, "alice", &expected)
 }
 
+/// Five members; the first to join leaves, then one from the middle, then the last:
+/// after each departure every member left says a line and every member left hears
+/// every line. The book's thread chat server removes a member by shifting its array
+/// one slot late, so the member after the one who left silently stops hearing the room
+/// (only the last can leave safely, which is all a check that lets the last leave sees).
 fn chat_leave(ctx: &mut Ctx) -> Outcome {
     let server = ctx.server()?;
-    let mut a = join(ctx, &server, "alice")?;
-    let mut b = join(ctx, &server, "bob")?;
-    let c = join(ctx, &server, "carol")?;
-    drop(c);
-    // Several rounds: a server that still writes to the member who left gets a reset on
-    // the first write and EPIPE on the next.
-    for round in 1..=4 {
-        let from_a = format!("[alice] round {round}, carol has left\n");
-        a.send(from_a.as_bytes())
-            .map_err(|e| ctx.explain(&server, Evidence::new(e)))?;
-        hear(ctx, &server, &mut b, "bob", std::slice::from_ref(&from_a))
-            .map_err(|p| super::echo::with_prefix(p, "after carol left"))?;
-        hear(ctx, &server, &mut a, "alice", std::slice::from_ref(&from_a))
-            .map_err(|p| super::echo::with_prefix(p, "after carol left"))?;
-        let from_b = format!("[bob] round {round}, still here\n");
-        b.send(from_b.as_bytes())
-            .map_err(|e| ctx.explain(&server, Evidence::new(e)))?;
-        hear(ctx, &server, &mut a, "alice", std::slice::from_ref(&from_b))
-            .map_err(|p| super::echo::with_prefix(p, "after carol left"))?;
-        hear(ctx, &server, &mut b, "bob", std::slice::from_ref(&from_b))
-            .map_err(|p| super::echo::with_prefix(p, "after carol left"))?;
+    let names = ["alice", "bob", "carol", "dave", "erin"];
+    let mut members: Vec<(&str, Conn)> = Vec::new();
+    for name in names {
+        let conn = join(ctx, &server, name)?;
+        members.push((name, conn));
+    }
+    for (leaving, position) in [
+        ("alice", "first"),
+        ("carol", "in the middle"),
+        ("erin", "last"),
+    ] {
+        let at = members
+            .iter()
+            .position(|(n, _)| *n == leaving)
+            .expect("a member of the room");
+        let (_, conn) = members.remove(at);
+        drop(conn);
+        let context = format!("after {leaving} left (the {position} of the room to have joined)");
+        // Rounds, so that a server that still writes to the member who left meets the
+        // reset on the first write and EPIPE on the next.
+        for round in 1..=2 {
+            let lines: Vec<String> = members
+                .iter()
+                .map(|(n, _)| format!("[{n}] round {round} {context}\n"))
+                .collect();
+            for ((_, conn), line) in members.iter_mut().zip(&lines) {
+                conn.send(line.as_bytes())
+                    .map_err(|e| ctx.explain(&server, Evidence::new(e)))?;
+            }
+            for (name, conn) in members.iter_mut() {
+                hear(ctx, &server, conn, name, &lines)
+                    .map_err(|p| super::echo::with_prefix(p, &context))?;
+            }
+        }
     }
     Ok(())
 }
 
-/// Reads everything on `stream` until `lines` lines have come, or the deadline.
-fn count_lines(mut stream: TcpStream, lines: usize, deadline: Duration) -> usize {
+/// Reads everything on `stream` until `lines` lines have come, the deadline, or `stop`,
+/// counting them in `seen` as they come.
+fn count_lines(
+    mut stream: TcpStream,
+    lines: usize,
+    deadline: Duration,
+    seen: Arc<AtomicUsize>,
+    stop: Arc<AtomicBool>,
+) {
     let until = Instant::now() + deadline;
-    let mut seen = 0;
     let mut buf = vec![0u8; 64 * 1024];
-    while seen < lines {
+    while seen.load(Ordering::SeqCst) < lines && !stop.load(Ordering::SeqCst) {
         let left = until.saturating_duration_since(Instant::now());
         if left.is_zero() {
             break;
         }
-        let _ = stream.set_read_timeout(Some(left));
+        let _ = stream.set_read_timeout(Some(left.min(Duration::from_millis(100))));
         match stream.read(&mut buf) {
-            Ok(0) | Err(_) => break,
-            Ok(n) => seen += buf[..n].iter().filter(|b| **b == b'\n').count(),
+            Ok(0) => break,
+            Ok(n) => {
+                seen.fetch_add(
+                    buf[..n].iter().filter(|b| **b == b'\n').count(),
+                    Ordering::SeqCst,
+                );
+            }
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            Err(_) => break,
         }
     }
-    seen
 }
 
+/// A member who never reads joins first; alice sends 30,000 lines (6 MB, more than any
+/// kernel buffer holds toward the stalled member), and alice and bob must hear them all.
+/// The wait ends early on evidence: the room seen blocked writing to the stalled member
+/// for 3 s while nobody hears anything more (a room with a send timeout, SO_SNDTIMEO of a
+/// second or two, cuts the member off by then and goes on).
 fn chat_stalled_reader(ctx: &mut Ctx) -> Outcome {
     const LINES: usize = 30_000;
     let server = ctx.server()?;
@@ -256,18 +337,25 @@ fn chat_stalled_reader(ctx: &mut Ctx) -> Outcome {
     stalled
         .connect(&server.addr.into())
         .map_err(|e| fail(format!("connect: {e}")))?;
+    let stalled_addr = stalled
+        .local_addr()
+        .ok()
+        .and_then(|a| a.as_socket())
+        .ok_or_else(|| fail("the stalled member's address is gone"))?;
     let a = join(ctx, &server, "alice")?;
     let b = join(ctx, &server, "bob")?;
     let deadline = ctx.secs(15.0);
+    let stop = Arc::new(AtomicBool::new(false));
+    let counts: Vec<Arc<AtomicUsize>> = vec![Arc::default(), Arc::default()];
     let readers: Vec<_> = [&a, &b]
         .iter()
-        .map(|m| {
+        .zip(&counts)
+        .map(|(m, seen)| {
             let stream = m.stream.try_clone().expect("dup");
-            std::thread::spawn(move || count_lines(stream, LINES, deadline))
+            let (seen, stop) = (seen.clone(), stop.clone());
+            std::thread::spawn(move || count_lines(stream, LINES, deadline, seen, stop))
         })
         .collect();
-    // 30,000 lines of 200 bytes: about 6 MB for the stalled member, more than any
-    // kernel buffer holds, so the room must stop writing to it or be stuck.
     let line = format!("[alice] {}\n", "x".repeat(190));
     let mut writer = a.stream.try_clone().map_err(|e| fail(e.to_string()))?;
     let sender = std::thread::spawn(move || {
@@ -278,21 +366,75 @@ fn chat_stalled_reader(ctx: &mut Ctx) -> Outcome {
         }
         true
     });
-    let counts: Vec<usize> = readers.into_iter().map(|r| r.join().unwrap_or(0)).collect();
+    let until = Instant::now() + deadline;
+    let total = || {
+        counts
+            .iter()
+            .map(|c| c.load(Ordering::SeqCst))
+            .sum::<usize>()
+    };
+    let (mut last, mut moved) = (0, Instant::now());
+    let mut blocked = None;
+    while total() < 2 * LINES && Instant::now() < until {
+        let now = total();
+        if now != last {
+            (last, moved) = (now, Instant::now());
+        }
+        blocked = crate::observe::blocked_writing_to(server.pid, stalled_addr);
+        if blocked.is_some() && moved.elapsed() >= Duration::from_secs(3) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let heard: Vec<usize> = counts.iter().map(|c| c.load(Ordering::SeqCst)).collect();
+    if heard.iter().all(|c| *c >= LINES) {
+        stop.store(true, Ordering::SeqCst);
+        let _ = a.stream.shutdown(std::net::Shutdown::Both);
+        let _ = sender.join();
+        for r in readers {
+            let _ = r.join();
+        }
+        return Ok(());
+    }
+    // The evidence first, before the checker disturbs the room: closing the stalled
+    // member now could make a server die of a SIGPIPE the checker caused.
+    let gone = ctx.server_gone(&server);
+    let mut evidence = Evidence::new(format!(
+        "while one member never read, alice sent {LINES} lines; alice heard {} and bob {} of them",
+        heard[0], heard[1]
+    ))
+    .expected(
+        "every line to alice and bob: the room must not wait for the member who does not read",
+    );
+    evidence = match (&gone, blocked) {
+        (Some(gone), _) => evidence.doing(gone.clone()),
+        (None, Some((_, call, fd))) => evidence.doing(format!(
+            "your server is blocked in {call}({fd}): fd {fd} is the member who never reads, and until it reads nobody hears anything"
+        )),
+        (None, None) => {
+            let doing = ctx.doing(server.pid);
+            let shut_out: Vec<&str> = ["alice", "bob"]
+                .iter()
+                .zip(&heard)
+                .filter(|(_, n)| **n < LINES)
+                .map(|(who, _)| *who)
+                .collect();
+            evidence
+                .doing(format!(
+                    "{doing}; it is not blocked on anyone, yet {} stopped hearing the room while still connected: dropped from the room's list",
+                    shut_out.join(" and ")
+                ))
+                .cause("a member still connected stops hearing the room", None)
+        }
+    };
+    stop.store(true, Ordering::SeqCst);
     let _ = a.stream.shutdown(std::net::Shutdown::Both);
     let _ = sender.join();
-    drop(stalled);
-    if counts.iter().any(|c| *c < LINES) {
-        return Err(ctx.explain(
-            &server,
-            Evidence::new(format!(
-                "while one member never read, alice sent {LINES} lines; alice heard {} and bob {} of them within {deadline:.1?}",
-                counts[0], counts[1]
-            ))
-            .expected("every line to alice and bob: the room must not wait for the member who does not read"),
-        ));
+    for r in readers {
+        let _ = r.join();
     }
-    Ok(())
+    drop(stalled);
+    Err(evidence.into())
 }
 
 fn chat_client(ctx: &mut Ctx) -> Outcome {
@@ -329,4 +471,20 @@ fn chat_client(ctx: &mut Ctx) -> Outcome {
         .type_text("q\n")
         .map_err(|e| fail(format!("{e:#}")))?;
     ctx.expect_exit_zero(client.spawned.pid, "after q")
+}
+
+fn chat_client_eof(ctx: &mut Ctx) -> Outcome {
+    super::clients::end_of_input(
+        ctx,
+        super::clients::Talk::Chat,
+        &[("{name}", "alice".to_string())],
+    )
+}
+
+fn chat_client_server_closes(ctx: &mut Ctx) -> Outcome {
+    super::clients::server_closes(
+        ctx,
+        super::clients::Talk::Chat,
+        &[("{name}", "alice".to_string())],
+    )
 }

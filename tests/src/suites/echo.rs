@@ -4,7 +4,9 @@
 
 use std::time::Duration;
 
-use crate::check::{Ctx, Evidence, Outcome, Server, fail};
+use std::time::Instant;
+
+use crate::check::{Ctx, Evidence, Outcome, Problem, Server, fail};
 use crate::peer::{Conn, StalledClient};
 
 use super::pattern;
@@ -35,11 +37,15 @@ pub fn round_trip(ctx: &mut Ctx, server: &Server, conn: &mut Conn, message: &[u8
     }
 }
 
-/// One line, one echo.
+/// A line, then another on the same connection: each comes back as sent and nothing
+/// else does (a server that writes its whole buffer puts its garbage before the second
+/// echo).
 pub fn echo_line(ctx: &mut Ctx) -> Outcome {
     let server = ctx.server()?;
     let mut conn = ctx.connect(&server)?;
-    round_trip(ctx, &server, &mut conn, b"Hello, echo server!\n")
+    round_trip(ctx, &server, &mut conn, b"Hello, echo server!\n")?;
+    round_trip(ctx, &server, &mut conn, b"and a second line\n")
+        .map_err(|p| with_prefix(p, "the second line on the same connection"))
 }
 
 /// 1 MiB in one write comes back byte-identical. The checker writes from a second
@@ -63,10 +69,13 @@ pub fn large_message(ctx: &mut Ctx) -> Outcome {
         Ok(got) if got == message => Ok(()),
         Ok(got) => {
             let at = got.iter().zip(&message).position(|(a, b)| a != b).unwrap_or(0);
-            Err(Evidence::new(format!("the echo of a 1 MiB message differs from byte {at} on"))
-                .expected(format!("byte {at} = {:#04x}", message[at]))
-                .got(&got[at..(at + 32).min(got.len())])
-                .into())
+            Err(Evidence::new(format!(
+                "the echo of a 1 MiB message differs from byte {at} on: {} was sent there",
+                crate::report::escape(&message[at..(at + 1).min(message.len())], 1)
+            ))
+            .expected("the same bytes back")
+            .got(&got[at..(at + 32).min(got.len())])
+            .into())
         }
         Err(short) => Err(ctx.explain(
             &server,
@@ -238,12 +247,16 @@ impl StalledProbe {
 }
 
 /// Puts `prefix` (what the check was doing: `client 2 of 5`) before a failure's
-/// message. When the message states a root cause (`your server exited with status 0`),
-/// the cause stays first and the prefix goes with what the checker saw.
+/// message. When the message is a death or a failed start (`your server exited with
+/// status 0`), the cause stays first and the prefix goes with what the checker saw.
 pub fn with_prefix(problem: crate::check::Problem, prefix: &str) -> crate::check::Problem {
     match problem {
         crate::check::Problem::Fail(mut f) => {
-            if f.cause.is_some() {
+            let root_first = f
+                .cause
+                .as_ref()
+                .is_some_and(|c| c.key.starts_with("died") || c.key.starts_with("startup"));
+            if root_first {
                 f.seen = Some(match f.seen.take() {
                     Some(seen) => format!("{prefix}: {seen}"),
                     None => prefix.to_string(),
@@ -259,12 +272,15 @@ pub fn with_prefix(problem: crate::check::Problem, prefix: &str) -> crate::check
 
 /// `n` clients connect first, then talk in the reverse order of connecting: a server
 /// that serves one client at a time is still busy with the first.
+///
+/// They connect one at a time, each taken off the listen queue before the next comes,
+/// so that what is tested is serving many at once, not accepting a burst (which
+/// ch17/burst-after-stop tests on purpose: without this pacing, whether a burst formed
+/// would depend on how fast the server ran).
 pub fn clients_in_reverse(ctx: &mut Ctx, n: usize) -> Outcome {
     let server = ctx.server()?;
-    let mut conns = Vec::with_capacity(n);
-    for _ in 0..n {
-        conns.push(ctx.connect(&server)?);
-    }
+    let mut conns = paced_connect(ctx, &server, n)?;
+    expect_all_accepted(ctx, &server, n)?;
     for (i, conn) in conns.iter_mut().enumerate().rev() {
         let line = format!("connected {} of {n}, talking {}\n", i + 1, n - i);
         round_trip(ctx, &server, conn, line.as_bytes()).map_err(|p| {
@@ -285,12 +301,205 @@ pub fn clients_in_reverse(ctx: &mut Ctx, n: usize) -> Outcome {
     Ok(())
 }
 
+/// How many connections wait in the server's listen queue (NETLINK_SOCK_DIAG).
+fn waiting(server: &Server) -> u32 {
+    crate::diag::listen_queue(server.addr.port()).map_or(0, |q| q.waiting)
+}
+
+/// Waits until no connection waits in the server's listen queue. Returns false, early,
+/// when one waits while the server sleeps (it is not accepting now: an iterative server
+/// busy with another client), or after 5 s (scaled).
+fn wait_queue_empty(ctx: &Ctx, server: &Server) -> bool {
+    let until = Instant::now() + ctx.secs(5.0);
+    let mut asleep_since: Option<Instant> = None;
+    loop {
+        if waiting(server) == 0 {
+            return true;
+        }
+        let asleep = crate::observe::threads(server.pid)
+            .iter()
+            .all(|t| t.state != 'R');
+        asleep_since = if asleep {
+            asleep_since.or(Some(Instant::now()))
+        } else {
+            None
+        };
+        if asleep_since.is_some_and(|s| s.elapsed() >= Duration::from_millis(100))
+            || Instant::now() >= until
+        {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// `n` connections, one at a time, each accepted before the next is made; once the
+/// server is seen not accepting, the rest without waiting.
+pub fn paced_connect(ctx: &mut Ctx, server: &Server, n: usize) -> Result<Vec<Conn>, Problem> {
+    let mut conns = Vec::with_capacity(n);
+    let mut pacing = true;
+    for i in 0..n {
+        conns.push(
+            ctx.connect(server)
+                .map_err(|p| with_prefix(p, &format!("connection {} of {n}", i + 1)))?,
+        );
+        if pacing {
+            pacing = wait_queue_empty(ctx, server);
+        }
+    }
+    Ok(conns)
+}
+
+/// Stops a process (SIGSTOP) until dropped (SIGCONT), whatever happens in between.
+struct Stopped(i32);
+
+impl Stopped {
+    fn new(pid: i32) -> Stopped {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGSTOP,
+        );
+        Stopped(pid)
+    }
+}
+
+impl Drop for Stopped {
+    fn drop(&mut self) {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(self.0),
+            nix::sys::signal::Signal::SIGCONT,
+        );
+    }
+}
+
+/// `n` connections, as many as the server's listen queue holds arriving together: their
+/// non-blocking connects are started while the server is stopped, so the kernel queues
+/// them all before the server runs again; the rest connect one after another. The
+/// queue's size is the listener's backlog (NETLINK_SOCK_DIAG), so a server with the
+/// book's listen(5) gets a burst of 6, never a dropped SYN.
+pub fn burst_connect(ctx: &mut Ctx, server: &Server, n: usize) -> Result<Vec<Conn>, Problem> {
+    use socket2::{Domain, Socket, Type};
+    let backlog = crate::diag::listen_queue(server.addr.port()).map_or(0, |q| q.backlog as usize);
+    let burst = n.min(backlog + 1).max(1);
+    let mut sockets = Vec::with_capacity(burst);
+    // Stopped while it waits (asleep in a call), as a server is when Ctrl-Z comes: then
+    // what the stop does to that call is certain, not a matter of timing.
+    let until = Instant::now() + ctx.secs(2.0);
+    while Instant::now() < until && !crate::observe::asleep(server.pid, Duration::from_millis(20)) {
+    }
+    {
+        let _stopped = Stopped::new(server.pid);
+        for _ in 0..burst {
+            let socket = Socket::new(Domain::IPV4, Type::STREAM, None)
+                .map_err(|e| fail(format!("socket: {e}")))?;
+            socket
+                .set_nonblocking(true)
+                .map_err(|e| fail(format!("set non-blocking: {e}")))?;
+            match socket.connect(&server.addr.into()) {
+                Ok(()) => {}
+                Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
+                Err(e) => return Err(fail(format!("connect to {}: {e}", server.addr))),
+            }
+            sockets.push(socket);
+        }
+        // Let the kernel finish the handshakes its backlog takes (a condition, not a
+        // guess: the established count stops growing).
+        let until = Instant::now() + ctx.secs(2.0);
+        let mut last = usize::MAX;
+        let mut still = 0;
+        while Instant::now() < until && still < 5 {
+            let established =
+                crate::procfs::sockets_on(crate::procfs::Proto::Tcp, server.addr.port())
+                    .iter()
+                    .filter(|r| r.remote.port() == server.addr.port() && r.state == 0x01)
+                    .count();
+            if established == last {
+                still += 1;
+            } else {
+                (last, still) = (established, 0);
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+    let until = Instant::now() + ctx.secs(10.0);
+    let mut conns = Vec::with_capacity(n);
+    for (i, socket) in sockets.into_iter().enumerate() {
+        let left = until.saturating_duration_since(Instant::now());
+        let mut fds = [nix::poll::PollFd::new(
+            std::os::fd::AsFd::as_fd(&socket),
+            nix::poll::PollFlags::POLLOUT,
+        )];
+        let ms = u16::try_from(left.as_millis()).unwrap_or(u16::MAX);
+        let ready = nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(ms)).unwrap_or(0);
+        let error = socket.take_error().ok().flatten();
+        if ready == 0 || error.is_some() {
+            let why = error.map_or_else(
+                || "it did not complete within 10 s".to_string(),
+                |e| e.to_string(),
+            );
+            return Err(ctx.explain(
+                server,
+                Evidence::new(format!(
+                    "connection {} of {burst}, arriving with the others at once, failed: {why}",
+                    i + 1
+                )),
+            ));
+        }
+        socket
+            .set_nonblocking(false)
+            .map_err(|e| fail(format!("set blocking: {e}")))?;
+        conns.push(Conn::from_stream(socket.into(), &ctx.recorder));
+    }
+    for i in burst..n {
+        conns.push(
+            ctx.connect(server)
+                .map_err(|p| with_prefix(p, &format!("connection {} of {n}", i + 1)))?,
+        );
+    }
+    Ok(conns)
+}
+
+/// Waits until the server has accepted every connection of a burst: its listen queue
+/// (the LISTEN socket's receive queue in /proc/net/tcp) is empty. Ends early, on
+/// evidence, when connections wait in the queue, the queue has not moved for a second
+/// and the server sleeps: nothing will accept them.
+pub fn expect_all_accepted(ctx: &mut Ctx, server: &Server, n: usize) -> Outcome {
+    let queued = || waiting(server);
+    let until = Instant::now() + ctx.secs(5.0);
+    let (mut last, mut since) = (queued(), Instant::now());
+    loop {
+        let now = queued();
+        if now == 0 {
+            return Ok(());
+        }
+        if now != last {
+            (last, since) = (now, Instant::now());
+        }
+        let stuck = since.elapsed() >= Duration::from_secs(1)
+            && crate::observe::runnable_fraction(server.pid, Duration::from_millis(200))
+                .is_some_and(|f| f < 0.2);
+        if stuck || Instant::now() >= until {
+            return Err(Evidence::new(format!(
+                "{now} of {n} connections that arrived together are still waiting in your server's listen queue, never accept()ed"
+            ))
+            .expected("every waiting connection accept()ed at once: accept until none is left (EAGAIN), and never serve one client to its end before accepting the next")
+            .doing(ctx.doing(server.pid))
+            .into());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// A client resets its connection while others are connected: they are unaffected,
 /// and a new one is served.
 pub fn reset_among_others(ctx: &mut Ctx) -> Outcome {
     let server = ctx.server()?;
+    // One at a time, each taken off the listen queue before the next: this check is
+    // about a reset, not about accepting a burst (concurrent-clients is).
     let mut a = ctx.connect(&server)?;
+    wait_queue_empty(ctx, &server);
     let mut b = ctx.connect(&server)?;
+    wait_queue_empty(ctx, &server);
     round_trip(ctx, &server, &mut a, b"client A\n")?;
     round_trip(ctx, &server, &mut b, b"client B\n")?;
     a.reset();

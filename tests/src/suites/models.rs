@@ -5,6 +5,8 @@ use crate::check::{Check, Ctx, Evidence, Outcome, Problem, Readme, fail};
 use crate::peer::StalledClient;
 use crate::procfs;
 
+use std::time::{Duration, Instant};
+
 use super::echo::{clients_in_reverse, fds_come_back, reset_among_others, round_trip, with_prefix};
 
 /// The concurrency model a chapter teaches: it decides the hints, since the same
@@ -58,6 +60,14 @@ pub fn echo_checks(model: Model, readme: Readme) -> Vec<Check> {
             "ECONNRESET in one client's thread ends that thread only; never exit() from a client's thread"
         }
     };
+    let half_close = match model {
+        Model::Select | Model::Epoll => {
+            "read() returning 0 ends the reading, not the echo: stop watching the fd for reading, write what is still queued for it, and close() only when its outbox is empty"
+        }
+        Model::Threads => {
+            "after read() returns 0, write everything you still hold for the client before close()"
+        }
+    };
     let model_section = match model {
         Model::Select => "The model",
         Model::Epoll => "Level and edge",
@@ -88,7 +98,27 @@ pub fn echo_checks(model: Model, readme: Readme) -> Vec<Check> {
             title: "a client that stops reading (for real) does not stop the others",
             hint: slow,
             see: readme.at("Slow clients"),
-            run: slow_client,
+            run: if model == Model::Threads {
+                slow_client_threads
+            } else {
+                slow_client
+            },
+        },
+        Check {
+            name: "large-message",
+            role: "server",
+            title: "1 MiB in one write comes back byte-identical",
+            hint: "one read() returns what has arrived so far: read into a buffer of its real size, write every byte you read, and keep reading",
+            see: readme.at(model_section),
+            run: super::echo::large_message,
+        },
+        Check {
+            name: "half-close-echo",
+            role: "server",
+            title: "end of stream (shutdown(SHUT_WR)) while the echo still waits in the server: all of it comes back before the close",
+            hint: half_close,
+            see: readme.at("Slow clients"),
+            run: half_close_echo,
         },
         Check {
             name: "disconnect-cleanup",
@@ -153,22 +183,291 @@ fn single_process_check(ctx: &mut Ctx) -> Outcome {
     Ok(())
 }
 
+/// One client stops reading for real (its buffers are full); five others, one after
+/// another, must be served meanwhile. For the single-process models the verdict then
+/// rests on what the server is doing, read from /proc, not on a probe's luck: a server
+/// that writes with blocking sockets may serve the probes before its buffers toward the
+/// stalled client fill (a slow one takes seconds), then block in write() for good.
+/// The check waits until either the server is seen blocked writing to the stalled
+/// client (FAIL), or the stalled connection's queues have stopped moving while no
+/// thread writes to it: the server chose to wait for that client (PASS).
 fn slow_client(ctx: &mut Ctx) -> Outcome {
+    stalled_and_served(ctx, true)
+}
+
+/// The thread model's slow-client: a thread blocked writing to the stalled client is
+/// the model working as meant; the others must still be served.
+fn slow_client_threads(ctx: &mut Ctx) -> Outcome {
+    stalled_and_served(ctx, false)
+}
+
+fn stalled_and_served(ctx: &mut Ctx, single_process: bool) -> Outcome {
     let server = ctx.server()?;
     let stalled =
         StalledClient::fill(server.addr, 64 << 20, ctx.secs(0.3), ctx.secs(20.0)).map_err(fail)?;
     let sent = stalled.sent;
-    for i in 1..=5 {
+    let stalled_addr = stalled
+        .socket
+        .local_addr()
+        .ok()
+        .and_then(|a| a.as_socket())
+        .ok_or_else(|| fail("the stalled client's address is gone"))?;
+    let context = format!(
+        "a client sent {sent} bytes and stopped reading (its buffers are full); another client"
+    );
+    // A probe: a new client's round trip. In a single-process server, a wait for its
+    // echo ends early once the server is seen blocked writing to the stalled client
+    // twice, 300 ms apart: nothing can change then.
+    let probe = |ctx: &mut Ctx, i: usize| -> Outcome {
+        let message = format!("client {i}, while one does not read\n");
         let mut conn = ctx.connect(&server)?;
-        round_trip(ctx, &server, &mut conn, format!("client {i}, while one does not read\n").as_bytes()).map_err(|p| {
-            with_prefix(
-                p,
-                &format!("a client sent {sent} bytes and stopped reading (its buffers are full); another client"),
+        conn.send(message.as_bytes()).map_err(|e| {
+            with_state(
+                ctx,
+                Evidence::new(e).into(),
+                server.pid,
+                stalled_addr,
+                &context,
             )
         })?;
+        let until = Instant::now() + ctx.secs(5.0);
+        let mut got = Vec::new();
+        let mut blocked_since: Option<Instant> = None;
+        while got.len() < message.len() {
+            match conn.recv_exact(message.len() - got.len(), Duration::from_millis(100)) {
+                Ok(rest) => got.extend(rest),
+                Err(short) => {
+                    got.extend(short.got);
+                    let timed_out = short.why.starts_with("no more bytes");
+                    let blocked = single_process
+                        && crate::observe::blocked_writing_to(server.pid, stalled_addr).is_some();
+                    blocked_since = if blocked {
+                        blocked_since.or(Some(Instant::now()))
+                    } else {
+                        None
+                    };
+                    let stuck =
+                        blocked_since.is_some_and(|s| s.elapsed() >= Duration::from_millis(300));
+                    if !timed_out || stuck || Instant::now() >= until {
+                        let why = if stuck {
+                            "nothing came back while your server was blocked writing to the client that stopped reading".to_string()
+                        } else {
+                            short.why
+                        };
+                        let evidence = Evidence::new(format!(
+                            "{} of {} bytes came back: {why}",
+                            got.len(),
+                            message.len()
+                        ))
+                        .sent(message.as_bytes())
+                        .expected("the same bytes back")
+                        .got(&got);
+                        let problem = ctx.explain(&server, evidence);
+                        return Err(with_state(ctx, problem, server.pid, stalled_addr, &context));
+                    }
+                }
+            }
+        }
+        if got != message.as_bytes() {
+            return Err(Evidence::new("the echo differs from what was sent")
+                .sent(message.as_bytes())
+                .got(&got)
+                .into());
+        }
+        Ok(())
+    };
+    for i in 1..=5 {
+        probe(ctx, i)?;
     }
-    drop(stalled);
-    Ok(())
+    if !single_process {
+        drop(stalled);
+        return Ok(());
+    }
+    let until = Instant::now() + ctx.secs(20.0);
+    let mut last = stalled.unread_by_server();
+    let mut still_since = Instant::now();
+    let mut blocked_since: Option<Instant> = None;
+    let mut probes = 5;
+    loop {
+        if crate::observe::blocked_writing_to(server.pid, stalled_addr).is_some() {
+            let since = *blocked_since.get_or_insert_with(Instant::now);
+            if since.elapsed() >= Duration::from_millis(300) {
+                // Seen twice, 300 ms apart: blocked, not passing through. Whether that
+                // stops the others (one thread) or not (a thread of its own), a probe
+                // tells: its wait fails early when nothing can come.
+                probes += 1;
+                probe(ctx, probes)?;
+                drop(stalled);
+                return Ok(());
+            }
+        } else {
+            blocked_since = None;
+        }
+        let now = stalled.unread_by_server();
+        if now != last {
+            last = now;
+            still_since = Instant::now();
+        } else if blocked_since.is_none() && still_since.elapsed() >= Duration::from_millis(300) {
+            // The queues stand still and nothing writes to the slow client: the server
+            // waits for it. One more probe shows the others are still served.
+            probes += 1;
+            probe(ctx, probes)?;
+            drop(stalled);
+            return Ok(());
+        }
+        if Instant::now() >= until {
+            return Err(Evidence::new(
+                "20 s after a client stopped reading, your server was still busy with it: its unread bytes kept changing",
+            )
+            .doing(ctx.doing(server.pid))
+            .into());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A probe's failure, with what the server was doing when it happened: blocked writing
+/// to the stalled client is the usual cause.
+fn with_state(
+    ctx: &mut Ctx,
+    problem: Problem,
+    pid: i32,
+    stalled: std::net::SocketAddr,
+    context: &str,
+) -> Problem {
+    let problem = with_prefix(problem, context);
+    match problem {
+        Problem::Fail(mut evidence) if evidence.doing.is_none() => {
+            if let Some((_, call, fd)) = crate::observe::blocked_writing_to(pid, stalled) {
+                evidence.doing = Some(format!(
+                    "your server is blocked in {call}({fd}): fd {fd} is the connection of the client that stopped reading"
+                ));
+            } else {
+                evidence.doing = Some(ctx.doing(pid));
+            }
+            Problem::Fail(evidence)
+        }
+        other => other,
+    }
+}
+
+/// A stream through a client that reads only once the server has had to wait for it,
+/// then reads everything: the echo must be every byte sent, in order. A server that
+/// ignores a short write on a non-blocking socket (the book's echo_EPETserv) loses bytes
+/// here.
+///
+/// The client writes until one of two things shows the server's send buffer is full:
+/// its own sending stops (the server stopped reading: a bounded outbox or a blocking
+/// write, both fine), or the server keeps reading while its send queue toward the client
+/// stays at its peak (it cannot write more, and goes on reading: it keeps the rest, or
+/// drops it). Then it stops writing and reads back every byte sent. Seen in
+/// /proc/net/tcp, not guessed from sizes: buffers autotune to megabytes.
+pub fn stream_integrity(ctx: &mut Ctx) -> Outcome {
+    use std::io::Write;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    const MAX: usize = 64 << 20;
+    let server = ctx.server()?;
+    let stream = std::net::TcpStream::connect_timeout(&server.addr, ctx.secs(5.0))
+        .map_err(|e| ctx.explain(&server, Evidence::new(format!("connect: {e}"))))?;
+    let local = stream.local_addr().map_err(|e| fail(e.to_string()))?;
+    let message = Arc::new(super::pattern(MAX, 0x57_2ea4));
+    let progress = Arc::new(AtomicUsize::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let mut stream = stream.try_clone().map_err(|e| fail(format!("dup: {e}")))?;
+        let (message, progress, stop) = (message.clone(), progress.clone(), stop.clone());
+        std::thread::spawn(move || {
+            // No half-close at the end: what happens at end of stream is
+            // half-close-echo's business, and here it would race the last echo.
+            for chunk in message.chunks(16 * 1024) {
+                if stop.load(Ordering::SeqCst) || stream.write_all(chunk).is_err() {
+                    break;
+                }
+                progress.fetch_add(chunk.len(), Ordering::SeqCst);
+            }
+        })
+    };
+    let server_side = |local: std::net::SocketAddr| {
+        crate::procfs::sockets_on(crate::procfs::Proto::Tcp, local.port())
+            .into_iter()
+            .find(|r| r.remote == local)
+            .map(|r| r.tx_queue)
+    };
+    let (mut seen, mut moved) = (0usize, Instant::now());
+    let (mut peak, mut peak_at_progress) = (0u64, 0usize);
+    let until = Instant::now() + ctx.secs(20.0);
+    loop {
+        let now = progress.load(Ordering::SeqCst);
+        if now != seen {
+            seen = now;
+            moved = Instant::now();
+        }
+        let queued = server_side(local).unwrap_or(0);
+        if queued > peak {
+            peak = queued;
+            peak_at_progress = now;
+        }
+        let sending_stopped = moved.elapsed() >= Duration::from_millis(300);
+        let server_full = peak > 0 && now.saturating_sub(peak_at_progress) >= 2 << 20;
+        if sending_stopped || server_full || now >= MAX || Instant::now() >= until {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    stop.store(true, Ordering::SeqCst);
+    // Read until every byte sent has come back: the writer stops after the chunk it is
+    // in (which our reading lets through) and half-closes. Whether the server then
+    // closes is another check's business (disconnect-cleanup).
+    let mut conn = crate::peer::Conn::from_stream(stream, &ctx.recorder);
+    let read_until = Instant::now() + ctx.secs(30.0);
+    let mut got: Vec<u8> = Vec::new();
+    let mut why = None;
+    loop {
+        let sent_so_far = progress.load(Ordering::SeqCst);
+        if writer.is_finished() && got.len() >= sent_so_far {
+            break;
+        }
+        let left = read_until.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            why = Some(format!("nothing more came within {:.1?}", ctx.secs(30.0)));
+            break;
+        }
+        match conn.recv_exact(64 * 1024, left.min(Duration::from_millis(100))) {
+            Ok(more) => got.extend(more),
+            Err(short) => {
+                got.extend(short.got);
+                if !short.why.starts_with("no more bytes") {
+                    why = Some(short.why);
+                    break;
+                }
+            }
+        }
+    }
+    let _ = conn.stream.shutdown(std::net::Shutdown::Both);
+    let _ = writer.join();
+    let sent = progress.load(Ordering::SeqCst);
+    let wrong = got.iter().zip(message.iter()).position(|(a, b)| a != b);
+    match (wrong, why) {
+        (None, _) if got.len() >= sent => Ok(()),
+        (None, why) => Err(ctx.explain(
+            &server,
+            Evidence::new(format!(
+                "{sent} bytes sent through a client that read only once the server had to wait for it; {} came back, in order, then {}: the rest was lost",
+                got.len(),
+                why.unwrap_or_else(|| "end of stream".into())
+            ))
+            .expected("every byte back, in order: a write() to a non-blocking socket may take only part; keep the rest and write it when EPOLLOUT says so"),
+        )),
+        (Some(at), _) => Err(ctx.explain(
+            &server,
+            Evidence::new(format!(
+                "{sent} bytes sent through a client that read only once the server had to wait for it; the echo differs from byte {at} on: bytes were lost or reordered"
+            ))
+            .expected("every byte back, in order: a write() to a non-blocking socket may take only part; keep the rest and write it when EPOLLOUT says so")
+            .got(&got[at..(at + 64).min(got.len())]),
+        )),
+    }
 }
 
 /// The thousand-connection check of ch17: raises this process's own fd limit first.
@@ -183,13 +482,9 @@ pub fn thousand_clients(ctx: &mut Ctx) -> Outcome {
         )));
     }
     let server = ctx.server()?;
-    let mut conns = Vec::with_capacity(N);
-    for i in 0..N {
-        conns.push(
-            ctx.connect(&server)
-                .map_err(|p| with_prefix(p, &format!("connection {} of {N}", i + 1)))?,
-        );
-    }
+    // One at a time, each accepted before the next (see `paced_connect`).
+    let mut conns = super::echo::paced_connect(ctx, &server, N)?;
+    super::echo::expect_all_accepted(ctx, &server, N)?;
     for (i, conn) in conns.iter_mut().enumerate() {
         round_trip(
             ctx,
@@ -200,4 +495,141 @@ pub fn thousand_clients(ctx: &mut Ctx) -> Outcome {
         .map_err(|p| with_prefix(p, &format!("with {N} connections open, client {}", i + 1)))?;
     }
     Ok(())
+}
+
+/// Connections that arrive while the server is stopped (Ctrl-Z; SIGSTOP here), then it
+/// is continued (fg; SIGCONT): all of them must be accepted and served. Two things meet
+/// a server here that a quiet test never shows: Linux returns EINTR from epoll_wait()
+/// after a stop, even without a handler (signal(7)), which must be retried, not treated
+/// as fatal; and the connections that queued up are one edge for an edge-triggered
+/// listener, so a server that accepts once per event leaves the others waiting.
+pub fn burst_after_stop(ctx: &mut Ctx) -> Outcome {
+    const N: usize = 50;
+    let server = ctx.server()?;
+    let mut conns = super::echo::burst_connect(ctx, &server, N)?;
+    super::echo::expect_all_accepted(ctx, &server, N)?;
+    for (i, conn) in conns.iter_mut().enumerate().rev() {
+        round_trip(
+            ctx,
+            &server,
+            conn,
+            format!("arrived {} of {N} while you were stopped\n", i + 1).as_bytes(),
+        )
+        .map_err(|p| {
+            with_prefix(
+                p,
+                &format!(
+                    "after your server was stopped and continued, connection {}",
+                    i + 1
+                ),
+            )
+        })?;
+    }
+    Ok(())
+}
+
+/// End of stream with the echo still queued in the server: the whole echo must come
+/// before the server closes. A server that closes at once when read() returns 0 (the
+/// book's loop) loses what its outbox holds, every time this is set up.
+///
+/// Setting it up, seen in /proc/net/tcp: the client (a 4 KiB receive buffer) sends and
+/// does not read, until the server's send queue toward it stops growing (its kernel
+/// buffer is full: more echo can only wait in the server's own outbox); then 64 KiB
+/// more, and waits until the server has read them (its receive queue is empty again:
+/// they are in its outbox); then it half-closes (shutdown(SHUT_WR)), and only then reads.
+/// (Data in the server's kernel send buffer survives its close(); only its outbox is at
+/// stake.) A server that stops reading first, at a small outbox bound, cannot be set up
+/// this way; what it echoes is still compared.
+pub fn half_close_echo(ctx: &mut Ctx) -> Outcome {
+    use std::io::Write;
+    let server = ctx.server()?;
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)
+        .map_err(|e| fail(format!("socket: {e}")))?;
+    let _ = socket.set_recv_buffer_size(4096);
+    socket
+        .connect_timeout(&server.addr.into(), ctx.secs(5.0))
+        .map_err(|e| ctx.explain(&server, Evidence::new(format!("connect: {e}"))))?;
+    let local = socket
+        .local_addr()
+        .ok()
+        .and_then(|a| a.as_socket())
+        .ok_or_else(|| fail("no local address"))?;
+    let mut stream: std::net::TcpStream = socket.into();
+    stream
+        .set_nonblocking(true)
+        .map_err(|e| fail(format!("set non-blocking: {e}")))?;
+    let server_side = || {
+        crate::procfs::sockets_on(crate::procfs::Proto::Tcp, local.port())
+            .into_iter()
+            .find(|r| r.remote == local)
+    };
+    let message = super::pattern(32 << 20, 0x0a1f_c105);
+    let mut sent = 0usize;
+    // Sends what the socket takes of the next bytes, up to `until_total`.
+    let send_up_to = |stream: &mut std::net::TcpStream, sent: &mut usize, until_total: usize| {
+        while *sent < until_total {
+            match stream.write(&message[*sent..until_total.min(*sent + 64 * 1024)]) {
+                Ok(n) => *sent += n,
+                Err(_) => break,
+            }
+        }
+    };
+    // Phase 1: 64 KiB at a time, until the server's send queue toward us has not grown
+    // for three steps in a row while it went on reading: its kernel buffer is full and
+    // the last steps wait in its own outbox (a few dozen KiB, under any sane bound).
+    let mut peak = 0u64;
+    let mut flat = 0;
+    let until = Instant::now() + ctx.secs(10.0);
+    while Instant::now() < until && flat < 3 {
+        let before = sent;
+        let step = (sent + 64 * 1024).min(message.len());
+        send_up_to(&mut stream, &mut sent, step);
+        // Wait until the server has read what was just sent (or stopped reading).
+        let settle = Instant::now() + Duration::from_millis(200);
+        while Instant::now() < settle && server_side().is_some_and(|r| r.rx_queue > 0) {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let queued = server_side().map_or(0, |r| r.tx_queue);
+        if queued > peak {
+            (peak, flat) = (queued, 0);
+        } else if sent > before {
+            flat += 1;
+        } else {
+            // Nothing more could be sent: the server stopped reading first.
+            break;
+        }
+    }
+    // Phase 3: end of stream, then read everything.
+    let _ = stream.set_nonblocking(false);
+    stream
+        .shutdown(std::net::Shutdown::Write)
+        .map_err(|e| fail(format!("shutdown: {e}")))?;
+    let message = &message[..sent];
+    let mut conn = crate::peer::Conn::from_stream(stream, &ctx.recorder);
+    // Every byte back is the lesson; whether the server then closes is
+    // disconnect-cleanup's.
+    match conn.recv_exact(sent, ctx.secs(20.0)) {
+        Ok(got) if got == message => Ok(()),
+        Ok(got) => Err(Evidence::new("the echo differs from what was sent")
+            .got(&got[..got.len().min(64)])
+            .into()),
+        Err(short) if message.starts_with(&short.got) && short.why.contains("closed") => {
+            Err(Evidence::new(format!(
+                "{sent} bytes sent, the last ones while your server's send queue was full, then end of stream (shutdown(SHUT_WR)); {} came back before your server closed: it closed with {} bytes of echo still queued",
+                short.got.len(),
+                sent - short.got.len()
+            ))
+            .expected("the whole echo, then the close: at end of stream stop reading, write what is queued, then close()")
+            .into())
+        }
+        Err(short) => Err(ctx.explain(
+            &server,
+            Evidence::new(format!(
+                "{sent} bytes sent, then end of stream; {} came back: {}",
+                short.got.len(),
+                short.why
+            ))
+            .expected("the whole echo"),
+        )),
+    }
 }

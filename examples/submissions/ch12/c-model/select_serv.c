@@ -27,6 +27,7 @@ struct client {
     size_t len, cap;
     char line[MAX_LINE + 1];
     size_t line_len;
+    int eof; /* the client has half-closed: echo what is queued, then close */
 };
 
 static struct client clients[FD_SETSIZE];
@@ -126,7 +127,7 @@ int main(int argc, char *argv[])
         for (fd = 0; fd < FD_SETSIZE; fd++) {
             if (!clients[fd].used)
                 continue;
-            if (chat || clients[fd].len < OUTBOX_LIMIT)
+            if (!clients[fd].eof && (chat || clients[fd].len < OUTBOX_LIMIT))
                 FD_SET(fd, &rd);
             if (clients[fd].len > 0)
                 FD_SET(fd, &wr);
@@ -156,8 +157,16 @@ int main(int argc, char *argv[])
             if (!clients[fd].used || !FD_ISSET(fd, &rd))
                 continue;
             n = read(fd, buf, BUF_SIZE);
-            if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
+            if (n < 0 && errno != EAGAIN && errno != EINTR) {
                 drop(fd, NULL);
+                continue;
+            }
+            /* FIX: end of stream is not the end of the echo: what is queued still goes
+             * out before the close (the book closes at once and loses it). */
+            if (n == 0) {
+                clients[fd].eof = 1;
+                if (clients[fd].len == 0)
+                    drop(fd, NULL);
                 continue;
             }
             if (n < 0)
@@ -185,7 +194,8 @@ int main(int argc, char *argv[])
             }
         }
         for (fd = 0; fd < FD_SETSIZE; fd++)
-            if (clients[fd].used && clients[fd].len > 0 && flush(fd) == -1)
+            if (clients[fd].used && clients[fd].len > 0
+                && (flush(fd) == -1 || (clients[fd].eof && clients[fd].len == 0)))
                 drop(fd, NULL);
     }
     for (fd = 0; fd < FD_SETSIZE; fd++)

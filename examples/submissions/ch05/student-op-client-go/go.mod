@@ -1,0 +1,3 @@
+module opclient
+
+go 1.19

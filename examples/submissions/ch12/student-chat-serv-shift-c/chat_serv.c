@@ -1,0 +1,144 @@
+/* chat_serv.c -- the book's thread chat server (chat_server.c, ch18), handed in
+ * for ch12's chat-server role. Changes the member made: the client's fd is
+ * passed by value (not &clnt_sock), every member buffers its unfinished line and
+ * only whole lines are broadcast, sends time out after 2 s (SO_SNDTIMEO) so a
+ * member who never reads is cut off instead of blocking the room, SIGPIPE ignored.
+ * Kept from the book, unchanged: the removal loop
+ *         while(i++<clnt_cnt-1) clnt_socks[i]=clnt_socks[i+1];
+ * which starts copying one slot late: when anyone but the last member leaves,
+ * the leaver's (closed) fd stays in the array and the member after it is dropped. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <errno.h>
+#include <signal.h>
+#include <unistd.h>
+#include <pthread.h>
+#include <arpa/inet.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+
+#define BUF_SIZE 4096
+#define MAX_CLNT 256
+
+void *handle_clnt(void *arg);
+void send_msg(char *msg, int len);
+void error_handling(char *msg);
+
+int clnt_cnt = 0;
+int clnt_socks[MAX_CLNT];
+pthread_mutex_t mutx;
+
+int main(int argc, char *argv[])
+{
+	int serv_sock, clnt_sock, option = 1;
+	struct sockaddr_in serv_adr, clnt_adr;
+	socklen_t clnt_adr_sz;
+	pthread_t t_id;
+	struct timeval tv = { 2, 0 };
+
+	if (argc != 2) {
+		printf("Usage : %s <port>\n", argv[0]);
+		exit(1);
+	}
+	signal(SIGPIPE, SIG_IGN);
+	pthread_mutex_init(&mutx, NULL);
+	serv_sock = socket(PF_INET, SOCK_STREAM, 0);
+	setsockopt(serv_sock, SOL_SOCKET, SO_REUSEADDR, &option, sizeof(option));
+
+	memset(&serv_adr, 0, sizeof(serv_adr));
+	serv_adr.sin_family = AF_INET;
+	serv_adr.sin_addr.s_addr = htonl(INADDR_ANY);
+	serv_adr.sin_port = htons(atoi(argv[1]));
+
+	if (bind(serv_sock, (struct sockaddr *)&serv_adr, sizeof(serv_adr)) == -1)
+		error_handling("bind() error");
+	if (listen(serv_sock, 5) == -1)
+		error_handling("listen() error");
+
+	while (1) {
+		clnt_adr_sz = sizeof(clnt_adr);
+		clnt_sock = accept(serv_sock, (struct sockaddr *)&clnt_adr, &clnt_adr_sz);
+		if (clnt_sock == -1)
+			continue;
+		setsockopt(clnt_sock, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+
+		pthread_mutex_lock(&mutx);
+		if (clnt_cnt == MAX_CLNT) {
+			pthread_mutex_unlock(&mutx);
+			close(clnt_sock);
+			continue;
+		}
+		clnt_socks[clnt_cnt++] = clnt_sock;
+		pthread_mutex_unlock(&mutx);
+
+		pthread_create(&t_id, NULL, handle_clnt, (void *)(long)clnt_sock);
+		pthread_detach(t_id);
+		printf("Connected client IP: %s \n", inet_ntoa(clnt_adr.sin_addr));
+		fflush(stdout);
+	}
+	close(serv_sock);
+	return 0;
+}
+
+void *handle_clnt(void *arg)
+{
+	int clnt_sock = (int)(long)arg;
+	int str_len = 0, have = 0, i;
+	char msg[BUF_SIZE];
+	char *nl;
+
+	while ((str_len = read(clnt_sock, msg + have, sizeof(msg) - have)) > 0) {
+		have += str_len;
+		/* broadcast every complete line */
+		while ((nl = memchr(msg, '\n', have)) != NULL) {
+			int len = nl - msg + 1;
+			send_msg(msg, len);
+			memmove(msg, msg + len, have - len);
+			have -= len;
+		}
+		if (have == sizeof(msg))    /* a line longer than the buffer: drop the member */
+			break;
+	}
+
+	pthread_mutex_lock(&mutx);
+	for (i = 0; i < clnt_cnt; i++) {   /* remove disconnected client */
+		if (clnt_sock == clnt_socks[i]) {
+			while (i++ < clnt_cnt - 1)
+				clnt_socks[i] = clnt_socks[i + 1];
+			break;
+		}
+	}
+	clnt_cnt--;
+	pthread_mutex_unlock(&mutx);
+	close(clnt_sock);
+	return NULL;
+}
+
+void send_msg(char *msg, int len)   /* send to all */
+{
+	int i;
+	pthread_mutex_lock(&mutx);
+	for (i = 0; i < clnt_cnt; i++) {
+		int done = 0, n;
+		while (done < len) {
+			n = write(clnt_socks[i], msg + done, len - done);
+			if (n <= 0) {
+				if (n == -1 && errno == EINTR)
+					continue;
+				/* timed out (a member who does not read) or gone: cut it off */
+				shutdown(clnt_socks[i], SHUT_RDWR);
+				break;
+			}
+			done += n;
+		}
+	}
+	pthread_mutex_unlock(&mutx);
+}
+
+void error_handling(char *msg)
+{
+	fputs(msg, stderr);
+	fputc('\n', stderr);
+	exit(1);
+}

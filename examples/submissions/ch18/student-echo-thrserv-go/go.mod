@@ -1,0 +1,3 @@
+module echothrserv
+
+go 1.19
