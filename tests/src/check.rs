@@ -184,7 +184,14 @@ pub struct Settings {
     pub ci: bool,
     /// Record every byte the checker sends and receives (`--verbose`).
     pub verbose: bool,
+    /// How many checks run at once (`--jobs`). Each check starts its own programs on
+    /// ports of its own, so checks are independent; most of a check's time is spent
+    /// waiting for a program, so running several at once shortens a run.
+    pub jobs: usize,
 }
+
+/// Checks that run at once unless told otherwise.
+pub const DEFAULT_JOBS: usize = 4;
 
 impl Default for Settings {
     fn default() -> Settings {
@@ -192,6 +199,7 @@ impl Default for Settings {
             deadline_factor: 1.0,
             ci: std::env::var("CI").is_ok_and(|v| v == "true"),
             verbose: false,
+            jobs: DEFAULT_JOBS,
         }
     }
 }
@@ -444,9 +452,7 @@ impl<'a> Ctx<'a> {
                 if !stderr.trim().is_empty() {
                     evidence.stderr = Some(stderr);
                 } else {
-                    // Let the terminal hand over the last output before quoting it.
-                    let _ = terminal.wait_for_line(Duration::from_millis(100), |_| false);
-                    let output = terminal.output();
+                    let output = terminal.output_now();
                     if !output.is_empty() {
                         evidence = evidence.got(&output[output.len().saturating_sub(400)..]);
                     }
@@ -489,6 +495,7 @@ impl<'a> Ctx<'a> {
     /// Connects to the server under test; when it cannot, says whether the server died.
     pub fn connect(&mut self, server: &Server) -> Result<Conn, Problem> {
         Conn::connect(server.addr, self.secs(5.0), &self.recorder)
+            .map(|conn| conn.watching(server.spawned.pid))
             .map_err(|e| self.explain(server, Evidence::new(e)))
     }
 
@@ -761,10 +768,10 @@ impl<'a> Ctx<'a> {
                 break;
             }
             if let Some(status) = self.sup.status(client.spawned.pid) {
-                // It exited: give the terminal a moment to hand over its last output,
-                // and let a last line without its newline count.
-                let _ = client.wait_for_line(Duration::from_millis(200), shows);
-                found = wording::find_shown(&client.lines(), text).map(|s| s.line);
+                // It exited: everything it printed is on the terminal now, a last line
+                // without its newline included, and it counts.
+                found = wording::find_shown(&wording::lines_of(&client.output_now()), text)
+                    .map(|s| s.line);
                 exited = Some(status);
                 break;
             }

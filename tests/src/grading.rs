@@ -109,13 +109,15 @@ impl Targets {
     }
 }
 
-/// Grades `targets` on `chapter`'s checks (or only `only`), one after another, calling
-/// `each` as each check ends (so a report can stream). A check whose role has no
-/// template is SKIP.
+/// Grades `targets` on `chapter`'s checks (or only `only`), `settings.jobs` at a time,
+/// calling `each` as each check's record is final, in the suite's order (so a report can
+/// stream). A check whose role has no template is SKIP.
 ///
-/// Along the way it ties failures of one root cause together (a server that died
-/// fails every later check: the first says why, the others point back to it) and
-/// says a note once per run, not once per check.
+/// Checks are independent (each starts its own programs, on ports of its own, in a
+/// supervisor of its own), so they run side by side; the records are put in order and
+/// finished one after another: failures of one root cause are tied together (a server
+/// that died fails every later check: the first says why, the others point back to it),
+/// and a note is said once per run, not once per check.
 pub fn grade(
     chapter: &Chapter,
     targets: &Targets,
@@ -123,60 +125,117 @@ pub fn grade(
     settings: &Settings,
     mut each: impl FnMut(&Record),
 ) -> Vec<Record> {
-    let mut records: Vec<Record> = Vec::new();
-    for check in &chapter.checks {
-        let id = chapter.id_of(check);
-        if only.is_some_and(|only| only != id) {
-            continue;
-        }
-        let started = Instant::now();
-        let reference_only = chapter.role(check.role).is_some_and(|r| r.reference_only);
-        let (verdict, mut notes, transcript) = if targets.templates.contains_key(check.role) {
-            grade_one(chapter, check, targets, settings)
-        } else if reference_only {
-            (
-                Verdict::Skip(
-                    "reference-only: it observes our own programs; run without templates".into(),
-                ),
-                Vec::new(),
-                Vec::new(),
-            )
-        } else {
-            (
-                Verdict::Skip(format!("no template for role {}", check.role)),
-                Vec::new(),
-                Vec::new(),
-            )
-        };
-        notes.retain(|n| !records.iter().any(|r| r.notes.contains(n)));
-        let same_cause_as = match &verdict {
-            Verdict::Fail(e) => e.cause.as_ref().and_then(|cause| {
-                records.iter().find_map(|r| match &r.verdict {
-                    Verdict::Fail(earlier)
-                        if r.same_cause_as.is_none() && earlier.cause.as_ref() == Some(cause) =>
-                    {
-                        Some(r.id.clone())
+    let selected: Vec<&Check> = chapter
+        .checks
+        .iter()
+        .filter(|check| only.is_none_or(|only| only == chapter.id_of(check)))
+        .collect();
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let (done, arrived) = std::sync::mpsc::channel::<(usize, Graded)>();
+    let mut records: Vec<Record> = Vec::with_capacity(selected.len());
+    std::thread::scope(|scope| {
+        for _ in 0..settings.jobs.clamp(1, selected.len().max(1)) {
+            let done = done.clone();
+            let (selected, next) = (&selected, &next);
+            scope.spawn(move || {
+                loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    let Some(check) = selected.get(i) else {
+                        return;
+                    };
+                    let graded = run_check(chapter, check, targets, settings);
+                    if done.send((i, graded)).is_err() {
+                        return;
                     }
-                    _ => None,
-                })
-            }),
-            _ => None,
-        };
-        let record = Record {
-            id,
-            title: check.title,
-            role: check.role,
-            hint: check.hint(),
-            duration: started.elapsed(),
-            verdict,
-            notes,
-            transcript,
-            same_cause_as,
-        };
-        each(&record);
-        records.push(record);
-    }
+                }
+            });
+        }
+        drop(done);
+        let mut waiting: BTreeMap<usize, Graded> = BTreeMap::new();
+        for (i, graded) in arrived {
+            waiting.insert(i, graded);
+            while let Some(graded) = waiting.remove(&records.len()) {
+                let check = selected[records.len()];
+                let record = finish_record(chapter, check, graded, &records);
+                each(&record);
+                records.push(record);
+            }
+        }
+    });
     records
+}
+
+/// A check as it ran, before it is put in its place among the others.
+struct Graded {
+    verdict: Verdict,
+    notes: Vec<String>,
+    transcript: Vec<String>,
+    duration: std::time::Duration,
+}
+
+/// Runs one check (or skips it when its role has no template), timing it.
+fn run_check(chapter: &Chapter, check: &Check, targets: &Targets, settings: &Settings) -> Graded {
+    let started = Instant::now();
+    let reference_only = chapter.role(check.role).is_some_and(|r| r.reference_only);
+    let (verdict, notes, transcript) = if targets.templates.contains_key(check.role) {
+        grade_one(chapter, check, targets, settings)
+    } else if reference_only {
+        (
+            Verdict::Skip(
+                "reference-only: it observes our own programs; run without templates".into(),
+            ),
+            Vec::new(),
+            Vec::new(),
+        )
+    } else {
+        (
+            Verdict::Skip(format!("no template for role {}", check.role)),
+            Vec::new(),
+            Vec::new(),
+        )
+    };
+    Graded {
+        verdict,
+        notes,
+        transcript,
+        duration: started.elapsed(),
+    }
+}
+
+/// A check's record, in the light of the records before it: a note already said is
+/// not said again, and a failure of a cause an earlier check met points back to it.
+fn finish_record(chapter: &Chapter, check: &Check, graded: Graded, earlier: &[Record]) -> Record {
+    let Graded {
+        verdict,
+        mut notes,
+        transcript,
+        duration,
+    } = graded;
+    notes.retain(|n| !earlier.iter().any(|r| r.notes.contains(n)));
+    let same_cause_as = match &verdict {
+        Verdict::Fail(e) => e.cause.as_ref().and_then(|cause| {
+            earlier.iter().find_map(|r| match &r.verdict {
+                Verdict::Fail(first)
+                    if r.same_cause_as.is_none() && first.cause.as_ref() == Some(cause) =>
+                {
+                    Some(r.id.clone())
+                }
+                _ => None,
+            })
+        }),
+        _ => None,
+    };
+    Record {
+        id: chapter.id_of(check),
+        title: check.title,
+        role: check.role,
+        hint: check.hint(),
+        duration,
+        verdict,
+        notes,
+        transcript,
+        same_cause_as,
+    }
 }
 
 /// Runs one check in a context and supervisor of its own, then ends every process it

@@ -102,14 +102,14 @@ pub struct Limits {
 }
 
 /// Variables of the checker's own environment that a shell would not give a program:
-/// cargo's (`CARGO`, `CARGO_PKG_NAME`, `CARGO_MANIFEST_DIR`, ...) and libtest's.
+/// cargo's (`CARGO`, `CARGO_PKG_NAME`, `CARGO_MANIFEST_DIR`, ...), libtest's, and the
+/// workbook's own settings (`WORKBOOK_TRACE`, `WORKBOOK_BLESS`, ...).
 fn is_ours(key: &str) -> bool {
     key == "CARGO"
         || key.starts_with("CARGO_")
         || key.starts_with("__CARGO")
         || key.starts_with("RUST_TEST_")
-        || key == "WORKBOOK_TRACE"
-        || key == "WORKBOOK_WIRE"
+        || key.starts_with("WORKBOOK_")
 }
 
 /// A command for `argv` that starts in the state a shell gives a new job (see the

@@ -325,6 +325,10 @@ const WRITES: [&str; 5] = ["write", "writev", "sendto", "sendmsg", "pwrite64"];
 /// A thread of `pid` blocked writing to the connection whose other end is `remote`: its
 /// tid, the call's name and the fd.
 pub fn blocked_writing_to(pid: i32, remote: SocketAddr) -> Option<(i32, &'static str, i32)> {
+    let inode = procfs::sockets_on(procfs::Proto::Tcp, remote.port())
+        .into_iter()
+        .find(|r| r.remote == remote)?
+        .inode;
     threads(pid).into_iter().find_map(|t| {
         let call = t.syscall?;
         let name = call.name()?;
@@ -332,11 +336,18 @@ pub fn blocked_writing_to(pid: i32, remote: SocketAddr) -> Option<(i32, &'static
             return None;
         }
         let fd = call.fd()?;
-        match fd_target(pid, fd)? {
-            FdTarget::Connection { remote: r, .. } if r == remote => Some((t.tid, name, fd)),
-            _ => None,
-        }
+        (fd_inode(pid, fd) == Some(inode)).then_some((t.tid, name, fd))
     })
+}
+
+/// The socket inode behind fd `fd` of `pid` (the link `socket:[N]` in /proc/PID/fd).
+pub fn fd_inode(pid: i32, fd: i32) -> Option<u64> {
+    let link = std::fs::read_link(format!("/proc/{pid}/fd/{fd}")).ok()?;
+    link.to_str()?
+        .strip_prefix("socket:[")?
+        .strip_suffix(']')?
+        .parse()
+        .ok()
 }
 
 /// How much of `window` the process's threads were runnable (state R), sampled every
@@ -359,4 +370,86 @@ pub fn runnable_fraction(pid: i32, window: Duration) -> Option<f64> {
         std::thread::sleep(Duration::from_millis(4));
     }
     (samples > 0).then(|| f64::from(runnable) / f64::from(samples))
+}
+
+/// Whether `call` waits without a time limit, judged from its arguments: an
+/// `epoll_wait` with timeout -1, a `select` without a timeval, `accept`, `futex` with no
+/// timeout. A read or write on a socket is not counted: SO_RCVTIMEO or SO_SNDTIMEO may
+/// end it, and /proc cannot tell. Reads and writes on a pipe or the terminal have no
+/// such limit.
+fn waits_without_limit(pid: i32, call: &Syscall) -> bool {
+    let int = |v: u64| v as u32 as i32;
+    match call.name() {
+        Some("epoll_wait" | "epoll_pwait") => int(call.args[3]) < 0,
+        Some("epoll_pwait2") => call.args[3] == 0,
+        Some("poll") => int(call.args[2]) < 0,
+        Some("ppoll") => call.args[2] == 0,
+        Some("select" | "pselect6") => call.args[4] == 0,
+        Some("futex") => call.args[3] == 0,
+        Some("accept" | "accept4" | "wait4" | "waitid" | "pause" | "rt_sigsuspend") => true,
+        Some("read" | "write" | "readv" | "writev") => call
+            .fd()
+            .and_then(|fd| fd_target(pid, fd))
+            .is_some_and(|t| match t {
+                FdTarget::Terminal => true,
+                FdTarget::Other(path) => path.starts_with("pipe:"),
+                _ => false,
+            }),
+        _ => false,
+    }
+}
+
+/// The calls that read from an fd.
+const READS: [&str; 5] = ["read", "readv", "recvfrom", "recvmsg", "pread64"];
+
+/// Evidence that nothing more can come on the checker's connection from `ours` (its
+/// local address) to a program of the tree rooted at `root`, read from /proc now, or
+/// None when something still might. Something might as long as the program side of the
+/// connection has bytes to read or bytes in flight, a thread of a process holding it
+/// runs, or one waits with a time limit (or might: a read on another socket). When none
+/// of that holds, the program has read everything sent and will write nothing more
+/// until something outside it happens: the checker, which is waiting, is that
+/// something. Call it twice, apart, before concluding: the readings are a snapshot.
+pub fn nothing_can_come(root: i32, ours: SocketAddr, theirs: SocketAddr) -> Option<String> {
+    let row = procfs::connection(theirs, ours)?;
+    if row.rx_queue > 0 || row.tx_queue > 0 {
+        return None;
+    }
+    let holders: Vec<i32> = procfs::subtree(root)
+        .into_iter()
+        .filter(|p| p.state != 'Z' && procfs::socket_inodes(p.pid).contains(&row.inode))
+        .map(|p| p.pid)
+        .collect();
+    let mut reading_ours = None;
+    for &pid in &holders {
+        for t in threads(pid) {
+            if t.state == 'Z' {
+                continue;
+            }
+            if t.state != 'S' {
+                return None;
+            }
+            let call = t.syscall?;
+            let on_ours = call
+                .fd()
+                .is_some_and(|fd| fd_inode(pid, fd) == Some(row.inode));
+            match call.name() {
+                Some(name) if on_ours && READS.contains(&name) => {
+                    reading_ours = Some(format!("{name}({})", call.fd().unwrap_or(-1)));
+                }
+                _ if waits_without_limit(pid, &call) => {}
+                _ => return None,
+            }
+        }
+    }
+    let first = *holders.first()?;
+    Some(match reading_ours {
+        Some(call) => format!(
+            "nothing more can come: your program has read every byte sent and is blocked in {call} on this connection, waiting for more"
+        ),
+        None => format!(
+            "nothing more can come: your program has read every byte sent, has nothing in flight on this connection, and waits without a time limit (it is {})",
+            doing(first, &|_| None)
+        ),
+    })
 }

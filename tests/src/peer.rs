@@ -69,14 +69,26 @@ enum Step {
     Data(usize),
     End,
     TimedOut,
+    /// Nothing more can come: the program's state, read from /proc twice, says so.
+    Stuck(String),
     Failed(String),
 }
+
+/// How often a read that waits looks at what the program under test is doing.
+const LOOK_EVERY: Duration = Duration::from_millis(100);
+
+/// How far apart two readings of "nothing can come" must be before a wait ends early.
+const STUCK_FOR: Duration = Duration::from_millis(250);
 
 /// A client connection of the checker's, with deadlines on every read.
 #[derive(Debug)]
 pub struct Conn {
     pub stream: TcpStream,
     recorder: Recorder,
+    /// The program under test on the other end (the root of its process tree): a read
+    /// that waits for it ends early, before its deadline, once /proc shows that nothing
+    /// more can come ([`crate::observe::nothing_can_come`]).
+    watch: Option<i32>,
 }
 
 impl Conn {
@@ -90,6 +102,7 @@ impl Conn {
             .map(|stream| Conn {
                 stream,
                 recorder: recorder.clone(),
+                watch: None,
             })
             .map_err(|e| format!("connect to {addr}: {}", describe_io(&e)))
     }
@@ -99,7 +112,16 @@ impl Conn {
         Conn {
             stream,
             recorder: recorder.clone(),
+            watch: None,
         }
+    }
+
+    /// Watches the program whose process tree is rooted at `root` while reads wait: a
+    /// wait then ends as soon as /proc shows that nothing more can come, with that
+    /// reading as its reason, instead of at its deadline.
+    pub fn watching(mut self, root: i32) -> Conn {
+        self.watch = Some(root);
+        self
     }
 
     /// Waits until the peer's program has read everything sent so far (seen in
@@ -162,14 +184,22 @@ impl Conn {
             .map_err(|e| format!("send: {}", describe_io(&e)))
     }
 
-    /// One read() of at most `buf.len()` bytes, waiting no later than `until`.
+    /// One read() of at most `buf.len()` bytes, waiting no later than `until`, or, when
+    /// the program on the other end is watched, until two readings of /proc at least
+    /// [`STUCK_FOR`] apart both say nothing more can come.
     fn read_step(&mut self, buf: &mut [u8], until: Instant) -> Step {
+        let mut stuck_since: Option<Instant> = None;
         loop {
             let left = until.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 return Step::TimedOut;
             }
-            let _ = self.stream.set_read_timeout(Some(left));
+            let slice = if self.watch.is_some() {
+                left.min(LOOK_EVERY)
+            } else {
+                left
+            };
+            let _ = self.stream.set_read_timeout(Some(slice));
             match self.stream.read(buf) {
                 Ok(0) => {
                     self.recorder
@@ -185,7 +215,25 @@ impl Conn {
                     if matches!(
                         e.kind(),
                         ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted
-                    ) => {}
+                    ) =>
+                {
+                    let (Some(root), Ok(ours), Ok(theirs)) = (
+                        self.watch,
+                        self.stream.local_addr(),
+                        self.stream.peer_addr(),
+                    ) else {
+                        continue;
+                    };
+                    match crate::observe::nothing_can_come(root, ours, theirs) {
+                        None => stuck_since = None,
+                        Some(reason) => {
+                            let since = *stuck_since.get_or_insert_with(Instant::now);
+                            if since.elapsed() >= STUCK_FOR {
+                                return Step::Stuck(reason);
+                            }
+                        }
+                    }
+                }
                 Err(e) => return Step::Failed(describe_io(&e)),
             }
         }
@@ -205,7 +253,7 @@ impl Conn {
                 }
                 Step::End => "the server closed the connection (end of stream)".into(),
                 Step::TimedOut => format!("no more bytes came within {deadline:.1?}"),
-                Step::Failed(why) => why,
+                Step::Stuck(why) | Step::Failed(why) => why,
             };
             return Err(Short { got, why });
         }
@@ -228,6 +276,7 @@ impl Conn {
                     format!("more than {limit} bytes came")
                 }
                 Step::TimedOut => format!("the connection was still open after {deadline:.1?}"),
+                Step::Stuck(why) => format!("the connection was still open: {why}"),
                 Step::Failed(why) => why,
             };
             return Err(Short { got, why });
@@ -257,7 +306,7 @@ impl Conn {
                 ),
                 Step::End => "the peer closed the connection (end of stream)".into(),
                 Step::TimedOut => format!("nothing more came within {deadline:.1?}"),
-                Step::Failed(why) => why,
+                Step::Stuck(why) | Step::Failed(why) => why,
             };
             return Err(Short { got, why });
         }
@@ -275,7 +324,7 @@ impl Conn {
 
 /// Bytes written to `stream` that its kernel has not sent yet (getsockopt TCP_INFO,
 /// `tcpi_notsent_bytes`; nix has no TCP_INFO, so libc).
-fn notsent_bytes(stream: &TcpStream) -> Option<u32> {
+pub fn notsent_bytes(stream: &TcpStream) -> Option<u32> {
     use std::os::fd::AsRawFd;
     // SAFETY: an all-zero tcp_info is a valid value of the plain C struct.
     let mut info: libc::tcp_info = unsafe { std::mem::zeroed() };
@@ -365,10 +414,7 @@ impl StalledClient {
     pub fn unread_by_server(&self) -> Option<u64> {
         let local = self.socket.local_addr().ok()?.as_socket()?;
         let peer = self.socket.peer_addr().ok()?.as_socket()?;
-        crate::procfs::sockets_on(crate::procfs::Proto::Tcp, local.port())
-            .into_iter()
-            .find(|r| r.local.port() == peer.port() && r.remote == local)
-            .map(|r| r.rx_queue)
+        crate::procfs::connection(peer, local).map(|r| r.rx_queue)
     }
 
     /// Closes without reading: with unread data in its receive buffer the kernel
@@ -416,10 +462,7 @@ impl HarnessServer {
             Ok(_) => self
                 .listener
                 .accept()
-                .map(|(stream, _)| Conn {
-                    stream,
-                    recorder: self.recorder.clone(),
-                })
+                .map(|(stream, _)| Conn::from_stream(stream, &self.recorder))
                 .map_err(|e| format!("accept: {e}")),
             Err(e) => Err(format!("poll: {e}")),
         }
@@ -591,12 +634,52 @@ pub fn free_port() -> Result<u16, String> {
         }
         if TcpListener::bind(("0.0.0.0", port)).is_ok()
             && std::net::UdpSocket::bind(("0.0.0.0", port)).is_ok()
+            && reserve_across_processes(port)
         {
             given.insert(port);
             return Ok(port);
         }
     }
     Err("no free port found below the ephemeral range".into())
+}
+
+/// Claims `port` for this process against every other process of the workbook (test
+/// binaries run side by side, and a student's `cargo xtask check` may run beside them):
+/// a write lock on byte `port` of one shared lock file. The kernel drops a process's
+/// record locks when it exits, however it exits, so nothing stale is ever left. Within
+/// one process the lock is not exclusive (record locks belong to the process), which is
+/// what [`free_port`]'s own registry is for. Without the lock file (an unwritable /tmp),
+/// a port is still checked free by binding it: the claim only narrows a race.
+fn reserve_across_processes(port: u16) -> bool {
+    use std::os::fd::AsRawFd;
+    use std::sync::OnceLock;
+    static LOCKS: OnceLock<Option<std::fs::File>> = OnceLock::new();
+    let file = LOCKS.get_or_init(|| {
+        use std::os::unix::fs::OpenOptionsExt;
+        let path = std::env::temp_dir().join("workbook-ports.lock");
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o666)
+            .open(path)
+            .ok()?;
+        Some(file)
+    });
+    let Some(file) = file else {
+        return true;
+    };
+    // SAFETY: a zeroed flock is a valid value; every field we rely on is set below.
+    let mut lock: libc::flock = unsafe { std::mem::zeroed() };
+    lock.l_type = libc::F_WRLCK as libc::c_short;
+    lock.l_whence = libc::SEEK_SET as libc::c_short;
+    lock.l_start = libc::off_t::from(port);
+    lock.l_len = 1;
+    // fcntl(F_SETLK): a record lock on one byte, refused at once if another process
+    // holds it. (nix's fcntl has no F_SETLK with a flock struct; libc's it is.)
+    // SAFETY: the fd is open for the life of the process and `lock` lives across the call.
+    unsafe { libc::fcntl(file.as_raw_fd(), libc::F_SETLK, &raw const lock) == 0 }
 }
 
 /// Where the kernel's range of ports for outgoing connections starts.

@@ -15,6 +15,8 @@ pub struct ProcStat {
     /// The state letter: R running, S sleeping, Z zombie, ...
     pub state: char,
     pub ppid: i32,
+    /// Its process group (a zombie keeps it, while its environment is gone).
+    pub pgrp: i32,
     /// User plus system CPU time, in clock ticks.
     pub cpu_ticks: u64,
     /// What its reaped children used (cutime + cstime), in clock ticks.
@@ -32,6 +34,7 @@ pub fn stat(pid: i32) -> Option<ProcStat> {
     let rest: Vec<&str> = text[close + 2..].split_whitespace().collect();
     let state = rest.first()?.chars().next()?;
     let ppid = rest.get(1)?.parse().ok()?;
+    let pgrp = rest.get(2)?.parse().ok()?;
     let utime: u64 = rest.get(11)?.parse().ok()?;
     let stime: u64 = rest.get(12)?.parse().ok()?;
     let cutime: u64 = rest.get(13)?.parse().ok()?;
@@ -41,6 +44,7 @@ pub fn stat(pid: i32) -> Option<ProcStat> {
         comm,
         state,
         ppid,
+        pgrp,
         cpu_ticks: utime + stime,
         reaped_children_ticks: cutime + cstime,
     })
@@ -242,12 +246,28 @@ pub fn sockets(proto: Proto) -> Vec<SocketRow> {
     sockets_of(proto, None)
 }
 
-/// The sockets of `proto` whose local or remote port is `port`.
+/// The sockets of `proto` whose local or remote port is `port`, asked of the kernel
+/// through sock_diag ([`crate::diag`]: a filter the kernel runs, not a line printed for
+/// every socket of the machine), or read from /proc/net when it does not answer.
 pub fn sockets_on(proto: Proto, port: u16) -> Vec<SocketRow> {
+    if let Some(rows) = crate::diag::on_port(proto, port) {
+        return rows;
+    }
     sockets_of(proto, Some(port))
         .into_iter()
         .filter(|r| r.local.port() == port || r.remote.port() == port)
         .collect()
+}
+
+/// The TCP connection from `local` to `remote` (the row of the side whose address is
+/// `local`), looked up by its addresses.
+pub fn connection(local: std::net::SocketAddr, remote: std::net::SocketAddr) -> Option<SocketRow> {
+    if let Some(row) = crate::diag::connection(local, remote) {
+        return Some(row);
+    }
+    sockets_on(Proto::Tcp, local.port())
+        .into_iter()
+        .find(|r| r.local == local && r.remote == remote)
 }
 
 fn sockets_of(proto: Proto, port: Option<u16>) -> Vec<SocketRow> {
@@ -273,12 +293,9 @@ pub fn ready_socket(proto: Proto, port: u16) -> Option<SocketRow> {
 }
 
 /// The receive queue of the program at `to` on the connection `from -> to`: the bytes
-/// it has received and not read yet. None when the row is not found.
+/// it has received and not read yet. None when the connection is not found.
 pub fn unread_at(from: std::net::SocketAddr, to: std::net::SocketAddr) -> Option<u64> {
-    sockets_on(Proto::Tcp, from.port())
-        .iter()
-        .find(|r| r.local.port() == to.port() && r.remote == from)
-        .map(|r| r.rx_queue)
+    connection(to, from).map(|r| r.rx_queue)
 }
 
 /// Whether process `pid` holds the server side of the connection `client -> server`:
@@ -288,10 +305,7 @@ pub fn holds_connection(
     client: std::net::SocketAddr,
     server: std::net::SocketAddr,
 ) -> bool {
-    let inodes = socket_inodes(pid);
-    sockets_on(Proto::Tcp, client.port())
-        .iter()
-        .any(|r| r.local.port() == server.port() && r.remote == client && inodes.contains(&r.inode))
+    connection(server, client).is_some_and(|r| socket_inodes(pid).contains(&r.inode))
 }
 
 /// The sockets ready to take clients among `inodes` (where a program listens when it

@@ -27,10 +27,43 @@ const KEPT: usize = 16 * 1024 * 1024;
 const DRAIN: Duration = Duration::from_millis(100);
 
 /// What the program printed so far, shared with the reader thread.
-#[derive(Debug, Default)]
+///
+/// The terminal's master side is read only with `bytes` locked (after poll() says
+/// something is there), by the reader thread or by [`TerminalProgram::output_now`]: so
+/// bytes are appended in the order they were printed, whoever reads them.
+#[derive(Debug)]
 struct Output {
     bytes: Mutex<Vec<u8>>,
     grew: Condvar,
+    master: OwnedFd,
+}
+
+impl Output {
+    /// Reads what waits on the master side now, without waiting, into `bytes` (which the
+    /// caller has locked). Returns false once nothing more can ever come (EIO: every
+    /// slave side is closed).
+    fn pull(&self, bytes: &mut Vec<u8>) -> bool {
+        let mut buf = [0u8; 4096];
+        loop {
+            let mut fds = [PollFd::new(self.master.as_fd(), PollFlags::POLLIN)];
+            if poll(&mut fds, PollTimeout::ZERO).unwrap_or(0) == 0 {
+                return true;
+            }
+            match nix::unistd::read(&self.master, &mut buf) {
+                Ok(0) | Err(_) => return false,
+                Ok(n) => {
+                    // Every read has a limit: what a program prints past it is read and
+                    // dropped (the book's echo_EPLTserv prints a line per wake-up), so
+                    // that the program never blocks on a terminal nobody reads.
+                    if bytes.len() < KEPT {
+                        let room = KEPT - bytes.len();
+                        bytes.extend_from_slice(&buf[..n.min(room)]);
+                    }
+                    self.grew.notify_all();
+                }
+            }
+        }
+    }
 }
 
 /// A program running on a pseudo-terminal.
@@ -78,13 +111,16 @@ impl TerminalProgram {
         // The supervisor keeps the terminal open until the program is gone, whenever
         // this handle is dropped.
         supervisor.hold(master.try_clone().context("dup terminal master")?);
-        let output = Arc::new(Output::default());
+        let output = Arc::new(Output {
+            bytes: Mutex::new(Vec::new()),
+            grew: Condvar::new(),
+            master: master.try_clone().context("dup terminal master")?,
+        });
         let stop = Arc::new(AtomicBool::new(false));
-        let reader_master = master.try_clone().context("dup terminal master")?;
         let reader = {
             let output = output.clone();
             let stop = stop.clone();
-            std::thread::spawn(move || read_until_stopped(reader_master, &output, &stop))
+            std::thread::spawn(move || read_until_stopped(&output, &stop))
         };
         Ok(TerminalProgram {
             spawned,
@@ -114,9 +150,19 @@ impl TerminalProgram {
         self.type_text("\x04")
     }
 
-    /// Everything printed so far.
+    /// Everything printed so far, as the reader thread has collected it.
     pub fn output(&self) -> Vec<u8> {
         self.output.bytes.lock().expect("output lock").clone()
+    }
+
+    /// Everything the program has written to its terminal up to this moment, including
+    /// what the reader thread has not collected yet: for a check that must know what a
+    /// program printed before the check acts again (it printed half a reply, then went
+    /// to sleep).
+    pub fn output_now(&self) -> Vec<u8> {
+        let mut bytes = self.output.bytes.lock().expect("output lock");
+        self.output.pull(&mut bytes);
+        bytes.clone()
     }
 
     /// What was printed, as lines with `\r` and trailing white space removed (the book
@@ -222,8 +268,7 @@ pub fn lines_of(bytes: &[u8]) -> Vec<String> {
 ///
 /// Once told to stop it drains for at most [`DRAIN`]: a program that prints without
 /// pause must not hold the check past its deadline.
-fn read_until_stopped(master: OwnedFd, output: &Output, stop: &AtomicBool) {
-    let mut buf = [0u8; 4096];
+fn read_until_stopped(output: &Output, stop: &AtomicBool) {
     let mut stopping_since: Option<Instant> = None;
     loop {
         if stop.load(Ordering::SeqCst) {
@@ -232,7 +277,7 @@ fn read_until_stopped(master: OwnedFd, output: &Output, stop: &AtomicBool) {
                 return;
             }
         }
-        let mut fds = [PollFd::new(master.as_fd(), PollFlags::POLLIN)];
+        let mut fds = [PollFd::new(output.master.as_fd(), PollFlags::POLLIN)];
         let ready = poll(&mut fds, PollTimeout::from(20u16)).unwrap_or(0);
         if ready == 0 {
             if stop.load(Ordering::SeqCst) {
@@ -240,22 +285,10 @@ fn read_until_stopped(master: OwnedFd, output: &Output, stop: &AtomicBool) {
             }
             continue;
         }
-        match nix::unistd::read(&master, &mut buf) {
-            Ok(0) | Err(_) => {
-                // EIO: every slave side is closed. Nothing more can come.
-                return;
-            }
-            Ok(n) => {
-                let mut bytes = output.bytes.lock().expect("output lock");
-                // Every read has a limit: what a program prints past it is read and
-                // dropped (the book's echo_EPLTserv prints a line per wake-up), so that
-                // the program never blocks on a terminal nobody reads.
-                if bytes.len() < KEPT {
-                    let room = KEPT - bytes.len();
-                    bytes.extend_from_slice(&buf[..n.min(room)]);
-                }
-                output.grew.notify_all();
-            }
+        let mut bytes = output.bytes.lock().expect("output lock");
+        if !output.pull(&mut bytes) {
+            // EIO: every slave side is closed. Nothing more can come.
+            return;
         }
     }
 }

@@ -8,7 +8,8 @@
 //!   stays in the checker's process tree;
 //! * each check gives its programs a marker in their environment
 //!   (`WORKBOOK_CHECK=<token>`), so among the checker's descendants it can tell its own
-//!   from those of checks running in parallel;
+//!   from those of checks running in parallel; and each program starts a process group
+//!   of its own, which a zombie keeps when its environment can no longer be read;
 //! * processes are reaped by pid, never with waitpid(-1), which would take the exit
 //!   statuses that parallel checks wait for.
 
@@ -260,8 +261,12 @@ impl Supervisor {
             if p.pid == me {
                 continue;
             }
+            // A process of ours: one seen before, a child of one, one whose environment
+            // carries the marker, or one in a process group of ours (a zombie orphaned
+            // to us has no readable environment, but keeps its group).
             let is_ours = self.known.contains(&p.pid)
                 || ours.contains(&p.ppid)
+                || self.spawned.iter().any(|s| s.pid == p.pgrp)
                 || procfs::environ_has(p.pid, &self.marker);
             if is_ours {
                 ours.insert(p.pid);

@@ -24,6 +24,7 @@ pub fn assert_reference_passes(chapter: &str, package: &str, binary: &str) {
         chapter.id
     );
     let records = grade(&chapter, &targets, None, &Settings::default(), |_| {});
+    record_timings(&format!("{package} (ours)"), &records);
     let text = text_report(&records, Colour::Never);
     println!("{text}");
     let bad: Vec<&str> = records
@@ -65,6 +66,7 @@ pub fn assert_gallery_entry(path: &str) {
     )
     .unwrap_or_else(|e| panic!("{path}: {e}"));
     let records = grade(&chapter, &targets, None, &settings, |_| {});
+    record_timings(path, &records);
     let text = text_report(&records, Colour::Never);
     println!("{text}");
     let mut expected = built.manifest.must_fail.clone();
@@ -90,6 +92,32 @@ pub fn assert_gallery_entry(path: &str) {
     }
 }
 
+/// With `WORKBOOK_TIMINGS=FILE` (what `cargo xtask test-all --timings` sets), appends one
+/// line per graded check to FILE: `who<TAB>check id<TAB>verdict<TAB>seconds`. Each line
+/// is one write(2) to a file opened with O_APPEND, so parallel tests do not mix lines.
+fn record_timings(who: &str, records: &[crate::verdict::Record]) {
+    use std::io::Write;
+    let Some(path) = std::env::var_os("WORKBOOK_TIMINGS") else {
+        return;
+    };
+    let Ok(mut file) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+    else {
+        return;
+    };
+    for r in records {
+        let line = format!(
+            "{who}\t{}\t{}\t{:.3}\n",
+            r.id,
+            r.verdict.label(),
+            r.duration.as_secs_f64()
+        );
+        let _ = file.write_all(line.as_bytes());
+    }
+}
+
 /// Grades `template` as `role` of `chapter` (only the check `only`, when given), as
 /// `cargo xtask check chNN --role ROLE=TEMPLATE` would.
 pub fn grade_template(
@@ -112,4 +140,57 @@ pub fn assert_template_passes(chapter: &str, role: &str, template: &str) {
     println!("{text}");
     let failed = failed_ids(&records);
     assert!(failed.is_empty(), "{template} failed {failed:?}:\n{text}");
+}
+
+/// Builds `tests/fixtures/probe_server.c` (an echo server that first writes its
+/// `/proc/self/status` and `/proc/self/limits` to the file it is given) into `dir`, and
+/// returns its path; None when there is no C compiler outside CI (a missing tool fails
+/// under CI).
+pub fn build_probe(dir: &Path) -> Option<std::path::PathBuf> {
+    if crate::template::resolve_program("cc").is_err() {
+        assert!(!Settings::default().ci, "the probe needs cc (CI=true)");
+        println!("SKIP: the probe needs cc: install it with `apt-get install gcc`");
+        return None;
+    }
+    let source = crate::repo_root().join("tests/fixtures/probe_server.c");
+    let binary = dir.join("probe_server");
+    let status = std::process::Command::new("cc")
+        .arg("-o")
+        .arg(&binary)
+        .arg(&source)
+        .status()
+        .expect("run cc");
+    assert!(status.success(), "cc {} failed", source.display());
+    Some(binary)
+}
+
+/// Panics unless the probe's record (see [`build_probe`]) shows the state a shell gives
+/// a new job: no signal blocked, none ignored, and `open_files` as its open-file limit.
+pub fn assert_started_as_a_shell_starts(record: &Path, open_files: u64) {
+    let text = std::fs::read_to_string(record).expect("the probe wrote its record");
+    let field = |name: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .map(str::trim)
+            .unwrap_or_else(|| panic!("no {name} in the probe's record:\n{text}"))
+    };
+    assert_eq!(
+        field("SigBlk:"),
+        "0000000000000000",
+        "a blocked signal leaked"
+    );
+    assert_eq!(
+        field("SigIgn:"),
+        "0000000000000000",
+        "an ignored signal leaked"
+    );
+    let limit = field("Max open files")
+        .split_whitespace()
+        .next()
+        .expect("soft limit");
+    assert_eq!(
+        limit,
+        open_files.to_string(),
+        "the program under test did not get the shell's open-file limit"
+    );
 }

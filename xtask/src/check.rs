@@ -46,6 +46,9 @@ pub struct CheckArgs {
     /// Add every byte sent and received to the text report
     #[arg(long)]
     verbose: bool,
+    /// How many checks run at once (each starts its own programs on ports of its own)
+    #[arg(long, default_value_t = harness::check::DEFAULT_JOBS, value_name = "N")]
+    jobs: usize,
 }
 
 /// Which form the report takes.
@@ -164,6 +167,7 @@ pub fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
     let settings = Settings {
         deadline_factor: args.timeout,
         verbose: args.verbose,
+        jobs: args.jobs.max(1),
         ..Settings::default()
     };
     // Text goes out as each check ends, unless it is going to a file.

@@ -41,7 +41,7 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Build everything and run every test; exit 0 only when all pass
-    TestAll,
+    TestAll(test_all::TestAllArgs),
     /// List chapters, their roles (with placeholders) and their checks
     List,
     /// Grade a chapter: our reference programs, or yours given as templates
@@ -93,7 +93,7 @@ fn main() -> ExitCode {
         end_checks_on_interrupt();
     }
     let result = match cli.command {
-        Command::TestAll => test_all::run(),
+        Command::TestAll(args) => test_all::run(args),
         Command::List => list::run(),
         Command::Check(args) => check::run(args),
         Command::Lab(args) => lab::run(args),

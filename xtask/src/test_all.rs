@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 
-use crate::cargo::{self, build_executables};
+use crate::cargo::{self, Artifact, build_executables};
 
 /// Counts from one or more `test result:` lines.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -85,7 +85,79 @@ fn run_merged(mut command: Command, limit: Duration) -> anyhow::Result<(bool, St
 /// How long one test binary may run before it counts as hung.
 const BINARY_LIMIT: Duration = Duration::from_secs(600);
 
-pub fn run() -> anyhow::Result<ExitCode> {
+#[derive(clap::Args, Debug)]
+pub struct TestAllArgs {
+    /// How many test binaries run at once. Most of their time is spent waiting for
+    /// programs under test (a deadline, a stalled peer), not computing, so running them
+    /// side by side shortens the run without loading the machine much.
+    #[arg(long, default_value_t = 4, value_name = "N")]
+    jobs: usize,
+    /// At the end, list where the time went: the slowest test binaries, gallery entries
+    /// and checks (each check's time is recorded by the tests themselves)
+    #[arg(long)]
+    timings: bool,
+}
+
+/// One test binary's run.
+struct Ran {
+    success: bool,
+    output: String,
+    took: Duration,
+}
+
+/// Runs `tests` with at most `jobs` at once, longest first (the gallery, which grades
+/// every entry, starts at once rather than last). Returns their runs in `tests`' order.
+fn run_pool(tests: &[Artifact], jobs: usize, env: &[(String, String)]) -> Vec<Ran> {
+    use std::sync::Mutex;
+    let mut order: Vec<usize> = (0..tests.len()).collect();
+    // The binaries known to take longest go first: they bound the run's length.
+    let weight = |a: &Artifact| match (a.target.as_str(), a.kind.as_str()) {
+        ("gallery", _) => 0,
+        ("conformance", _) | ("hostile", _) => 1,
+        _ => 2,
+    };
+    order.sort_by_key(|&i| weight(&tests[i]));
+    let queue = Mutex::new(order.into_iter());
+    let results: Mutex<Vec<Option<Ran>>> = Mutex::new((0..tests.len()).map(|_| None).collect());
+    std::thread::scope(|scope| {
+        for _ in 0..jobs.max(1) {
+            scope.spawn(|| {
+                loop {
+                    let Some(i) = queue.lock().expect("queue").next() else {
+                        return;
+                    };
+                    let test = &tests[i];
+                    let mut command = Command::new(&test.executable);
+                    command.current_dir(&test.manifest_dir);
+                    command.envs(env.iter().map(|(k, v)| (k, v)));
+                    let started = Instant::now();
+                    let ran = match run_merged(command, BINARY_LIMIT) {
+                        Ok((success, output)) => Ran {
+                            success,
+                            output,
+                            took: started.elapsed(),
+                        },
+                        Err(e) => Ran {
+                            success: false,
+                            output: format!("could not run it: {e:#}"),
+                            took: started.elapsed(),
+                        },
+                    };
+                    results.lock().expect("results")[i] = Some(ran);
+                }
+            });
+        }
+    });
+    results
+        .into_inner()
+        .expect("results")
+        .into_iter()
+        .map(|r| r.expect("every test binary ran"))
+        .collect()
+}
+
+pub fn run(args: TestAllArgs) -> anyhow::Result<ExitCode> {
+    let run_started = Instant::now();
     eprintln!("building the workspace and its tests ...");
     cargo::cargo()
         .args(["build", "--workspace", "--all-targets", "--quiet"])
@@ -102,20 +174,43 @@ pub fn run() -> anyhow::Result<ExitCode> {
         .collect();
     tests.sort_by(|a, b| (&a.package, &a.target, &a.kind).cmp(&(&b.package, &b.target, &b.kind)));
 
+    // The tests append a line per graded check here; kept after the run for a closer look.
+    let timings_file = if args.timings {
+        let path = cargo::target_dir()?.join("test-all-timings.tsv");
+        std::fs::write(&path, "").with_context(|| format!("create {}", path.display()))?;
+        Some(path)
+    } else {
+        None
+    };
+    let env: Vec<(String, String)> = timings_file
+        .iter()
+        .map(|path| {
+            (
+                "WORKBOOK_TIMINGS".to_string(),
+                path.to_string_lossy().into_owned(),
+            )
+        })
+        .collect();
+    let tests_started = Instant::now();
+    eprintln!(
+        "running {} test binaries, {} at a time ...",
+        tests.len(),
+        args.jobs
+    );
+    let runs = run_pool(&tests, args.jobs, &env);
+    let tests_took = tests_started.elapsed();
+
     let mut per_package: BTreeMap<String, (Counts, bool)> = BTreeMap::new();
     let mut total = Counts::default();
     let mut all_ok = true;
-    for test in &tests {
-        let mut command = Command::new(&test.executable);
-        command.current_dir(&test.manifest_dir);
-        let (success, output) = run_merged(command, BINARY_LIMIT)?;
-        let counts = parse_results(&output);
-        let ok = success && counts.is_some_and(|c| c.failed == 0);
+    for (test, ran) in tests.iter().zip(&runs) {
+        let counts = parse_results(&ran.output);
+        let ok = ran.success && counts.is_some_and(|c| c.failed == 0);
         if !ok {
             all_ok = false;
             println!(
-                "---- {} ({} {}) ----\n{output}",
-                test.package, test.kind, test.target
+                "---- {} ({} {}) ----\n{}",
+                test.package, test.kind, test.target, ran.output
             );
         }
         let mut counts = counts.unwrap_or_default();
@@ -142,6 +237,11 @@ pub fn run() -> anyhow::Result<ExitCode> {
     total.passed += doc_counts.passed;
     total.failed += doc_counts.failed.max(u64::from(!doc_ok));
 
+    if let Some(path) = &timings_file {
+        let recorded = std::fs::read_to_string(path).unwrap_or_default();
+        print!("{}", timings_report(&tests, &runs, &recorded, tests_took));
+        println!("(every check's time: {})", path.display());
+    }
     println!();
     for (package, (counts, _)) in &per_package {
         println!(
@@ -153,12 +253,65 @@ pub fn run() -> anyhow::Result<ExitCode> {
         "{:<24} {} passed, {} failed",
         "doc tests", doc_counts.passed, doc_counts.failed
     );
-    println!("{} passed, {} failed", total.passed, total.failed);
+    println!(
+        "{} passed, {} failed ({:.0?} in all, {:.0?} running tests)",
+        total.passed,
+        total.failed,
+        run_started.elapsed(),
+        tests_took
+    );
     Ok(if all_ok && total.failed == 0 {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
     })
+}
+
+/// Where the time went: the slowest test binaries (wall time), then, from the lines the
+/// tests recorded (`who<TAB>check<TAB>verdict<TAB>seconds`), the slowest gallery entries
+/// and checks.
+fn timings_report(tests: &[Artifact], runs: &[Ran], recorded: &str, took: Duration) -> String {
+    let mut out =
+        format!("\nwhere the time went ({took:.1?} of running tests)\n\nslowest test binaries:\n");
+    let mut binaries: Vec<(&Artifact, &Ran)> = tests.iter().zip(runs).collect();
+    binaries.sort_by_key(|b| std::cmp::Reverse(b.1.took));
+    for (test, ran) in binaries.iter().take(10) {
+        out.push_str(&format!(
+            "  {:>7.1}s  {} ({} {})\n",
+            ran.took.as_secs_f64(),
+            test.package,
+            test.kind,
+            test.target
+        ));
+    }
+    let mut checks: Vec<(f64, String)> = Vec::new();
+    let mut entries: BTreeMap<String, f64> = BTreeMap::new();
+    for line in recorded.lines() {
+        let fields: Vec<&str> = line.split('\t').collect();
+        let [who, id, verdict, secs] = fields[..] else {
+            continue;
+        };
+        let Ok(secs) = secs.parse::<f64>() else {
+            continue;
+        };
+        checks.push((secs, format!("{id} {verdict} ({who})")));
+        *entries.entry(who.to_string()).or_default() += secs;
+    }
+    let mut entries: Vec<(f64, String)> = entries.into_iter().map(|(w, s)| (s, w)).collect();
+    entries.sort_by(|a, b| b.0.total_cmp(&a.0));
+    checks.sort_by(|a, b| b.0.total_cmp(&a.0));
+    out.push_str(&format!(
+        "\nslowest of {} graded entries (their checks' time, one after another):\n",
+        entries.len()
+    ));
+    for (secs, who) in entries.iter().take(15) {
+        out.push_str(&format!("  {secs:>7.1}s  {who}\n"));
+    }
+    out.push_str(&format!("\nslowest of {} checks:\n", checks.len()));
+    for (secs, what) in checks.iter().take(25) {
+        out.push_str(&format!("  {secs:>7.1}s  {what}\n"));
+    }
+    out
 }
 
 #[cfg(test)]

@@ -465,3 +465,57 @@ fn bench_with_an_unknown_cell_exits_two_and_names_the_cells() {
         .stderr(predicate::str::contains("tcp-1x64, tcp-50x64"))
         .stderr(predicate::str::contains("http"));
 }
+
+/// The student's path starts a program as a shell would: `cargo xtask check` blocks
+/// SIGINT, SIGTERM and SIGHUP for its own signal thread and raises its own open-file
+/// limit, and the program under test must see none of it. The checker is started here
+/// as from a shell with `ulimit -n 1000`; the probe (an echo server that writes down its
+/// /proc/self/status and limits) must get 1000, no blocked and no ignored signal.
+#[test]
+fn a_program_under_check_starts_as_a_shell_would_start_it() {
+    use std::os::unix::process::CommandExt;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let Some(probe) = harness::testing::build_probe(dir.path()) else {
+        return;
+    };
+    let record = dir.path().join("started.txt");
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_xtask"));
+    command
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args(["check", "ch04", "--only", "ch04/echo-line", "--server"])
+        .arg(format!("{} {{port}} {}", probe.display(), record.display()));
+    // SAFETY: setrlimit is async-signal-safe and nothing is allocated after the fork.
+    unsafe {
+        command.pre_exec(|| {
+            use nix::sys::resource::{Resource, getrlimit, setrlimit};
+            let (_, hard) = getrlimit(Resource::RLIMIT_NOFILE)?;
+            setrlimit(Resource::RLIMIT_NOFILE, 1000.min(hard), hard)?;
+            Ok(())
+        });
+    }
+    Command::from_std(command)
+        .timeout(std::time::Duration::from_secs(120))
+        .assert()
+        .success();
+    harness::testing::assert_started_as_a_shell_starts(&record, 1000);
+}
+
+/// One grading path: what `cargo xtask check --submission` prints for a gallery entry
+/// is, normalised, the `report.txt` that the entry's conformance test asserts.
+#[test]
+fn check_prints_for_a_gallery_entry_the_report_its_test_asserts() {
+    for entry in ["ch04/dies-of-sigpipe", "ch01/student-hello-client-c"] {
+        let output = xtask()
+            .args(["check", &entry[..4], "--submission", &gallery(entry)])
+            .output()
+            .expect("run xtask check");
+        let printed = String::from_utf8_lossy(&output.stdout);
+        let golden =
+            std::fs::read_to_string(format!("{}/report.txt", gallery(entry))).expect("report.txt");
+        assert_eq!(
+            harness::gallery::normalized_report(&printed),
+            golden,
+            "{entry}: cargo xtask check printed another report than the tests assert"
+        );
+    }
+}

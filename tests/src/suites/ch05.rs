@@ -192,7 +192,7 @@ fn fragmented_reply(ctx: &mut Ctx) -> Outcome {
     conn.nodelay();
     for (i, line) in LINES.iter().enumerate() {
         let before = client.line_count();
-        let before_bytes = client.output().len();
+        let before_bytes = client.output_now().len();
         client
             .type_text(&format!("{line}\n"))
             .map_err(|e| fail(format!("{e:#}")))?;
@@ -222,8 +222,9 @@ fn fragmented_reply(ctx: &mut Ctx) -> Outcome {
             && !crate::observe::asleep(client.spawned.pid, Duration::from_millis(50))
         {}
         // Whatever it printed meanwhile, the line it may not have ended included
-        // (`printf("Message from server: %s", half)` prints no newline).
-        let output = client.output();
+        // (`printf("Message from server: %s", half)` prints no newline), up to this
+        // moment: not only what the terminal's reader thread has collected so far.
+        let output = client.output_now();
         let early =
             String::from_utf8_lossy(&output[before_bytes.min(output.len())..]).replace('\r', "");
         conn.send(&sent[half..]).map_err(fail)?;
@@ -528,10 +529,10 @@ fn expect_result(ctx: &mut Ctx, client: &TerminalProgram, n: i64) -> Outcome {
         }
         let exited = ctx.sup.status(client.spawned.pid).is_some();
         if exited || Instant::now() >= until {
-            let _ = client.wait_for_line(Duration::from_millis(100), |_| false);
-            if let Some((got, shown)) =
-                wording::find_number(&client.lines(), wording::OPERATION_RESULT)
-                && got == n
+            if let Some((got, shown)) = wording::find_number(
+                &wording::lines_of(&client.output_now()),
+                wording::OPERATION_RESULT,
+            ) && got == n
             {
                 if let Some(note) = shown.note(wording::OPERATION_RESULT) {
                     ctx.note(note);

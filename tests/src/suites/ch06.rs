@@ -318,8 +318,11 @@ fn gives_up(ctx: &mut Ctx, within: Duration, what: &str) -> Outcome {
         .type_text("is anyone there?\n")
         .map_err(|e| fail(format!("{e:#}")))?;
     let status = ctx.sup.wait_exit(client.spawned.pid, within);
-    let _ = client.wait_for_line(Duration::from_millis(100), |_| false);
-    let printed_reply = crate::wording::find_shown(&client.lines(), "is anyone there?").is_some();
+    let printed_reply = crate::wording::find_shown(
+        &crate::wording::lines_of(&client.output_now()),
+        "is anyone there?",
+    )
+    .is_some();
     let stderr = client.spawned.stderr_tail(3);
     match status {
         _ if printed_reply => Err(Evidence::new(format!(

@@ -258,11 +258,10 @@ fn client_split_io(ctx: &mut Ctx) -> Outcome {
         }
     };
     let _ = typist.join();
-    let _ = client.wait_for_line(Duration::from_millis(200), |_| false);
     // The lesson is the stream: every line back, in order. The book's reader prints
     // its label once per read(), not once per line, so the labels are taken out first,
     // wherever they stand and however they are worded.
-    let output = String::from_utf8_lossy(&client.output()).replace('\r', "");
+    let output = String::from_utf8_lossy(&client.output_now()).replace('\r', "");
     let (text, labels) = wording::strip_labels(&output, wording::MESSAGE_FROM_SERVER);
     if let Some(note) = wording::labels_note(&labels, wording::MESSAGE_FROM_SERVER) {
         ctx.note(note);

@@ -11,29 +11,68 @@ use crate::peer::{Conn, StalledClient};
 
 use super::pattern;
 
+/// One bug, one message: an echo server that closes a connection before it has echoed
+/// everything (it reads once), or echoes other bytes than it read (it writes its whole
+/// buffer), fails several echo checks at once. Each such failure carries the same cause,
+/// so the report gives the first its hint and points the others back to it. A server
+/// that died already carries its death as the cause, which says more.
+pub fn echo_cause(problem: Problem, sent: &[u8], got: &[u8], closed: bool) -> Problem {
+    let key = if !sent.starts_with(got) {
+        "the echo holds bytes other than those sent"
+    } else if closed && got.len() < sent.len() {
+        "the server closes a connection before it has echoed all it was sent"
+    } else {
+        return problem;
+    };
+    match problem {
+        Problem::Fail(mut evidence) if evidence.cause.is_none() => {
+            evidence.cause = Some(crate::check::Cause {
+                key: key.into(),
+                hint: None,
+            });
+            Problem::Fail(evidence)
+        }
+        other => other,
+    }
+}
+
+/// Whether a short read ended because the server closed the connection: end of
+/// stream, or a reset (a close() with bytes it never read makes the kernel send RST).
+fn closed(short: &crate::peer::Short) -> bool {
+    short.why.contains("end of stream") || short.why.contains("ECONNRESET")
+}
+
 /// Sends `message` on `conn` and expects it back byte for byte.
 pub fn round_trip(ctx: &mut Ctx, server: &Server, conn: &mut Conn, message: &[u8]) -> Outcome {
     conn.send(message)
         .map_err(|e| ctx.explain(server, Evidence::new(e).sent(message)))?;
     match conn.recv_exact(message.len(), ctx.secs(5.0)) {
         Ok(got) if got == message => Ok(()),
-        Ok(got) => Err(Evidence::new("the echo differs from what was sent")
-            .sent(message)
-            .expected("the same bytes back")
-            .got(&got)
-            .into()),
-        Err(short) => Err(ctx.explain(
-            server,
-            Evidence::new(format!(
-                "{} of {} bytes came back: {}",
-                short.got.len(),
-                message.len(),
-                short.why
-            ))
-            .sent(message)
-            .expected("the same bytes back")
-            .got(&short.got),
+        Ok(got) => Err(echo_cause(
+            Evidence::new("the echo differs from what was sent")
+                .sent(message)
+                .expected("the same bytes back")
+                .got(&got)
+                .into(),
+            message,
+            &got,
+            false,
         )),
+        Err(short) => {
+            let problem = ctx.explain(
+                server,
+                Evidence::new(format!(
+                    "{} of {} bytes came back: {}",
+                    short.got.len(),
+                    message.len(),
+                    short.why
+                ))
+                .sent(message)
+                .expected("the same bytes back")
+                .got(&short.got),
+            );
+            Err(echo_cause(problem, message, &short.got, closed(&short)))
+        }
     }
 }
 
@@ -68,25 +107,37 @@ pub fn large_message(ctx: &mut Ctx) -> Outcome {
     match received {
         Ok(got) if got == message => Ok(()),
         Ok(got) => {
-            let at = got.iter().zip(&message).position(|(a, b)| a != b).unwrap_or(0);
-            Err(Evidence::new(format!(
-                "the echo of a 1 MiB message differs from byte {at} on: {} was sent there",
-                crate::report::escape(&message[at..(at + 1).min(message.len())], 1)
+            let at = got
+                .iter()
+                .zip(&message)
+                .position(|(a, b)| a != b)
+                .unwrap_or(0);
+            Err(echo_cause(
+                Evidence::new(format!(
+                    "the echo of a 1 MiB message differs from byte {at} on: {} was sent there",
+                    crate::report::escape(&message[at..(at + 1).min(message.len())], 1)
+                ))
+                .expected("the same bytes back")
+                .got(&got[at..(at + 32).min(got.len())])
+                .into(),
+                &message,
+                &got,
+                false,
             ))
-            .expected("the same bytes back")
-            .got(&got[at..(at + 32).min(got.len())])
-            .into())
         }
-        Err(short) => Err(ctx.explain(
-            &server,
-            Evidence::new(format!(
-                "only {} of {SIZE} bytes came back: {}",
-                short.got.len(),
-                short.why
-            ))
-            .sent(&message[..64])
-            .expected("all 1,048,576 bytes back (one read() returns only what has arrived: loop until read() returns 0)"),
-        )),
+        Err(short) => {
+            let problem = ctx.explain(
+                &server,
+                Evidence::new(format!(
+                    "only {} of {SIZE} bytes came back: {}",
+                    short.got.len(),
+                    short.why
+                ))
+                .sent(&message[..64])
+                .expected("all 1,048,576 bytes back (one read() returns only what has arrived: loop until read() returns 0)"),
+            );
+            Err(echo_cause(problem, &message, &short.got, closed(&short)))
+        }
     }
 }
 
@@ -113,15 +164,20 @@ pub fn byte_at_a_time(ctx: &mut Ctx) -> Outcome {
     }
     match conn.recv_exact(message.len(), ctx.secs(5.0)) {
         Ok(got) if got == message => Ok(()),
-        Ok(got) => Err(Evidence::new("the echo differs from what was sent")
-            .sent(message)
-            .got(&got)
-            .into()),
+        Ok(got) => Err(echo_cause(
+            Evidence::new("the echo differs from what was sent")
+                .sent(message)
+                .got(&got)
+                .into(),
+            message,
+            &got,
+            false,
+        )),
         Err(short) => {
             let sending = send_error
                 .map(|e| format!(" (sending stopped: {e})"))
                 .unwrap_or_default();
-            Err(ctx.explain(
+            let problem = ctx.explain(
                 &server,
                 Evidence::new(format!(
                     "{} of {} bytes came back: {}{sending}",
@@ -132,7 +188,8 @@ pub fn byte_at_a_time(ctx: &mut Ctx) -> Outcome {
                 .sent(message)
                 .expected("every byte back, each echoed as it arrives")
                 .got(&short.got),
-            ))
+            );
+            Err(echo_cause(problem, message, &short.got, closed(&short)))
         }
     }
 }
@@ -354,11 +411,23 @@ pub fn paced_connect(ctx: &mut Ctx, server: &Server, n: usize) -> Result<Vec<Con
 struct Stopped(i32);
 
 impl Stopped {
-    fn new(pid: i32) -> Stopped {
+    /// Sends SIGSTOP and waits (up to `deadline`) until every thread shows state `T` in
+    /// /proc. Only then has the stop been taken: a thread woken by SIGSTOP must still run
+    /// to take it, and a connection arriving before it runs would hand its epoll_wait()
+    /// an event instead of the EINTR a stop gives.
+    fn new(pid: i32, deadline: Duration) -> Stopped {
         let _ = nix::sys::signal::kill(
             nix::unistd::Pid::from_raw(pid),
             nix::sys::signal::Signal::SIGSTOP,
         );
+        let until = Instant::now() + deadline;
+        while Instant::now() < until {
+            let threads = crate::observe::threads(pid);
+            if threads.is_empty() || threads.iter().all(|t| t.state == 'T' || t.state == 't') {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
         Stopped(pid)
     }
 }
@@ -382,13 +451,21 @@ pub fn burst_connect(ctx: &mut Ctx, server: &Server, n: usize) -> Result<Vec<Con
     let backlog = crate::diag::listen_queue(server.addr.port()).map_or(0, |q| q.backlog as usize);
     let burst = n.min(backlog + 1).max(1);
     let mut sockets = Vec::with_capacity(burst);
-    // Stopped while it waits (asleep in a call), as a server is when Ctrl-Z comes: then
-    // what the stop does to that call is certain, not a matter of timing.
-    let until = Instant::now() + ctx.secs(2.0);
-    while Instant::now() < until && !crate::observe::asleep(server.pid, Duration::from_millis(20)) {
+    // Stopped while it waits for clients (asleep in epoll_wait(), select(), accept()...),
+    // as an idle server is when Ctrl-Z comes: then what the stop does to that call is
+    // certain, not a matter of timing (a server stopped in the middle of a printf() to
+    // its terminal would see no EINTR).
+    let waiting_calls: Vec<&str> = crate::observe::MULTIPLEXERS
+        .iter()
+        .copied()
+        .chain(["accept", "accept4"])
+        .collect();
+    let until = Instant::now() + ctx.secs(5.0);
+    while Instant::now() < until && !crate::observe::asleep_in(server.pid, &waiting_calls) {
+        std::thread::sleep(Duration::from_millis(2));
     }
     {
-        let _stopped = Stopped::new(server.pid);
+        let _stopped = Stopped::new(server.pid, ctx.secs(2.0));
         for _ in 0..burst {
             let socket = Socket::new(Domain::IPV4, Type::STREAM, None)
                 .map_err(|e| fail(format!("socket: {e}")))?;
@@ -448,7 +525,7 @@ pub fn burst_connect(ctx: &mut Ctx, server: &Server, n: usize) -> Result<Vec<Con
         socket
             .set_nonblocking(false)
             .map_err(|e| fail(format!("set blocking: {e}")))?;
-        conns.push(Conn::from_stream(socket.into(), &ctx.recorder));
+        conns.push(Conn::from_stream(socket.into(), &ctx.recorder).watching(server.spawned.pid));
     }
     for i in burst..n {
         conns.push(

@@ -103,13 +103,15 @@ pub fn reference_tool_role(name: &'static str, package: &'static str) -> Role {
 /// Deterministic bytes that look random (xorshift), so that a failure is repeatable
 /// and a misplaced byte is seen.
 pub fn pattern(len: usize, seed: u64) -> Vec<u8> {
+    // xorshift64, eight bytes a step: checks make tens of MiB of it.
     let mut x = seed | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24) as u8
-        })
-        .collect()
+    let mut out = Vec::with_capacity(len + 8);
+    while out.len() < len {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        out.extend_from_slice(&x.to_le_bytes());
+    }
+    out.truncate(len);
+    out
 }

@@ -388,12 +388,9 @@ pub fn stream_integrity(ctx: &mut Ctx) -> Outcome {
             }
         })
     };
-    let server_side = |local: std::net::SocketAddr| {
-        crate::procfs::sockets_on(crate::procfs::Proto::Tcp, local.port())
-            .into_iter()
-            .find(|r| r.remote == local)
-            .map(|r| r.tx_queue)
-    };
+    let theirs = stream.peer_addr().map_err(|e| fail(e.to_string()))?;
+    let server_side =
+        |local: std::net::SocketAddr| crate::procfs::connection(theirs, local).map(|r| r.tx_queue);
     let (mut seen, mut moved) = (0usize, Instant::now());
     let (mut peak, mut peak_at_progress) = (0u64, 0usize);
     let until = Instant::now() + ctx.secs(20.0);
@@ -419,28 +416,37 @@ pub fn stream_integrity(ctx: &mut Ctx) -> Outcome {
     // Read until every byte sent has come back: the writer stops after the chunk it is
     // in (which our reading lets through) and half-closes. Whether the server then
     // closes is another check's business (disconnect-cleanup).
-    let mut conn = crate::peer::Conn::from_stream(stream, &ctx.recorder);
+    let mut conn =
+        crate::peer::Conn::from_stream(stream, &ctx.recorder).watching(server.spawned.pid);
     let read_until = Instant::now() + ctx.secs(30.0);
     let mut got: Vec<u8> = Vec::new();
     let mut why = None;
-    loop {
-        let sent_so_far = progress.load(Ordering::SeqCst);
-        if writer.is_finished() && got.len() >= sent_so_far {
-            break;
-        }
-        let left = read_until.saturating_duration_since(Instant::now());
-        if left.is_zero() {
+    // While the writer finishes the chunk it is in, read in short steps (our reading is
+    // what lets that chunk through); then wait for the rest of the echo in one read, which
+    // ends early once /proc shows that nothing more can come.
+    while !writer.is_finished() && why.is_none() {
+        if Instant::now() >= read_until {
             why = Some(format!("nothing more came within {:.1?}", ctx.secs(30.0)));
             break;
         }
-        match conn.recv_exact(64 * 1024, left.min(Duration::from_millis(100))) {
+        match conn.recv_exact(64 * 1024, Duration::from_millis(100)) {
             Ok(more) => got.extend(more),
             Err(short) => {
                 got.extend(short.got);
                 if !short.why.starts_with("no more bytes") {
                     why = Some(short.why);
-                    break;
                 }
+            }
+        }
+    }
+    let sent_so_far = progress.load(Ordering::SeqCst);
+    if why.is_none() && got.len() < sent_so_far {
+        let left = read_until.saturating_duration_since(Instant::now());
+        match conn.recv_exact(sent_so_far - got.len(), left) {
+            Ok(rest) => got.extend(rest),
+            Err(short) => {
+                got.extend(short.got);
+                why = Some(short.why);
             }
         }
     }
@@ -533,10 +539,11 @@ pub fn burst_after_stop(ctx: &mut Ctx) -> Outcome {
 /// book's loop) loses what its outbox holds, every time this is set up.
 ///
 /// Setting it up, seen in /proc/net/tcp: the client (a 4 KiB receive buffer) sends and
-/// does not read, until the server's send queue toward it stops growing (its kernel
-/// buffer is full: more echo can only wait in the server's own outbox); then 64 KiB
-/// more, and waits until the server has read them (its receive queue is empty again:
-/// they are in its outbox); then it half-closes (shutdown(SHUT_WR)), and only then reads.
+/// does not read, until the server's send queue toward it stops growing while the
+/// server goes on reading (its kernel buffer is full: what it reads from then on can
+/// only wait in its own outbox) and it has read 128 KiB more; then it waits until the
+/// server has read what is still queued toward it; then it half-closes
+/// (shutdown(SHUT_WR)), and only then reads.
 /// (Data in the server's kernel send buffer survives its close(); only its outbox is at
 /// stake.) A server that stops reading first, at a small outbox bound, cannot be set up
 /// this way; what it echoes is still compared.
@@ -558,11 +565,8 @@ pub fn half_close_echo(ctx: &mut Ctx) -> Outcome {
     stream
         .set_nonblocking(true)
         .map_err(|e| fail(format!("set non-blocking: {e}")))?;
-    let server_side = || {
-        crate::procfs::sockets_on(crate::procfs::Proto::Tcp, local.port())
-            .into_iter()
-            .find(|r| r.remote == local)
-    };
+    let theirs = stream.peer_addr().map_err(|e| fail(e.to_string()))?;
+    let server_side = || crate::procfs::connection(theirs, local);
     let message = super::pattern(32 << 20, 0x0a1f_c105);
     let mut sent = 0usize;
     // Sends what the socket takes of the next bytes, up to `until_total`.
@@ -574,30 +578,57 @@ pub fn half_close_echo(ctx: &mut Ctx) -> Outcome {
             }
         }
     };
-    // Phase 1: 64 KiB at a time, until the server's send queue toward us has not grown
-    // for three steps in a row while it went on reading: its kernel buffer is full and
-    // the last steps wait in its own outbox (a few dozen KiB, under any sane bound).
-    let mut peak = 0u64;
-    let mut flat = 0;
+    // Phase 1: send as fast as the server reads, 16 KiB at a time, watching its send
+    // queue toward us. Its kernel buffer is full once that queue has not grown over three
+    // steps in which the server went on reading: what it read then can only wait in its
+    // own outbox. Stop there, before a bounded outbox fills and the server stops reading
+    // (then its reading of end of stream would wait for our reading, and race it). A
+    // server that stops reading first (a small bound, a blocking write) stops our sending:
+    // that ends the phase too.
+    // What the server has read: what we sent, less what our kernel has not sent yet and
+    // what waits in the server's receive queue. (Not our unacknowledged bytes: the
+    // server's kernel delays its ACKs, and the bytes may be read long before.)
+    let read_by_server = |stream: &std::net::TcpStream, sent: usize| {
+        let not_sent = crate::peer::notsent_bytes(stream).unwrap_or(0) as usize;
+        let unread = server_side().map_or(0, |r| r.rx_queue) as usize;
+        sent.saturating_sub(not_sent + unread)
+    };
+    let (mut peak, mut flat, mut last_read) = (0u64, 0, 0usize);
+    let mut stalled_since: Option<Instant> = None;
     let until = Instant::now() + ctx.secs(10.0);
     while Instant::now() < until && flat < 3 {
         let before = sent;
-        let step = (sent + 64 * 1024).min(message.len());
-        send_up_to(&mut stream, &mut sent, step);
-        // Wait until the server has read what was just sent (or stopped reading).
-        let settle = Instant::now() + Duration::from_millis(200);
-        while Instant::now() < settle && server_side().is_some_and(|r| r.rx_queue > 0) {
-            std::thread::sleep(Duration::from_millis(1));
+        // Never more than 64 KiB ahead of the server's reading: what waits unread when
+        // the phase ends must fit in its outbox, not pile up in its receive queue.
+        if sent.saturating_sub(last_read) < 64 * 1024 {
+            let step = (sent + 16 * 1024).min(message.len());
+            send_up_to(&mut stream, &mut sent, step);
         }
         let queued = server_side().map_or(0, |r| r.tx_queue);
+        let read = read_by_server(&stream, sent);
         if queued > peak {
             (peak, flat) = (queued, 0);
-        } else if sent > before {
+        } else if peak > 0 && read > last_read {
             flat += 1;
-        } else {
-            // Nothing more could be sent: the server stopped reading first.
-            break;
         }
+        let progress = read > last_read || sent > before;
+        last_read = read;
+        if !progress {
+            // Nothing moved: the server is not reading now.
+            let since = *stalled_since.get_or_insert_with(Instant::now);
+            if since.elapsed() >= Duration::from_millis(100) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        } else {
+            stalled_since = None;
+        }
+    }
+    // Phase 2: let the server read what is still queued toward it (into its outbox),
+    // unless it has stopped reading.
+    let settle = Instant::now() + Duration::from_millis(300);
+    while Instant::now() < settle && read_by_server(&stream, sent) < sent {
+        std::thread::sleep(Duration::from_millis(1));
     }
     // Phase 3: end of stream, then read everything.
     let _ = stream.set_nonblocking(false);
@@ -605,7 +636,8 @@ pub fn half_close_echo(ctx: &mut Ctx) -> Outcome {
         .shutdown(std::net::Shutdown::Write)
         .map_err(|e| fail(format!("shutdown: {e}")))?;
     let message = &message[..sent];
-    let mut conn = crate::peer::Conn::from_stream(stream, &ctx.recorder);
+    let mut conn =
+        crate::peer::Conn::from_stream(stream, &ctx.recorder).watching(server.spawned.pid);
     // Every byte back is the lesson; whether the server then closes is
     // disconnect-cleanup's.
     match conn.recv_exact(sent, ctx.secs(20.0)) {
