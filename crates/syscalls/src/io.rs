@@ -1,4 +1,5 @@
-//! read(2), write(2), close(2): the calls every fd shares, sockets included.
+//! read(2), write(2), close(2): the calls every fd shares, sockets included; open(2),
+//! fstat(2) and pipe(2), the other ways to get one.
 
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 
@@ -78,6 +79,42 @@ pub fn open_read(path: &std::path::Path) -> SysResult<OwnedFd> {
         },
         result,
         |fd| fd.as_raw_fd().to_string(),
+    )
+}
+
+/// `open(2)` for writing (`O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC`, mode 0644): the
+/// file is created, or emptied when it exists. A file gets the lowest free fd.
+pub fn create(path: &std::path::Path) -> SysResult<OwnedFd> {
+    use nix::fcntl::OFlag;
+    use nix::sys::stat::Mode;
+    let result = nix::fcntl::open(
+        path,
+        OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_TRUNC | OFlag::O_CLOEXEC,
+        Mode::from_bits_truncate(0o644),
+    );
+    traced(
+        |_| {
+            format!(
+                "open({:?}, O_WRONLY|O_CREAT|O_TRUNC, 0644)",
+                path.display().to_string()
+            )
+        },
+        result,
+        |fd| fd.as_raw_fd().to_string(),
+    )
+}
+
+/// `pipe(2)`: a one-way channel inside the kernel, as two fds: what is written to the
+/// second (the write end) is read from the first (the read end), in order, with no
+/// boundaries kept. Both ends survive fork(), so a parent and its child can talk
+/// through them (ch11). A read() returns 0 (end of file) only once *every* copy of the
+/// write end is closed, in every process: a process that keeps its own copy of the
+/// write end open never sees the end.
+pub fn pipe() -> SysResult<(OwnedFd, OwnedFd)> {
+    traced(
+        |_| "pipe()".to_string(),
+        nix::unistd::pipe(),
+        |(r, w)| format!("0 [{}, {}]", r.as_raw_fd(), w.as_raw_fd()),
     )
 }
 
@@ -224,6 +261,20 @@ mod tests {
         let mut buf = [0u8; 16];
         assert_eq!(read(&r, &mut buf).expect("read failed"), 5);
         assert_eq!(&buf[..5], b"hello");
+        assert_eq!(read(&r, &mut buf).expect("read at end failed"), 0);
+    }
+
+    #[test]
+    fn a_pipe_ends_only_when_every_write_end_is_closed() {
+        let (r, w) = pipe().expect("pipe failed");
+        let copy = w.try_clone().expect("dup failed");
+        write_all(&w, b"ab").expect("write_all failed");
+        close(w).expect("close failed");
+        let mut buf = [0u8; 4];
+        assert_eq!(read(&r, &mut buf).expect("read failed"), 2);
+        // One copy of the write end is still open: no end of file yet.
+        assert!(!wait_readable(&r, std::time::Duration::from_millis(10)).expect("poll failed"));
+        close(copy).expect("close failed");
         assert_eq!(read(&r, &mut buf).expect("read at end failed"), 0);
     }
 

@@ -14,7 +14,7 @@
 //!   the trace line (one description serves both), so that a binary's error reads
 //!   `bind(3, 127.0.0.1:9190): EADDRINUSE: Address already in use`.
 //!
-//! Modules: `net` (sockets and their options), `io` (read, write, open, close, poll),
+//! Modules: `net` (sockets and their options), `io` (read, write, open, close, pipe, poll),
 //! `multiplex` (select, epoll, fcntl), `outbox` (what a non-blocking socket could not
 //! take yet), `signal` (SIGPIPE and the ways to stop), `process` (fork, waitpid, kill,
 //! the SIGCHLD reaper), `resource` (the open-file limit), `trace` (the narration), `output`
@@ -38,7 +38,7 @@ pub mod trace;
 pub use accept_pause::AcceptPause;
 pub use error::{SysError, SysResult};
 pub use io::{
-    FileKind, FileStat, close, fstat, open_dir, open_read, openat2_beneath, read,
+    FileKind, FileStat, close, create, fstat, open_dir, open_read, openat2_beneath, pipe, read,
     regular_file_size, wait_readable, write, write_all,
 };
 pub use net::{

@@ -50,6 +50,18 @@ unsafe fn on_stop_signals(action: &SigAction, what: &str) -> SysResult<()> {
     Ok(())
 }
 
+/// `sigaction(2)` setting SIGINT and SIGTERM back to `SIG_DFL`: the signal ends the
+/// process at once. A server's child does it right after fork() (see
+/// [`crate::process::tie_to_parent`]): with the parent's flag-setting handler inherited, a
+/// child that got the signal just before it blocked in read() would never look at the
+/// flag again, and would wait for ever for a client with nothing more to say (and the
+/// parent for it).
+pub fn default_stop_signals() -> SysResult<()> {
+    let default = SigAction::new(SigHandler::SigDfl, SaFlags::empty(), SigSet::empty());
+    // SAFETY: SIG_DFL installs no handler code.
+    unsafe { on_stop_signals(&default, "SIG_DFL") }
+}
+
 // ------------------------------------------------------------- a flag and EINTR
 
 static STOP_REQUESTED: AtomicBool = AtomicBool::new(false);

@@ -14,6 +14,7 @@ pub mod ch07;
 pub mod ch08;
 pub mod ch09;
 pub mod ch10;
+pub mod ch11;
 pub mod ch12;
 pub mod ch17;
 pub mod ch18;
@@ -35,6 +36,7 @@ pub fn chapters() -> Vec<Chapter> {
         ch08::chapter(),
         ch09::chapter(),
         ch10::chapter(),
+        ch11::chapter(),
         ch12::chapter(),
         ch17::chapter(),
         ch18::chapter(),
