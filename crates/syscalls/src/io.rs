@@ -1,5 +1,5 @@
-//! read(2), write(2), close(2): the calls every fd shares, sockets included; open(2),
-//! fstat(2) and pipe(2), the other ways to get one.
+//! read(2), write(2), readv(2), writev(2), close(2): the calls every fd shares, sockets
+//! included; open(2), fstat(2) and pipe(2), the other ways to get one.
 
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 
@@ -38,6 +38,57 @@ pub fn write(fd: impl AsFd, buf: &[u8]) -> SysResult<usize> {
     let result = nix::unistd::write(fd, buf);
     traced(
         |_| format!("write({raw}, {}, {})", escape_bytes(buf, SHOWN), buf.len()),
+        result,
+        |n| n.to_string(),
+    )
+}
+
+/// The buffers of a readv/writev as strace shows them: `[{"ABCDEFG", 7}, {"1234567", 7}]`,
+/// each with the bytes it holds (for readv, what the call filled in) and its length.
+fn iov_list<'a>(buffers: impl Iterator<Item = (&'a [u8], usize)>) -> String {
+    let shown: Vec<String> = buffers
+        .map(|(bytes, len)| format!("{{{}, {len}}}", escape_bytes(bytes, SHOWN)))
+        .collect();
+    format!("[{}]", shown.join(", "))
+}
+
+/// `writev(2)`: writes several buffers, in order, in one call ("gather"), as if they
+/// were one. Like write(), it may write less than all of them (a non-blocking socket with
+/// a full buffer, a signal): the caller must look at the count, and call again for the
+/// rest, from where this call stopped (ch13).
+pub fn writev(fd: impl AsFd, buffers: &[std::io::IoSlice<'_>]) -> SysResult<usize> {
+    let raw = fd.as_fd().as_raw_fd();
+    let result = nix::sys::uio::writev(fd, buffers);
+    traced(
+        |_| {
+            format!(
+                "writev({raw}, {}, {})",
+                iov_list(buffers.iter().map(|b| (&b[..], b.len()))),
+                buffers.len()
+            )
+        },
+        result,
+        |n| n.to_string(),
+    )
+}
+
+/// `readv(2)`: reads into several buffers in one call ("scatter"): the first is filled
+/// before anything goes into the second. It returns what has arrived, like read(), so
+/// the last buffers it reaches may be filled in part, or not at all (ch13).
+pub fn readv(fd: impl AsFd, buffers: &mut [std::io::IoSliceMut<'_>]) -> SysResult<usize> {
+    let raw = fd.as_fd().as_raw_fd();
+    let count = buffers.len();
+    let result = nix::sys::uio::readv(fd, buffers);
+    let shown = |n: Option<&usize>| {
+        let mut left = n.copied().unwrap_or(0);
+        iov_list(buffers.iter().map(|b| {
+            let filled = left.min(b.len());
+            left -= filled;
+            (&b[..filled], b.len())
+        }))
+    };
+    traced(
+        |n| format!("readv({raw}, {}, {count})", shown(n)),
         result,
         |n| n.to_string(),
     )
@@ -224,16 +275,37 @@ pub fn regular_file_size(fd: impl AsFd) -> SysResult<Option<u64>> {
 
 /// `poll(2)` on one fd for input, up to `timeout`: true when it is readable (or closed).
 pub fn wait_readable(fd: impl AsFd, timeout: std::time::Duration) -> SysResult<bool> {
-    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
-    let raw = fd.as_fd().as_raw_fd();
+    poll_one(fd.as_fd(), nix::poll::PollFlags::POLLIN, "POLLIN", timeout)
+}
+
+/// `poll(2)` on one fd for output, up to `timeout`: true when it can take more (or has
+/// failed: the next write says why). A program with a non-blocking socket waits here
+/// when its last write() took less than it was given.
+pub fn wait_writable(fd: impl AsFd, timeout: std::time::Duration) -> SysResult<bool> {
+    poll_one(
+        fd.as_fd(),
+        nix::poll::PollFlags::POLLOUT,
+        "POLLOUT",
+        timeout,
+    )
+}
+
+fn poll_one(
+    fd: std::os::fd::BorrowedFd<'_>,
+    events: nix::poll::PollFlags,
+    shown: &str,
+    timeout: std::time::Duration,
+) -> SysResult<bool> {
+    use nix::poll::{PollFd, PollTimeout, poll};
+    let raw = fd.as_raw_fd();
     let ms = crate::millis(timeout);
-    let mut fds = [PollFd::new(fd.as_fd(), PollFlags::POLLIN)];
+    let mut fds = [PollFd::new(fd, events)];
     let result = poll(
         &mut fds,
         PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX),
     );
     let ready = traced(
-        |_| format!("poll([{raw}: POLLIN], {ms})"),
+        |_| format!("poll([{raw}: {shown}], {ms})"),
         result,
         |n| n.to_string(),
     )?;
@@ -262,6 +334,24 @@ mod tests {
         assert_eq!(read(&r, &mut buf).expect("read failed"), 5);
         assert_eq!(&buf[..5], b"hello");
         assert_eq!(read(&r, &mut buf).expect("read at end failed"), 0);
+    }
+
+    #[test]
+    fn writev_gathers_and_readv_scatters_in_order() {
+        use std::io::{IoSlice, IoSliceMut};
+        let (r, w) = pipe().expect("pipe failed");
+        let n = writev(&w, &[IoSlice::new(b"ABCDEFG"), IoSlice::new(b"1234567")])
+            .expect("writev failed");
+        assert_eq!(n, 14);
+        let (mut first, mut second) = ([0u8; 5], [0u8; 100]);
+        let n = readv(
+            &r,
+            &mut [IoSliceMut::new(&mut first), IoSliceMut::new(&mut second)],
+        )
+        .expect("readv failed");
+        assert_eq!(n, 14);
+        assert_eq!(&first, b"ABCDE");
+        assert_eq!(&second[..9], b"FG1234567");
     }
 
     #[test]
