@@ -1,5 +1,6 @@
 //! read(2), write(2), readv(2), writev(2), close(2): the calls every fd shares, sockets
-//! included; open(2), fstat(2) and pipe(2), the other ways to get one.
+//! included; open(2), fstat(2) and pipe(2), the other ways to get one; and [`FdStream`],
+//! an fd for std's buffered streams (C's `fdopen()`).
 
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 
@@ -321,6 +322,108 @@ pub fn close(fd: OwnedFd) -> SysResult<()> {
     traced(|_| format!("close({raw})"), nix::unistd::close(fd), zero)
 }
 
+// ------------------------------------------------------------------ buffered streams
+
+/// An fd as a stream of bytes for std's buffered I/O (`BufReader`, `BufWriter`,
+/// `LineWriter`): what `std::fs::File` is, an fd with `Read` and `Write`, but with every
+/// read(2) and write(2) it makes narrated, and its close(2) when it is dropped.
+///
+/// C's standard I/O in Rust terms (ch15, ch16): `BufReader::new(FdStream::from(fd))` is
+/// `fdopen(fd, "r")`, `BufWriter::new(...)` is `fdopen(fd, "w")`, [`FdStream::fd`] is
+/// `fileno()`, `flush()` is `fflush()`, and dropping the stream is `fclose()`: the buffer
+/// is written out, then the fd is closed. `&FdStream` reads and writes too, so one fd can
+/// have a reader and a writer at once, as the book's sockets have two `FILE*`s.
+///
+/// EINTR is passed up, not retried (std's buffered readers retry an
+/// `ErrorKind::Interrupted`; this one's kind is `Other`): a stop signal must be able to
+/// end a wait. [`sys_error`] finds the call that failed in an `io::Error`.
+#[derive(Debug)]
+pub struct FdStream {
+    fd: Option<OwnedFd>,
+}
+
+impl From<OwnedFd> for FdStream {
+    fn from(fd: OwnedFd) -> FdStream {
+        FdStream { fd: Some(fd) }
+    }
+}
+
+impl FdStream {
+    /// The fd underneath: C's `fileno()`.
+    pub fn fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.fd
+            .as_ref()
+            .expect("an FdStream holds its fd until dropped")
+            .as_fd()
+    }
+
+    /// Closes the fd now, saying whether close(2) succeeded (dropping does the same,
+    /// silently).
+    pub fn close(mut self) -> SysResult<()> {
+        match self.fd.take() {
+            Some(fd) => close(fd),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for FdStream {
+    fn drop(&mut self) {
+        if let Some(fd) = self.fd.take() {
+            let _ = close(fd);
+        }
+    }
+}
+
+/// A failed call as the `io::Error` std's traits need, keeping the [`SysError`] inside.
+fn to_io(e: crate::error::SysError) -> std::io::Error {
+    let kind = match e.errno {
+        // Not `Interrupted`, which std's buffered readers retry: see [`FdStream`].
+        nix::errno::Errno::EINTR => std::io::ErrorKind::Other,
+        errno => std::io::Error::from_raw_os_error(errno as i32).kind(),
+    };
+    std::io::Error::new(kind, e)
+}
+
+/// The failed call inside an `io::Error` that an [`FdStream`] returned, if it is one.
+pub fn sys_error(e: &std::io::Error) -> Option<&crate::error::SysError> {
+    e.get_ref()?.downcast_ref()
+}
+
+impl std::io::Read for &FdStream {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        read(self.fd(), buf).map_err(to_io)
+    }
+}
+
+impl std::io::Write for &FdStream {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        write(self.fd(), buf).map_err(to_io)
+    }
+
+    /// Nothing to do: an fd has no buffer of ours (the kernel's is not flushed by
+    /// anything but the network).
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl std::io::Read for FdStream {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        (&*self).read(buf)
+    }
+}
+
+impl std::io::Write for FdStream {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        (&*self).write(buf)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        (&*self).flush()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -334,6 +437,25 @@ mod tests {
         assert_eq!(read(&r, &mut buf).expect("read failed"), 5);
         assert_eq!(&buf[..5], b"hello");
         assert_eq!(read(&r, &mut buf).expect("read at end failed"), 0);
+    }
+
+    #[test]
+    fn a_buffered_writer_writes_once_when_flushed_and_closes_when_dropped() {
+        use std::io::{BufRead, BufReader, BufWriter, Write};
+        let (r, w) = pipe().expect("pipe failed");
+        let mut writer = BufWriter::new(FdStream::from(w));
+        writer.write_all(b"one ").expect("write failed");
+        writer.write_all(b"line\n").expect("write failed");
+        // Still in the buffer: nothing has reached the pipe.
+        assert!(!wait_readable(&r, std::time::Duration::ZERO).expect("poll failed"));
+        writer.flush().expect("flush failed");
+        drop(writer);
+        let mut reader = BufReader::new(FdStream::from(r));
+        let mut line = String::new();
+        reader.read_line(&mut line).expect("read failed");
+        assert_eq!(line, "one line\n");
+        // The writer's drop closed the write end: end of file.
+        assert_eq!(reader.read_line(&mut line).expect("read failed"), 0);
     }
 
     #[test]

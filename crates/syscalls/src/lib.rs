@@ -39,8 +39,9 @@ pub mod trace;
 pub use accept_pause::AcceptPause;
 pub use error::{SysError, SysResult};
 pub use io::{
-    FileKind, FileStat, close, create, fstat, open_dir, open_read, openat2_beneath, pipe, read,
-    readv, regular_file_size, wait_readable, wait_writable, write, write_all, writev,
+    FdStream, FileKind, FileStat, close, create, fstat, open_dir, open_read, openat2_beneath, pipe,
+    read, readv, regular_file_size, sys_error, wait_readable, wait_writable, write, write_all,
+    writev,
 };
 pub use net::{
     Datagram, MsgFlags, Shutdown, accept, bind, connect, getsockname, listen, max_udp_payload,

@@ -17,6 +17,7 @@ pub mod ch10;
 pub mod ch11;
 pub mod ch12;
 pub mod ch13;
+pub mod ch15;
 pub mod ch17;
 pub mod ch18;
 pub mod ch24;
@@ -39,6 +40,7 @@ pub fn chapters() -> Vec<Chapter> {
         ch10::chapter(),
         ch11::chapter(),
         ch13::chapter(),
+        ch15::chapter(),
         ch12::chapter(),
         ch17::chapter(),
         ch18::chapter(),
