@@ -41,7 +41,7 @@ use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 use syscalls::{
     Errno, FdStream, StopSignals, accept, bind, close, connect, create, getsockname,
-    ignore_sigpipe, listen, open_read, read, sys_error, tcp_socket, write_all,
+    ignore_sigpipe, is_interrupted, listen, open_read, read, tcp_socket, write_all,
 };
 use workbook::{ClientOpts, ServerOpts, TraceOpt};
 
@@ -289,11 +289,6 @@ fn todes(file: &Path) -> anyhow::Result<()> {
 
 // ------------------------------------------------------------------ the echo server
 
-/// Whether an error from a buffered stream is a signal's EINTR (a stop).
-fn interrupted(e: &std::io::Error) -> bool {
-    sys_error(e).is_some_and(|e| e.is_interrupted())
-}
-
 /// One client over buffered streams: fgets() a line, fputs() it back, fflush().
 fn serve(client: OwnedFd) -> std::io::Result<()> {
     let stream = FdStream::from(client);
@@ -342,7 +337,7 @@ pub fn echo_stdserv(opts: &ServerOpts) -> anyhow::Result<()> {
         workbook::log_line!("Connected client ({peer})");
         match serve(client) {
             Ok(()) => workbook::log_line!("client disconnected ({peer})"),
-            Err(e) if interrupted(&e) => {}
+            Err(e) if is_interrupted(&e) => {}
             Err(e) => workbook::log_error!("error: client {peer}: {e}"),
         }
     }

@@ -1,8 +1,8 @@
 //! read(2), write(2), readv(2), writev(2), close(2): the calls every fd shares, sockets
-//! included; open(2), fstat(2) and pipe(2), the other ways to get one; and [`FdStream`],
-//! an fd for std's buffered streams (C's `fdopen()`).
+//! included; open(2), fstat(2), pipe(2), dup(2) and dup2(2), the other ways to get one;
+//! and [`FdStream`], an fd for std's buffered streams (C's `fdopen()`).
 
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 
 use crate::error::SysResult;
 use crate::trace::{escape_bytes, traced, zero};
@@ -313,6 +313,42 @@ fn poll_one(
     Ok(ready > 0)
 }
 
+/// `dup(2)`: a second fd for the same open file (or socket), the lowest number free. The
+/// two share everything but their number: the file offset, the flags, the connection. A
+/// socket is closed (FIN sent) only when its *last* fd is closed; shutdown(2) acts on the
+/// connection whatever fds it has (ch16).
+pub fn dup(fd: impl AsFd) -> SysResult<OwnedFd> {
+    let raw = fd.as_fd().as_raw_fd();
+    traced(
+        |_| format!("dup({raw})"),
+        nix::unistd::dup(fd),
+        |copy| copy.as_raw_fd().to_string(),
+    )
+}
+
+/// `dup2(2)`: a copy of `fd` under the number `number`, closing whatever `number` was
+/// before (ch16's dup2(fd, 7)). libc, not nix: nix's dup2() needs the target as an
+/// `OwnedFd` already, and its dup2_raw() does not check the result for -1.
+///
+/// # Safety
+///
+/// `number` must not be an fd that something else owns (an `OwnedFd`, a `File`, std's
+/// standard streams): the returned `OwnedFd` becomes its only owner, and whatever used
+/// the number before would use, or close, the copy.
+pub unsafe fn dup2(fd: impl AsFd, number: RawFd) -> SysResult<OwnedFd> {
+    use std::os::fd::FromRawFd;
+    let raw = fd.as_fd().as_raw_fd();
+    // SAFETY: dup2 takes two ints and touches no memory of ours.
+    let result = nix::errno::Errno::result(unsafe { libc::dup2(raw, number) })
+        // SAFETY: dup2() just made this fd, and the caller promises no one else owns it.
+        .map(|copy| unsafe { OwnedFd::from_raw_fd(copy) });
+    traced(
+        |_| format!("dup2({raw}, {number})"),
+        result,
+        |copy| copy.as_raw_fd().to_string(),
+    )
+}
+
 /// `close(2)`: gives the descriptor back to the kernel; its number is free for reuse.
 ///
 /// Dropping an `OwnedFd` also closes it, silently; chapters call this where the book
@@ -390,6 +426,12 @@ pub fn sys_error(e: &std::io::Error) -> Option<&crate::error::SysError> {
     e.get_ref()?.downcast_ref()
 }
 
+/// Whether an `io::Error` from an [`FdStream`] is a call a signal interrupted (EINTR): a
+/// stop, for a server that installed [`crate::StopSignals`].
+pub fn is_interrupted(e: &std::io::Error) -> bool {
+    sys_error(e).is_some_and(|e| e.is_interrupted())
+}
+
 impl std::io::Read for &FdStream {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         read(self.fd(), buf).map_err(to_io)
@@ -437,6 +479,26 @@ mod tests {
         assert_eq!(read(&r, &mut buf).expect("read failed"), 5);
         assert_eq!(&buf[..5], b"hello");
         assert_eq!(read(&r, &mut buf).expect("read at end failed"), 0);
+    }
+
+    #[test]
+    fn a_copy_made_by_dup_or_dup2_writes_into_the_same_pipe() {
+        let (r, w) = pipe().expect("pipe failed");
+        let copy = dup(&w).expect("dup failed");
+        // SAFETY: 100 is not open in this test process, so the copy is its only owner.
+        let numbered = unsafe { dup2(&w, 100) }.expect("dup2 failed");
+        assert_eq!(numbered.as_raw_fd(), 100);
+        for fd in [&w, &copy, &numbered] {
+            write_all(fd, b"x").expect("write failed");
+        }
+        close(w).expect("close failed");
+        close(copy).expect("close failed");
+        let mut buf = [0u8; 8];
+        assert_eq!(read(&r, &mut buf).expect("read failed"), 3);
+        // One copy is still open: no end of file yet.
+        assert!(!wait_readable(&r, std::time::Duration::ZERO).expect("poll failed"));
+        close(numbered).expect("close failed");
+        assert_eq!(read(&r, &mut buf).expect("read failed"), 0);
     }
 
     #[test]

@@ -15,7 +15,7 @@
 //!   `bind(3, 127.0.0.1:9190): EADDRINUSE: Address already in use`.
 //!
 //! Modules: `net` (sockets, send/recv with flags, options), `io` (read, write, readv,
-//! writev, open, close, pipe, poll),
+//! writev, open, close, pipe, dup, poll, buffered streams),
 //! `multiplex` (select, epoll, fcntl), `outbox` (what a non-blocking socket could not
 //! take yet), `signal` (SIGPIPE and the ways to stop), `process` (fork, waitpid, kill,
 //! the SIGCHLD reaper), `resource` (the open-file limit), `trace` (the narration), `output`
@@ -39,9 +39,9 @@ pub mod trace;
 pub use accept_pause::AcceptPause;
 pub use error::{SysError, SysResult};
 pub use io::{
-    FdStream, FileKind, FileStat, close, create, fstat, open_dir, open_read, openat2_beneath, pipe,
-    read, readv, regular_file_size, sys_error, wait_readable, wait_writable, write, write_all,
-    writev,
+    FdStream, FileKind, FileStat, close, create, dup, dup2, fstat, is_interrupted, open_dir,
+    open_read, openat2_beneath, pipe, read, readv, regular_file_size, wait_readable, wait_writable,
+    write, write_all, writev,
 };
 pub use net::{
     Datagram, MsgFlags, Shutdown, accept, bind, connect, getsockname, listen, max_udp_payload,

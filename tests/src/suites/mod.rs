@@ -18,6 +18,7 @@ pub mod ch11;
 pub mod ch12;
 pub mod ch13;
 pub mod ch15;
+pub mod ch16;
 pub mod ch17;
 pub mod ch18;
 pub mod ch24;
@@ -41,6 +42,7 @@ pub fn chapters() -> Vec<Chapter> {
         ch11::chapter(),
         ch13::chapter(),
         ch15::chapter(),
+        ch16::chapter(),
         ch12::chapter(),
         ch17::chapter(),
         ch18::chapter(),
