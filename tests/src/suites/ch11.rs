@@ -247,6 +247,16 @@ fn writer_ends_with_server(ctx: &mut Ctx) -> Outcome {
     let mut conn = ctx.connect(&server)?;
     round_trip(ctx, &server, &mut conn, b"saved before the end\n")?;
     finish_client(ctx, &server, conn, "the client")?;
+    // The client's child has closed its socket; wait until it has also exited and been
+    // reaped, so that what is left below the server is its writer (if it has one as a
+    // process), seen alive and known as this check's before the kill. (A child that died
+    // only after its parent would be re-parented to the checker as a zombie it cannot
+    // tell from a parallel check's.)
+    let until = Instant::now() + ctx.secs(5.0);
+    while crate::procfs::children(server.pid).len() > 1 && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let _ = ctx.sup.processes();
     kill(Pid::from_raw(server.pid), Signal::SIGKILL)
         .map_err(|e| fail(format!("kill(SIGKILL): {e}")))?;
     // Its children serve no client now; what is left is the writer, which ends once it
