@@ -35,7 +35,7 @@ use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 use nix::sys::signal::Signal;
 use nix::sys::wait::WaitStatus;
-use syscalls::process::{ForkResult, Pid, describe, getppid, set_parent_death_signal};
+use syscalls::process::{ForkResult, Pid, describe, tie_to_parent};
 use syscalls::{
     AcceptPause, Errno, Reaper, Shutdown, StopSignals, SysError, accept, bind, close, connect,
     fork, getsockname, ignore_sigpipe, kill, listen, read, shutdown, tcp_socket, waitpid,
@@ -312,20 +312,11 @@ pub fn echo_server(opts: &ServerOpts) -> anyhow::Result<()> {
                 }
             }
             Ok(ForkResult::Child) => {
-                // SIGTERM and SIGINT end a child at once. The parent's handler only sets
-                // a flag, and a child that got the signal just before it blocked in
-                // read() would never look at that flag again: it would wait forever for
-                // a client who has nothing more to say, and the parent for it.
-                for signal in [Signal::SIGTERM, Signal::SIGINT] {
-                    // SAFETY: SIG_DFL installs no handler code.
-                    let _ = unsafe {
-                        nix::sys::signal::signal(signal, nix::sys::signal::SigHandler::SigDfl)
-                    };
-                }
-                // And the child ends with its parent, even one killed with SIGKILL,
-                // which cannot stop its children: the kernel sends it SIGTERM. If the
-                // parent ended before this call, its pid is no longer our parent's.
-                if set_parent_death_signal(Signal::SIGTERM).is_err() || getppid() != parent {
+                // SIGTERM and SIGINT end a child at once (the parent's handler only sets
+                // a flag, which a child blocked in read() would never look at again), and
+                // the child ends with its parent, even one killed with SIGKILL, which
+                // cannot stop its children: the kernel sends it SIGTERM.
+                if !tie_to_parent(parent) {
                     child_exit(1);
                 }
                 // The child does not accept: it closes its copy of the listening socket.

@@ -1,6 +1,8 @@
-//! read(2), write(2), close(2): the calls every fd shares, sockets included.
+//! read(2), write(2), readv(2), writev(2), close(2): the calls every fd shares, sockets
+//! included; open(2), fstat(2), pipe(2), dup(2) and dup2(2), the other ways to get one;
+//! and [`FdStream`], an fd for std's buffered streams (C's `fdopen()`).
 
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 
 use crate::error::SysResult;
 use crate::trace::{escape_bytes, traced, zero};
@@ -42,6 +44,57 @@ pub fn write(fd: impl AsFd, buf: &[u8]) -> SysResult<usize> {
     )
 }
 
+/// The buffers of a readv/writev as strace shows them: `[{"ABCDEFG", 7}, {"1234567", 7}]`,
+/// each with the bytes it holds (for readv, what the call filled in) and its length.
+fn iov_list<'a>(buffers: impl Iterator<Item = (&'a [u8], usize)>) -> String {
+    let shown: Vec<String> = buffers
+        .map(|(bytes, len)| format!("{{{}, {len}}}", escape_bytes(bytes, SHOWN)))
+        .collect();
+    format!("[{}]", shown.join(", "))
+}
+
+/// `writev(2)`: writes several buffers, in order, in one call ("gather"), as if they
+/// were one. Like write(), it may write less than all of them (a non-blocking socket with
+/// a full buffer, a signal): the caller must look at the count, and call again for the
+/// rest, from where this call stopped (ch13).
+pub fn writev(fd: impl AsFd, buffers: &[std::io::IoSlice<'_>]) -> SysResult<usize> {
+    let raw = fd.as_fd().as_raw_fd();
+    let result = nix::sys::uio::writev(fd, buffers);
+    traced(
+        |_| {
+            format!(
+                "writev({raw}, {}, {})",
+                iov_list(buffers.iter().map(|b| (&b[..], b.len()))),
+                buffers.len()
+            )
+        },
+        result,
+        |n| n.to_string(),
+    )
+}
+
+/// `readv(2)`: reads into several buffers in one call ("scatter"): the first is filled
+/// before anything goes into the second. It returns what has arrived, like read(), so
+/// the last buffers it reaches may be filled in part, or not at all (ch13).
+pub fn readv(fd: impl AsFd, buffers: &mut [std::io::IoSliceMut<'_>]) -> SysResult<usize> {
+    let raw = fd.as_fd().as_raw_fd();
+    let count = buffers.len();
+    let result = nix::sys::uio::readv(fd, buffers);
+    let shown = |n: Option<&usize>| {
+        let mut left = n.copied().unwrap_or(0);
+        iov_list(buffers.iter().map(|b| {
+            let filled = left.min(b.len());
+            left -= filled;
+            (&b[..filled], b.len())
+        }))
+    };
+    traced(
+        |n| format!("readv({raw}, {}, {count})", shown(n)),
+        result,
+        |n| n.to_string(),
+    )
+}
+
 /// Calls [`write`] until every byte of `buf` is written.
 ///
 /// Not a system call of its own: the loop the book's C leaves out. EINTR is returned to
@@ -78,6 +131,42 @@ pub fn open_read(path: &std::path::Path) -> SysResult<OwnedFd> {
         },
         result,
         |fd| fd.as_raw_fd().to_string(),
+    )
+}
+
+/// `open(2)` for writing (`O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC`, mode 0644): the
+/// file is created, or emptied when it exists. A file gets the lowest free fd.
+pub fn create(path: &std::path::Path) -> SysResult<OwnedFd> {
+    use nix::fcntl::OFlag;
+    use nix::sys::stat::Mode;
+    let result = nix::fcntl::open(
+        path,
+        OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_TRUNC | OFlag::O_CLOEXEC,
+        Mode::from_bits_truncate(0o644),
+    );
+    traced(
+        |_| {
+            format!(
+                "open({:?}, O_WRONLY|O_CREAT|O_TRUNC, 0644)",
+                path.display().to_string()
+            )
+        },
+        result,
+        |fd| fd.as_raw_fd().to_string(),
+    )
+}
+
+/// `pipe(2)`: a one-way channel inside the kernel, as two fds: what is written to the
+/// second (the write end) is read from the first (the read end), in order, with no
+/// boundaries kept. Both ends survive fork(), so a parent and its child can talk
+/// through them (ch11). A read() returns 0 (end of file) only once *every* copy of the
+/// write end is closed, in every process: a process that keeps its own copy of the
+/// write end open never sees the end.
+pub fn pipe() -> SysResult<(OwnedFd, OwnedFd)> {
+    traced(
+        |_| "pipe()".to_string(),
+        nix::unistd::pipe(),
+        |(r, w)| format!("0 [{}, {}]", r.as_raw_fd(), w.as_raw_fd()),
     )
 }
 
@@ -187,20 +276,77 @@ pub fn regular_file_size(fd: impl AsFd) -> SysResult<Option<u64>> {
 
 /// `poll(2)` on one fd for input, up to `timeout`: true when it is readable (or closed).
 pub fn wait_readable(fd: impl AsFd, timeout: std::time::Duration) -> SysResult<bool> {
-    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
-    let raw = fd.as_fd().as_raw_fd();
+    poll_one(fd.as_fd(), nix::poll::PollFlags::POLLIN, "POLLIN", timeout)
+}
+
+/// `poll(2)` on one fd for output, up to `timeout`: true when it can take more (or has
+/// failed: the next write says why). A program with a non-blocking socket waits here
+/// when its last write() took less than it was given.
+pub fn wait_writable(fd: impl AsFd, timeout: std::time::Duration) -> SysResult<bool> {
+    poll_one(
+        fd.as_fd(),
+        nix::poll::PollFlags::POLLOUT,
+        "POLLOUT",
+        timeout,
+    )
+}
+
+fn poll_one(
+    fd: std::os::fd::BorrowedFd<'_>,
+    events: nix::poll::PollFlags,
+    shown: &str,
+    timeout: std::time::Duration,
+) -> SysResult<bool> {
+    use nix::poll::{PollFd, PollTimeout, poll};
+    let raw = fd.as_raw_fd();
     let ms = crate::millis(timeout);
-    let mut fds = [PollFd::new(fd.as_fd(), PollFlags::POLLIN)];
+    let mut fds = [PollFd::new(fd, events)];
     let result = poll(
         &mut fds,
         PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX),
     );
     let ready = traced(
-        |_| format!("poll([{raw}: POLLIN], {ms})"),
+        |_| format!("poll([{raw}: {shown}], {ms})"),
         result,
         |n| n.to_string(),
     )?;
     Ok(ready > 0)
+}
+
+/// `dup(2)`: a second fd for the same open file (or socket), the lowest number free. The
+/// two share everything but their number: the file offset, the flags, the connection. A
+/// socket is closed (FIN sent) only when its *last* fd is closed; shutdown(2) acts on the
+/// connection whatever fds it has (ch16).
+pub fn dup(fd: impl AsFd) -> SysResult<OwnedFd> {
+    let raw = fd.as_fd().as_raw_fd();
+    traced(
+        |_| format!("dup({raw})"),
+        nix::unistd::dup(fd),
+        |copy| copy.as_raw_fd().to_string(),
+    )
+}
+
+/// `dup2(2)`: a copy of `fd` under the number `number`, closing whatever `number` was
+/// before (ch16's dup2(fd, 7)). libc, not nix: nix's dup2() needs the target as an
+/// `OwnedFd` already, and its dup2_raw() does not check the result for -1.
+///
+/// # Safety
+///
+/// `number` must not be an fd that something else owns (an `OwnedFd`, a `File`, std's
+/// standard streams): the returned `OwnedFd` becomes its only owner, and whatever used
+/// the number before would use, or close, the copy.
+pub unsafe fn dup2(fd: impl AsFd, number: RawFd) -> SysResult<OwnedFd> {
+    use std::os::fd::FromRawFd;
+    let raw = fd.as_fd().as_raw_fd();
+    // SAFETY: dup2 takes two ints and touches no memory of ours.
+    let result = nix::errno::Errno::result(unsafe { libc::dup2(raw, number) })
+        // SAFETY: dup2() just made this fd, and the caller promises no one else owns it.
+        .map(|copy| unsafe { OwnedFd::from_raw_fd(copy) });
+    traced(
+        |_| format!("dup2({raw}, {number})"),
+        result,
+        |copy| copy.as_raw_fd().to_string(),
+    )
 }
 
 /// `close(2)`: gives the descriptor back to the kernel; its number is free for reuse.
@@ -210,6 +356,114 @@ pub fn wait_readable(fd: impl AsFd, timeout: std::time::Duration) -> SysResult<b
 pub fn close(fd: OwnedFd) -> SysResult<()> {
     let raw = fd.as_raw_fd();
     traced(|_| format!("close({raw})"), nix::unistd::close(fd), zero)
+}
+
+// ------------------------------------------------------------------ buffered streams
+
+/// An fd as a stream of bytes for std's buffered I/O (`BufReader`, `BufWriter`,
+/// `LineWriter`): what `std::fs::File` is, an fd with `Read` and `Write`, but with every
+/// read(2) and write(2) it makes narrated, and its close(2) when it is dropped.
+///
+/// C's standard I/O in Rust terms (ch15, ch16): `BufReader::new(FdStream::from(fd))` is
+/// `fdopen(fd, "r")`, `BufWriter::new(...)` is `fdopen(fd, "w")`, [`FdStream::fd`] is
+/// `fileno()`, `flush()` is `fflush()`, and dropping the stream is `fclose()`: the buffer
+/// is written out, then the fd is closed. `&FdStream` reads and writes too, so one fd can
+/// have a reader and a writer at once, as the book's sockets have two `FILE*`s.
+///
+/// EINTR is passed up, not retried (std's buffered readers retry an
+/// `ErrorKind::Interrupted`; this one's kind is `Other`): a stop signal must be able to
+/// end a wait. [`sys_error`] finds the call that failed in an `io::Error`.
+#[derive(Debug)]
+pub struct FdStream {
+    fd: Option<OwnedFd>,
+}
+
+impl From<OwnedFd> for FdStream {
+    fn from(fd: OwnedFd) -> FdStream {
+        FdStream { fd: Some(fd) }
+    }
+}
+
+impl FdStream {
+    /// The fd underneath: C's `fileno()`.
+    pub fn fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.fd
+            .as_ref()
+            .expect("an FdStream holds its fd until dropped")
+            .as_fd()
+    }
+
+    /// Closes the fd now, saying whether close(2) succeeded (dropping does the same,
+    /// silently).
+    pub fn close(mut self) -> SysResult<()> {
+        match self.fd.take() {
+            Some(fd) => close(fd),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for FdStream {
+    fn drop(&mut self) {
+        if let Some(fd) = self.fd.take() {
+            let _ = close(fd);
+        }
+    }
+}
+
+/// A failed call as the `io::Error` std's traits need, keeping the [`SysError`] inside.
+fn to_io(e: crate::error::SysError) -> std::io::Error {
+    let kind = match e.errno {
+        // Not `Interrupted`, which std's buffered readers retry: see [`FdStream`].
+        nix::errno::Errno::EINTR => std::io::ErrorKind::Other,
+        errno => std::io::Error::from_raw_os_error(errno as i32).kind(),
+    };
+    std::io::Error::new(kind, e)
+}
+
+/// The failed call inside an `io::Error` that an [`FdStream`] returned, if it is one.
+pub fn sys_error(e: &std::io::Error) -> Option<&crate::error::SysError> {
+    e.get_ref()?.downcast_ref()
+}
+
+/// Whether an `io::Error` from an [`FdStream`] is a call a signal interrupted (EINTR): a
+/// stop, for a server that installed [`crate::StopSignals`].
+pub fn is_interrupted(e: &std::io::Error) -> bool {
+    sys_error(e).is_some_and(|e| e.is_interrupted())
+}
+
+impl std::io::Read for &FdStream {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        read(self.fd(), buf).map_err(to_io)
+    }
+}
+
+impl std::io::Write for &FdStream {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        write(self.fd(), buf).map_err(to_io)
+    }
+
+    /// Nothing to do: an fd has no buffer of ours (the kernel's is not flushed by
+    /// anything but the network).
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl std::io::Read for FdStream {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        (&*self).read(buf)
+    }
+}
+
+impl std::io::Write for FdStream {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        (&*self).write(buf)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        (&*self).flush()
+    }
 }
 
 #[cfg(test)]
@@ -224,6 +478,77 @@ mod tests {
         let mut buf = [0u8; 16];
         assert_eq!(read(&r, &mut buf).expect("read failed"), 5);
         assert_eq!(&buf[..5], b"hello");
+        assert_eq!(read(&r, &mut buf).expect("read at end failed"), 0);
+    }
+
+    #[test]
+    fn a_copy_made_by_dup_or_dup2_writes_into_the_same_pipe() {
+        let (r, w) = pipe().expect("pipe failed");
+        let copy = dup(&w).expect("dup failed");
+        // SAFETY: 100 is not open in this test process, so the copy is its only owner.
+        let numbered = unsafe { dup2(&w, 100) }.expect("dup2 failed");
+        assert_eq!(numbered.as_raw_fd(), 100);
+        for fd in [&w, &copy, &numbered] {
+            write_all(fd, b"x").expect("write failed");
+        }
+        close(w).expect("close failed");
+        close(copy).expect("close failed");
+        let mut buf = [0u8; 8];
+        assert_eq!(read(&r, &mut buf).expect("read failed"), 3);
+        // One copy is still open: no end of file yet.
+        assert!(!wait_readable(&r, std::time::Duration::ZERO).expect("poll failed"));
+        close(numbered).expect("close failed");
+        assert_eq!(read(&r, &mut buf).expect("read failed"), 0);
+    }
+
+    #[test]
+    fn a_buffered_writer_writes_once_when_flushed_and_closes_when_dropped() {
+        use std::io::{BufRead, BufReader, BufWriter, Write};
+        let (r, w) = pipe().expect("pipe failed");
+        let mut writer = BufWriter::new(FdStream::from(w));
+        writer.write_all(b"one ").expect("write failed");
+        writer.write_all(b"line\n").expect("write failed");
+        // Still in the buffer: nothing has reached the pipe.
+        assert!(!wait_readable(&r, std::time::Duration::ZERO).expect("poll failed"));
+        writer.flush().expect("flush failed");
+        drop(writer);
+        let mut reader = BufReader::new(FdStream::from(r));
+        let mut line = String::new();
+        reader.read_line(&mut line).expect("read failed");
+        assert_eq!(line, "one line\n");
+        // The writer's drop closed the write end: end of file.
+        assert_eq!(reader.read_line(&mut line).expect("read failed"), 0);
+    }
+
+    #[test]
+    fn writev_gathers_and_readv_scatters_in_order() {
+        use std::io::{IoSlice, IoSliceMut};
+        let (r, w) = pipe().expect("pipe failed");
+        let n = writev(&w, &[IoSlice::new(b"ABCDEFG"), IoSlice::new(b"1234567")])
+            .expect("writev failed");
+        assert_eq!(n, 14);
+        let (mut first, mut second) = ([0u8; 5], [0u8; 100]);
+        let n = readv(
+            &r,
+            &mut [IoSliceMut::new(&mut first), IoSliceMut::new(&mut second)],
+        )
+        .expect("readv failed");
+        assert_eq!(n, 14);
+        assert_eq!(&first, b"ABCDE");
+        assert_eq!(&second[..9], b"FG1234567");
+    }
+
+    #[test]
+    fn a_pipe_ends_only_when_every_write_end_is_closed() {
+        let (r, w) = pipe().expect("pipe failed");
+        let copy = w.try_clone().expect("dup failed");
+        write_all(&w, b"ab").expect("write_all failed");
+        close(w).expect("close failed");
+        let mut buf = [0u8; 4];
+        assert_eq!(read(&r, &mut buf).expect("read failed"), 2);
+        // One copy of the write end is still open: no end of file yet.
+        assert!(!wait_readable(&r, std::time::Duration::from_millis(10)).expect("poll failed"));
+        close(copy).expect("close failed");
         assert_eq!(read(&r, &mut buf).expect("read at end failed"), 0);
     }
 

@@ -14,7 +14,8 @@
 //!   the trace line (one description serves both), so that a binary's error reads
 //!   `bind(3, 127.0.0.1:9190): EADDRINUSE: Address already in use`.
 //!
-//! Modules: `net` (sockets and their options), `io` (read, write, open, close, poll),
+//! Modules: `net` (sockets, send/recv with flags, options), `io` (read, write, readv,
+//! writev, open, close, pipe, dup, poll, buffered streams),
 //! `multiplex` (select, epoll, fcntl), `outbox` (what a non-blocking socket could not
 //! take yet), `signal` (SIGPIPE and the ways to stop), `process` (fork, waitpid, kill,
 //! the SIGCHLD reaper), `resource` (the open-file limit), `trace` (the narration), `output`
@@ -38,19 +39,22 @@ pub mod trace;
 pub use accept_pause::AcceptPause;
 pub use error::{SysError, SysResult};
 pub use io::{
-    FileKind, FileStat, close, fstat, open_dir, open_read, openat2_beneath, read,
-    regular_file_size, wait_readable, write, write_all,
+    FdStream, FileKind, FileStat, close, create, dup, dup2, fstat, is_interrupted, open_dir,
+    open_read, openat2_beneath, pipe, read, readv, regular_file_size, wait_readable, wait_writable,
+    write, write_all, writev,
 };
 pub use net::{
-    Datagram, Shutdown, accept, bind, connect, getsockname, listen, max_udp_payload, recvfrom,
-    recvfrom_trunc, sendto, set_linger, set_recv_timeout, set_reuseaddr, shutdown, socket,
-    tcp_socket, udp_socket,
+    Datagram, MsgFlags, Shutdown, accept, bind, connect, getsockname, listen, max_udp_payload,
+    recv, recvfrom, recvfrom_trunc, send, sendto, set_linger, set_recv_timeout, set_reuseaddr,
+    shutdown, socket, tcp_socket, udp_socket,
 };
 pub use nix::errno::Errno;
 pub use outbox::{Outbox, OutboxFull};
 pub use process::{Reaper, fork, kill, waitpid};
 pub use resource::raise_open_file_limit;
-pub use signal::{StopPipe, StopSignals, block_stop_signals_in_this_thread, ignore_sigpipe};
+pub use signal::{
+    SignalPipe, StopPipe, StopSignals, block_stop_signals_in_this_thread, ignore_sigpipe,
+};
 
 /// A duration as a `timeval`, rounded *up* to the microsecond, so that a short wait never
 /// becomes zero: to SO_RCVTIMEO a zero means "wait forever", to select() "do not wait"

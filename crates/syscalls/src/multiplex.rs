@@ -1,6 +1,6 @@
 //! Waiting on many descriptors at once: select(2) (ch12) and epoll(7) (ch17), and the
 //! fcntl(2) that makes a descriptor non-blocking, which a multiplexing server needs for
-//! every one it watches. (What else such a server uses lives beside its kind: the stop
+//! every one it watches (and F_SETOWN, who is signalled for a socket: ch13). (What else such a server uses lives beside its kind: the stop
 //! pipe in `signal`, the outbox in `outbox`, the open-file limit in `resource`.)
 
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
@@ -126,6 +126,19 @@ pub fn set_nonblocking(fd: impl AsFd) -> SysResult<()> {
                 )
             })
             .map(|_| ()),
+        zero,
+    )
+}
+
+/// `fcntl(2)` with `F_SETOWN`: which process the kernel sends SIGURG (urgent data has
+/// arrived, ch13) and SIGIO for this socket. A new socket has no owner, so without this
+/// call nobody is told of urgent data. libc, not nix: nix has no F_SETOWN.
+pub fn set_owner(fd: impl AsFd, pid: nix::unistd::Pid) -> SysResult<()> {
+    let raw = fd.as_fd().as_raw_fd();
+    traced(
+        |_| format!("fcntl({raw}, F_SETOWN, {pid})"),
+        // SAFETY: F_SETOWN takes an int and touches no memory of ours.
+        Errno::result(unsafe { libc::fcntl(raw, libc::F_SETOWN, pid.as_raw()) }).map(|_| ()),
         zero,
     )
 }

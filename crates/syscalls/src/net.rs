@@ -1,5 +1,6 @@
 //! The socket calls: socket(2), bind(2), listen(2), accept(2), connect(2), shutdown(2),
-//! sendto(2), recvfrom(2) (plain and with MSG_TRUNC), getsockname(2), setsockopt(2).
+//! send(2) and recv(2) with flags (MSG_OOB, MSG_PEEK, MSG_DONTWAIT), sendto(2),
+//! recvfrom(2) (plain and with MSG_TRUNC), getsockname(2), setsockopt(2).
 //!
 //! Addresses go in and come out as `std::net::SocketAddr`, so chapters read like the
 //! book (`127.0.0.1:9190`) while the calls themselves stay nix's.
@@ -205,6 +206,69 @@ pub fn sendto(fd: impl AsFd, buf: &[u8], addr: SocketAddr) -> SysResult<usize> {
     )
 }
 
+/// The flags [`send`] and [`recv`] take.
+pub use nix::sys::socket::MsgFlags;
+
+/// Flags as strace shows them: `MSG_OOB`, `MSG_PEEK|MSG_DONTWAIT`, `0`.
+fn msg_flag_names(flags: MsgFlags) -> String {
+    let names: Vec<&str> = [
+        (MsgFlags::MSG_OOB, "MSG_OOB"),
+        (MsgFlags::MSG_PEEK, "MSG_PEEK"),
+        (MsgFlags::MSG_DONTWAIT, "MSG_DONTWAIT"),
+        (MsgFlags::MSG_WAITALL, "MSG_WAITALL"),
+    ]
+    .into_iter()
+    .filter(|(flag, _)| flags.contains(*flag))
+    .map(|(_, name)| name)
+    .collect();
+    if names.is_empty() {
+        "0".into()
+    } else {
+        names.join("|")
+    }
+}
+
+/// `send(2)`: write() with flags, on a connected socket. With `MSG_OOB`, TCP marks the
+/// *last* byte of `buf` as urgent (out-of-band) data: one byte, whatever the length of
+/// `buf`; the bytes before it go in band, as with write() (ch13).
+pub fn send(fd: impl AsFd, buf: &[u8], flags: MsgFlags) -> SysResult<usize> {
+    let raw = fd.as_fd().as_raw_fd();
+    traced(
+        |_| {
+            format!(
+                "send({raw}, {}, {}, {})",
+                escape_bytes(buf, SHOWN),
+                buf.len(),
+                msg_flag_names(flags)
+            )
+        },
+        sock::send(raw, buf, flags),
+        |n| n.to_string(),
+    )
+}
+
+/// `recv(2)`: read() with flags (ch13). `MSG_PEEK` returns the bytes waiting without
+/// taking them: the next recv() returns them again. `MSG_DONTWAIT` makes this one call
+/// non-blocking: EAGAIN instead of waiting when nothing is there. `MSG_OOB` reads the
+/// urgent byte, out of line (EINVAL when there is none, or it was read already).
+pub fn recv(fd: impl AsFd, buf: &mut [u8], flags: MsgFlags) -> SysResult<usize> {
+    let raw = fd.as_fd().as_raw_fd();
+    let result = sock::recv(raw, buf, flags);
+    traced(
+        |n| match n {
+            Some(n) => format!(
+                "recv({raw}, {}, {}, {})",
+                escape_bytes(&buf[..*n], SHOWN),
+                buf.len(),
+                msg_flag_names(flags)
+            ),
+            None => format!("recv({raw}, {}, {})", buf.len(), msg_flag_names(flags)),
+        },
+        result,
+        |n| n.to_string(),
+    )
+}
+
 /// The largest UDP payload a datagram to or from `addr` can carry: 65,535 bytes of IP
 /// packet less the 20 of an IPv4 header and the 8 of UDP's (65,507), or, over IPv6, whose
 /// 65,535-byte payload length does not count its own 40-byte header, less UDP's 8 only
@@ -387,6 +451,38 @@ mod tests {
         crate::io::close(served).expect("close failed");
         let err = read(&client, &mut buf).unwrap_err();
         assert_eq!(err.errno, nix::errno::Errno::ECONNRESET);
+    }
+
+    #[test]
+    fn peek_leaves_the_bytes_and_oob_takes_one_byte_out_of_line() {
+        let listener = tcp_socket(&loopback_any_port()).expect("socket failed");
+        bind(&listener, loopback_any_port()).expect("bind failed");
+        listen(&listener, 1).expect("listen failed");
+        let addr = getsockname(&listener).expect("getsockname failed");
+        let client = tcp_socket(&addr).expect("socket failed");
+        connect(&client, addr).expect("connect failed");
+        let (served, _) = accept(&listener).expect("accept failed");
+        let mut buf = [0u8; 8];
+        let err = recv(
+            &served,
+            &mut buf,
+            MsgFlags::MSG_PEEK | MsgFlags::MSG_DONTWAIT,
+        )
+        .unwrap_err();
+        assert_eq!(err.errno, nix::errno::Errno::EAGAIN);
+        send(&client, b"123", MsgFlags::empty()).expect("send failed");
+        send(&client, b"890", MsgFlags::MSG_OOB).expect("send failed");
+        // In band: 1, 2, 3, 8, 9; the urgent byte is the last one sent, 0. Wait until all
+        // five in-band bytes are there (the peek shows them without taking them).
+        while recv(&served, &mut buf, MsgFlags::MSG_PEEK).expect("peek failed") < 5 {}
+        assert_eq!(
+            recv(&served, &mut buf, MsgFlags::MSG_OOB).expect("recv(MSG_OOB) failed"),
+            1
+        );
+        assert_eq!(buf[0], b'0');
+        // The in-band bytes around it, without it.
+        let n = recv(&served, &mut buf, MsgFlags::empty()).expect("recv failed");
+        assert_eq!(&buf[..n], b"12389");
     }
 
     #[test]

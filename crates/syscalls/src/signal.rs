@@ -1,7 +1,8 @@
 //! Signals every server needs: sigaction(2) for SIGPIPE, and three ways to stop cleanly
 //! on SIGINT/SIGTERM: a flag and EINTR ([`StopSignals`]), a readable fd for a
-//! multiplexing loop ([`StopPipe`]), and pthread_sigmask(3) so that the signals reach
-//! the thread that waits for them ([`block_stop_signals_in_this_thread`]).
+//! multiplexing loop ([`StopPipe`], one case of [`SignalPipe`], which ch13 also uses for
+//! SIGURG), and pthread_sigmask(3) so that the signals reach the thread that waits for
+//! them ([`block_stop_signals_in_this_thread`]).
 
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
@@ -50,6 +51,18 @@ unsafe fn on_stop_signals(action: &SigAction, what: &str) -> SysResult<()> {
     Ok(())
 }
 
+/// `sigaction(2)` setting SIGINT and SIGTERM back to `SIG_DFL`: the signal ends the
+/// process at once. A server's child does it right after fork() (see
+/// [`crate::process::tie_to_parent`]): with the parent's flag-setting handler inherited, a
+/// child that got the signal just before it blocked in read() would never look at the
+/// flag again, and would wait for ever for a client with nothing more to say (and the
+/// parent for it).
+pub fn default_stop_signals() -> SysResult<()> {
+    let default = SigAction::new(SigHandler::SigDfl, SaFlags::empty(), SigSet::empty());
+    // SAFETY: SIG_DFL installs no handler code.
+    unsafe { on_stop_signals(&default, "SIG_DFL") }
+}
+
 // ------------------------------------------------------------- a flag and EINTR
 
 static STOP_REQUESTED: AtomicBool = AtomicBool::new(false);
@@ -93,55 +106,65 @@ impl StopSignals {
 
 // ------------------------------------------------------------- a readable fd
 
-static STOP_PIPE_WRITE: AtomicI32 = AtomicI32::new(-1);
+/// The write end of each signal's pipe, by signal number (-1: none).
+static PIPE_OF_SIGNAL: [AtomicI32; 65] = [const { AtomicI32::new(-1) }; 65];
 
-extern "C" fn write_stop_byte(_signal: std::ffi::c_int) {
+extern "C" fn write_signal_byte(signal: std::ffi::c_int) {
     // write(2) is async-signal-safe; errno is saved and restored.
     let saved = Errno::last_raw();
-    let fd = STOP_PIPE_WRITE.load(Ordering::SeqCst);
+    let fd = PIPE_OF_SIGNAL
+        .get(signal as usize)
+        .map_or(-1, |slot| slot.load(Ordering::SeqCst));
     if fd >= 0 {
-        // SAFETY: the fd stays open for the life of the process; a 1-byte write of a
-        // static byte has no other effect.
-        let _ = unsafe { libc_write(fd) };
+        // SAFETY: the fd stays open for the life of the process; a 1-byte write of the
+        // signal's number has no other effect.
+        let _ = unsafe { libc_write(fd, signal as u8) };
     }
     Errno::set_raw(saved);
 }
 
 /// A raw 1-byte write for the signal handler (libc, not nix: nix's write takes a
 /// BorrowedFd, which cannot be made from a raw fd safely inside a handler).
-unsafe fn libc_write(fd: RawFd) -> isize {
-    // SAFETY: the caller passes an open fd; the buffer is a static byte.
-    unsafe { libc::write(fd, b"!".as_ptr().cast(), 1) }
+unsafe fn libc_write(fd: RawFd, byte: u8) -> isize {
+    // SAFETY: the caller passes an open fd; the buffer is one byte on our stack.
+    unsafe { libc::write(fd, (&raw const byte).cast(), 1) }
 }
 
-/// SIGINT and SIGTERM as a readable fd (the self-pipe trick): the handler writes a
-/// byte to a pipe, and the server's select() or epoll_wait() watches the read end. No
-/// signal can slip in between "check a flag" and "wait", because the wait itself sees
-/// it.
+/// Signals as a readable fd (the self-pipe trick): the handler writes the signal's number
+/// to a pipe, and the program's select() or epoll_wait() watches the read end. No signal
+/// can slip in between "check a flag" and "wait", because the wait itself sees it.
 #[derive(Debug)]
-pub struct StopPipe {
+pub struct SignalPipe {
     read_end: OwnedFd,
     _write_end: OwnedFd,
 }
 
-impl StopPipe {
-    /// `pipe2(O_CLOEXEC | O_NONBLOCK)` and `sigaction()` for SIGINT and SIGTERM.
-    pub fn install() -> SysResult<StopPipe> {
+impl SignalPipe {
+    /// `pipe2(O_CLOEXEC | O_NONBLOCK)` and `sigaction()` for each of `signals`, with a
+    /// handler that writes the signal's number to the pipe and `SA_RESTART` (the calls it
+    /// interrupts go on: the pipe is the news). `what` says in the trace what it is for.
+    pub fn install(signals: &[Signal], what: &str) -> SysResult<SignalPipe> {
         use nix::fcntl::OFlag;
         let (read_end, write_end) = traced(
             |_| "pipe2(O_CLOEXEC|O_NONBLOCK)".to_string(),
             nix::unistd::pipe2(OFlag::O_CLOEXEC | OFlag::O_NONBLOCK),
             |(r, w)| format!("0 [{}, {}]", r.as_raw_fd(), w.as_raw_fd()),
         )?;
-        STOP_PIPE_WRITE.store(write_end.as_raw_fd(), Ordering::SeqCst);
         let action = SigAction::new(
-            SigHandler::Handler(write_stop_byte),
+            SigHandler::Handler(write_signal_byte),
             SaFlags::SA_RESTART,
             SigSet::empty(),
         );
-        // SAFETY: the handler only calls write(2) and saves/restores errno.
-        unsafe { on_stop_signals(&action, "write a byte to the stop pipe") }?;
-        Ok(StopPipe {
+        for signal in signals {
+            PIPE_OF_SIGNAL[*signal as usize].store(write_end.as_raw_fd(), Ordering::SeqCst);
+            traced(
+                |_| format!("sigaction({signal}, {what})"),
+                // SAFETY: the handler only calls write(2) and saves/restores errno.
+                unsafe { sigaction(*signal, &action) }.map(|_| ()),
+                zero,
+            )?;
+        }
+        Ok(SignalPipe {
             read_end,
             _write_end: write_end,
         })
@@ -150,6 +173,47 @@ impl StopPipe {
     /// The end to watch for readability.
     pub fn fd(&self) -> BorrowedFd<'_> {
         self.read_end.as_fd()
+    }
+
+    /// The signals that arrived since the last call, oldest first (reads the pipe until
+    /// it is empty; its read end does not block).
+    pub fn take(&self) -> SysResult<Vec<Signal>> {
+        let mut got = Vec::new();
+        let mut buf = [0u8; 64];
+        loop {
+            match crate::io::read(&self.read_end, &mut buf) {
+                Ok(0) => return Ok(got),
+                Ok(n) => got.extend(
+                    buf[..n]
+                        .iter()
+                        .filter_map(|b| Signal::try_from(i32::from(*b)).ok()),
+                ),
+                Err(e) if e.errno == Errno::EAGAIN => return Ok(got),
+                Err(e) if e.is_interrupted() => continue,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}
+
+/// SIGINT and SIGTERM as a readable fd, for a multiplexing server's loop (ch12, ch17):
+/// the stop pipe becomes readable, and stays so.
+#[derive(Debug)]
+pub struct StopPipe(SignalPipe);
+
+impl StopPipe {
+    /// `pipe2(O_CLOEXEC | O_NONBLOCK)` and `sigaction()` for SIGINT and SIGTERM.
+    pub fn install() -> SysResult<StopPipe> {
+        SignalPipe::install(
+            &[Signal::SIGINT, Signal::SIGTERM],
+            "write a byte to the stop pipe",
+        )
+        .map(StopPipe)
+    }
+
+    /// The end to watch for readability.
+    pub fn fd(&self) -> BorrowedFd<'_> {
+        self.0.fd()
     }
 }
 
@@ -172,6 +236,14 @@ pub fn block_stop_signals_in_this_thread() -> SysResult<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_signal_arrives_as_its_number_in_the_pipe() {
+        let pipe = SignalPipe::install(&[Signal::SIGUSR2], "test").expect("install failed");
+        nix::sys::signal::raise(Signal::SIGUSR2).expect("raise failed");
+        assert_eq!(pipe.take().expect("read failed"), vec![Signal::SIGUSR2]);
+        assert_eq!(pipe.take().expect("read failed"), vec![]);
+    }
 
     #[test]
     fn sigpipe_is_ignored_after_the_call() {

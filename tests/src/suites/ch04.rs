@@ -157,7 +157,8 @@ fn exited_zero(status: &WaitStatus) -> bool {
     matches!(status, WaitStatus::Exited(_, 0))
 }
 
-fn client_echo(ctx: &mut Ctx) -> Outcome {
+/// Two lines typed, each reply printed, then Q: exit 0 (also ch15's client over stdio).
+pub fn client_echo(ctx: &mut Ctx) -> Outcome {
     let server = ctx.harness_server()?;
     let mut client = ctx.client(server.addr, &[])?;
     echo_for_client(ctx, &server)?;

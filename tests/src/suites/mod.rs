@@ -14,7 +14,11 @@ pub mod ch07;
 pub mod ch08;
 pub mod ch09;
 pub mod ch10;
+pub mod ch11;
 pub mod ch12;
+pub mod ch13;
+pub mod ch15;
+pub mod ch16;
 pub mod ch17;
 pub mod ch18;
 pub mod ch24;
@@ -35,7 +39,11 @@ pub fn chapters() -> Vec<Chapter> {
         ch08::chapter(),
         ch09::chapter(),
         ch10::chapter(),
+        ch11::chapter(),
         ch12::chapter(),
+        ch13::chapter(),
+        ch15::chapter(),
+        ch16::chapter(),
         ch17::chapter(),
         ch18::chapter(),
         ch24::chapter(),
