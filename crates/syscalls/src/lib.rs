@@ -42,9 +42,10 @@ pub use io::{
     regular_file_size, wait_readable, write, write_all,
 };
 pub use net::{
-    Datagram, Shutdown, accept, bind, connect, getsockname, listen, max_udp_payload, recvfrom,
-    recvfrom_trunc, sendto, set_linger, set_recv_timeout, set_reuseaddr, shutdown, socket,
-    tcp_socket, udp_socket,
+    Datagram, Shutdown, accept, add_membership, bind, connect, get_rcvbuf, get_sndbuf,
+    get_sock_type, getsockname, listen, max_udp_payload, recvfrom, recvfrom_trunc, sendto,
+    set_broadcast, set_linger, set_multicast_ttl, set_rcvbuf, set_recv_timeout, set_reuseaddr,
+    set_send_timeout, set_sndbuf, set_tcp_nodelay, shutdown, socket, tcp_socket, udp_socket,
 };
 pub use nix::errno::Errno;
 pub use outbox::{Outbox, OutboxFull};

@@ -40,15 +40,22 @@ struct Side {
 
 impl Side {
     fn spawn(side: &'static str, args: &[&str]) -> anyhow::Result<Side> {
+        Side::spawn_with(side, args, true)
+    }
+
+    /// Starts a side; `narrate` adds `--trace` and prints its lines with the prefix.
+    fn spawn_with(side: &'static str, args: &[&str], narrate: bool) -> anyhow::Result<Side> {
         let exe = std::env::current_exe().context("find this program's own path")?;
         // O_CLOEXEC: the child must inherit only the copies dup2()ed onto its stdout and
         // stderr, or its first socket would not be fd 3.
         let (read_end, write_end) =
             nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).context("pipe for the demo")?;
         let mut command = Command::new(&exe);
+        command.args(args);
+        if narrate {
+            command.arg("--trace");
+        }
         command
-            .args(args)
-            .arg("--trace")
             .stdin(Stdio::piped())
             .stdout(Stdio::from(write_end.try_clone().context("dup pipe")?))
             .stderr(Stdio::from(write_end));
@@ -63,7 +70,9 @@ impl Side {
         let printer = std::thread::spawn(move || {
             for line in BufReader::new(File::from(read_end)).lines() {
                 let Ok(line) = line else { break };
-                say(side, &line);
+                if narrate {
+                    say(side, &line);
+                }
                 let _ = tx.send(line);
             }
         });
@@ -124,7 +133,17 @@ impl DemoServer {
 
     /// Like [`DemoServer::start`], with another prefix than `[server]`.
     pub fn start_as(side: &'static str, args: &[&str]) -> anyhow::Result<DemoServer> {
-        let side = Side::spawn(side, args)?;
+        DemoServer::start_with(side, args, true)
+    }
+
+    /// A server that neither narrates nor prints: for demos that measure time, where a
+    /// transcript of every call would drown the figures.
+    pub fn start_quiet(args: &[&str]) -> anyhow::Result<DemoServer> {
+        DemoServer::start_with("server", args, false)
+    }
+
+    fn start_with(side: &'static str, args: &[&str], narrate: bool) -> anyhow::Result<DemoServer> {
+        let side = Side::spawn_with(side, args, narrate)?;
         let line = side.wait_for("'listening on' line from the server", |line| {
             line.starts_with("listening on ") || line.starts_with("bound to ")
         })?;
