@@ -17,7 +17,8 @@
 //! Modules: `net` (sockets and their options), `io` (read, write, open, close, poll),
 //! `multiplex` (select, epoll, fcntl), `outbox` (what a non-blocking socket could not
 //! take yet), `signal` (SIGPIPE and the ways to stop), `process` (fork, waitpid, kill,
-//! the SIGCHLD reaper), `resource` (the open-file limit), `trace` (the narration), `output`
+//! the SIGCHLD reaper), `resource` (the open-file limit), `semaphore` (POSIX semaphores,
+//! C library calls over futex), `trace` (the narration), `output`
 //! (log and trace lines written so that they never make the program wait).
 //!
 //! What this crate is not: a networking library. It hides nothing a chapter teaches;
@@ -32,6 +33,7 @@ pub mod outbox;
 pub mod output;
 pub mod process;
 pub mod resource;
+pub mod semaphore;
 pub mod signal;
 pub mod trace;
 
@@ -51,6 +53,7 @@ pub use nix::errno::Errno;
 pub use outbox::{Outbox, OutboxFull};
 pub use process::{Reaper, fork, kill, waitpid};
 pub use resource::raise_open_file_limit;
+pub use semaphore::Semaphore;
 pub use signal::{StopPipe, StopSignals, block_stop_signals_in_this_thread, ignore_sigpipe};
 
 /// A duration as a `timeval`, rounded *up* to the microsecond, so that a short wait never

@@ -18,6 +18,7 @@ pub mod ch12;
 pub mod ch17;
 pub mod ch18;
 pub mod ch24;
+pub mod chat;
 pub mod clients;
 pub mod echo;
 pub mod models;
