@@ -40,11 +40,17 @@ struct Side {
 
 impl Side {
     fn spawn(side: &'static str, args: &[&str]) -> anyhow::Result<Side> {
-        Side::spawn_with(side, args, true)
+        Side::spawn_with(side, args, true, None)
     }
 
-    /// Starts a side; `narrate` adds `--trace` and prints its lines with the prefix.
-    fn spawn_with(side: &'static str, args: &[&str], narrate: bool) -> anyhow::Result<Side> {
+    /// Starts a side; `narrate` adds `--trace` and prints its lines with the prefix;
+    /// `host` runs it on a host of a private network (ch14).
+    fn spawn_with(
+        side: &'static str,
+        args: &[&str],
+        narrate: bool,
+        host: Option<&crate::netns::Host>,
+    ) -> anyhow::Result<Side> {
         let exe = std::env::current_exe().context("find this program's own path")?;
         // O_CLOEXEC: the child must inherit only the copies dup2()ed onto its stdout and
         // stderr, or its first socket would not be fd 3.
@@ -59,6 +65,9 @@ impl Side {
             .stdin(Stdio::piped())
             .stdout(Stdio::from(write_end.try_clone().context("dup pipe")?))
             .stderr(Stdio::from(write_end));
+        if let Some(host) = host {
+            host.enter(&mut command);
+        }
         let mut child = command
             .spawn()
             .with_context(|| format!("start {} {}", exe.display(), args.join(" ")))?;
@@ -142,8 +151,20 @@ impl DemoServer {
         DemoServer::start_with("server", args, false)
     }
 
+    /// Like [`DemoServer::start_as`], on `host` of a private network (ch14's receivers).
+    pub fn start_on(
+        host: &crate::netns::Host,
+        side: &'static str,
+        args: &[&str],
+    ) -> anyhow::Result<DemoServer> {
+        DemoServer::start_side(Side::spawn_with(side, args, true, Some(host))?)
+    }
+
     fn start_with(side: &'static str, args: &[&str], narrate: bool) -> anyhow::Result<DemoServer> {
-        let side = Side::spawn_with(side, args, narrate)?;
+        DemoServer::start_side(Side::spawn_with(side, args, narrate, None)?)
+    }
+
+    fn start_side(side: Side) -> anyhow::Result<DemoServer> {
         let line = side.wait_for("'listening on' line from the server", |line| {
             line.starts_with("listening on ") || line.starts_with("bound to ")
         })?;
@@ -234,6 +255,16 @@ pub fn start_member(side: &'static str, args: &[&str]) -> anyhow::Result<Member>
     Ok(Member {
         side: Side::spawn(side, args)?,
     })
+}
+
+/// Runs a side on `host` of a private network with nothing typed, and waits for it to
+/// end (ch14's senders). Returns its exit status.
+pub fn run_side_on(
+    host: &crate::netns::Host,
+    side: &'static str,
+    args: &[&str],
+) -> anyhow::Result<ExitStatus> {
+    Side::spawn_with(side, args, true, Some(host))?.finish()
 }
 
 /// Like [`run_client`], for a side with another name (`[fds]`, `[zombie]`, ...).

@@ -15,6 +15,7 @@ pub mod ch08;
 pub mod ch09;
 pub mod ch10;
 pub mod ch12;
+pub mod ch14;
 pub mod ch17;
 pub mod ch18;
 pub mod ch24;
@@ -37,6 +38,7 @@ pub fn chapters() -> Vec<Chapter> {
         ch09::chapter(),
         ch10::chapter(),
         ch12::chapter(),
+        ch14::chapter(),
         ch17::chapter(),
         ch18::chapter(),
         ch24::chapter(),
