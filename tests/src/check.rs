@@ -319,6 +319,27 @@ impl<'a> Ctx<'a> {
         self.limits.open_files = Some(n);
     }
 
+    /// Runs the programs this check starts from now on on `host` of a private network
+    /// (ch14), or back where the checker is with None.
+    pub fn run_on(&mut self, host: Option<&workbook::netns::Host>) {
+        self.limits.netns = host.map(|h| h.fds());
+    }
+
+    /// Starts `role` with the placeholders `values` on a terminal, without waiting for
+    /// anything: for programs the check watches in its own way (ch14's receivers, ready
+    /// when their host shows them bound and joined).
+    pub fn start_role(
+        &mut self,
+        role: &str,
+        values: &[(&'static str, String)],
+    ) -> Result<TerminalProgram, Problem> {
+        let template = self.template(role)?;
+        let values: BTreeMap<&str, String> = values.iter().cloned().collect();
+        let argv = render_filled(template, &values);
+        TerminalProgram::spawn(&mut self.sup, &argv, &self.limits)
+            .map_err(|e| fail(format!("{e:#}")))
+    }
+
     /// Adds a note once (a note repeated by a helper stays one line).
     pub fn note(&mut self, note: impl Into<String>) {
         let note = note.into();

@@ -119,6 +119,7 @@ impl Launch {
         let limits = crate::launch::Limits {
             open_files: self.open_files,
             processes: self.processes,
+            netns: None,
         };
         let mut command = crate::launch::command(&argv, &limits);
         command

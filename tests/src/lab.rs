@@ -1,49 +1,50 @@
 //! The loss lab (`cargo xtask lab lossy`): TCP retransmits, UDP does not.
 //!
-//! A child process makes a network namespace of its own with unshare(CLONE_NEWNET), so
-//! that whatever happens (Ctrl-C, a crash) the namespace vanishes with it. Inside, it
-//! brings its loopback up and adds an nftables rule that drops N% of the packets at
-//! random on the *input* hook (dropping on output would make the sender's write fail,
-//! which is not what a lossy network does; this kernel has no netem). Then the same 200
-//! round trips go three ways, with the checker's own peers: TCP, UDP without retries,
-//! UDP with a 200 ms retry.
+//! A child process moves into a user namespace and a network namespace of its own
+//! (`workbook::netns::enter_private`: unshare(CLONE_NEWUSER | CLONE_NEWNET), root inside
+//! and nowhere else, so no sudo), so that whatever happens (Ctrl-C, a crash) the
+//! namespace vanishes with it. Inside, its loopback is up, and `nft` (run as root of
+//! that namespace) adds a rule that drops N% of the packets at random on the *input*
+//! hook (dropping on output would make the sender's write fail, which is not what a
+//! lossy network does; this kernel has no netem). Then the same 200 round trips go
+//! three ways, with the checker's own peers: TCP, UDP without retries, UDP with a 200 ms
+//! retry.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 
-/// What the lab needs, checked before anything runs: root and the two tools.
+/// `nft`, on the PATH or where Debian puts it (`/usr/sbin`, often not on an ordinary
+/// user's PATH).
+fn nft() -> Option<PathBuf> {
+    crate::template::resolve_program("nft").ok().or_else(|| {
+        ["/usr/sbin/nft", "/sbin/nft"]
+            .iter()
+            .map(PathBuf::from)
+            .find(|p| p.is_file())
+    })
+}
+
+/// What the lab needs, checked before anything runs: `nft`. (No root: the namespace is
+/// a user namespace's own; where the kernel refuses those, the child says so.)
 pub fn prerequisites() -> Result<(), String> {
-    if !nix::unistd::geteuid().is_root() {
-        return Err("the loss lab makes a network namespace and an nftables rule, which needs root: run it as root (e.g. `sudo -E cargo xtask lab lossy`)".into());
-    }
-    for (tool, package) in [("nft", "nftables"), ("ip", "iproute2")] {
-        if crate::template::resolve_program(tool).is_err() {
-            return Err(format!(
-                "the loss lab needs `{tool}`: install it with `apt-get install {package}`"
-            ));
-        }
+    if nft().is_none() {
+        return Err("the loss lab needs `nft`: install it with `apt-get install nftables`".into());
     }
     Ok(())
 }
 
 /// Inside the child: a namespace of our own, loopback up, the drop rule.
 pub fn enter_lossy_namespace(loss_percent: u32) -> anyhow::Result<()> {
-    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET).context("unshare(CLONE_NEWNET)")?;
-    let up = Command::new("ip")
-        .args(["link", "set", "lo", "up"])
-        .status()
-        .context("run ip")?;
-    if !up.success() {
-        bail!("`ip link set lo up` failed ({up})");
-    }
+    workbook::netns::enter_private()?;
     let rules = format!(
         "table inet lab {{\n  chain input {{\n    type filter hook input priority 0; policy accept;\n    iifname \"lo\" numgen random mod 100 < {loss_percent} drop\n  }}\n}}\n"
     );
-    let mut nft = Command::new("nft")
+    let mut nft = Command::new(nft().context("nft is not installed")?)
         .args(["-f", "-"])
         .stdin(std::process::Stdio::piped())
         .spawn()

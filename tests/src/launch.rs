@@ -17,12 +17,14 @@
 //!   ignore it in themselves, a C program expects it to kill);
 //! * the resource limits the checker had when it started ([`remember`]), before it
 //!   raised any, unless a check lowers one for itself ([`Limits`]);
-//! * an environment without cargo's and libtest's variables.
+//! * an environment without cargo's and libtest's variables;
+//! * for ch14 only, the host of a private network it runs on ([`Limits::netns`]).
 //!
 //! The path that grades a student (`cargo xtask check`) and the path of the tests
 //! (libtest threads in a conformance binary) therefore start programs identically, by
 //! construction.
 
+use std::os::fd::RawFd;
 use std::os::unix::process::CommandExt;
 use std::process::Command;
 use std::sync::OnceLock;
@@ -99,6 +101,11 @@ pub struct Limits {
     pub open_files: Option<u64>,
     /// RLIMIT_NPROC (only a non-root user is held to it).
     pub processes: Option<u64>,
+    /// Not a limit but a place: the host of a private network the program runs on
+    /// (ch14, whose multicast and broadcast need a network of their own), as the
+    /// descriptors of its user and network namespaces (`workbook::netns::Host::fds`),
+    /// which the check keeps open. The child joins them first thing after fork.
+    pub netns: Option<(RawFd, RawFd)>,
 }
 
 /// Variables of the checker's own environment that a shell would not give a program:
@@ -135,11 +142,17 @@ pub fn command(argv: &[String], limits: &Limits) -> Command {
         }
     }
     let rtmax = libc::SIGRTMAX();
+    let netns = limits.netns;
     // SAFETY: between fork and exec the closure only makes async-signal-safe calls
-    // (sigprocmask, signal, setrlimit, prctl) and allocates nothing: `restore` was built
-    // before the fork and is only read.
+    // (setns, sigprocmask, signal, setrlimit, prctl) and allocates nothing: `restore` was
+    // built before the fork and is only read.
     unsafe {
         command.pre_exec(move || {
+            // On a host of a private network (ch14): its namespaces first, so that
+            // everything after is done as the program will run.
+            if let Some((user, net)) = netns {
+                workbook::netns::join(user, net)?;
+            }
             // If the checker dies (Ctrl-C on `cargo xtask check`, a killed test), the
             // kernel kills what it started: PR_SET_PDEATHSIG fires when the thread that
             // spawned the program exits, and each check spawns from the thread that runs

@@ -280,6 +280,48 @@ fn sockets_of(proto: Proto, port: Option<u16>) -> Vec<SocketRow> {
     rows
 }
 
+/// The sockets of `proto` bound to `port` in the network namespace of process `pid`
+/// (`/proc/PID/net/...`): for a program on a host of a private network (ch14), whose
+/// sockets the checker's own /proc/net does not show.
+pub fn sockets_of_process(pid: i32, proto: Proto, port: u16) -> Vec<SocketRow> {
+    let (v4, v6) = match proto {
+        Proto::Tcp => ("tcp", "tcp6"),
+        Proto::Udp => ("udp", "udp6"),
+    };
+    let mut rows = Vec::new();
+    for table in [v4, v6] {
+        rows.extend(parse_table(
+            Path::new(&format!("/proc/{pid}/net/{table}")),
+            Some(port),
+        ));
+    }
+    rows.retain(|r| r.local.port() == port);
+    rows
+}
+
+/// The IPv4 multicast groups the host of process `pid` has joined, by interface, as
+/// `/proc/PID/net/igmp` lists them: (interface, group).
+pub fn igmp_groups(pid: i32) -> Vec<(String, std::net::Ipv4Addr)> {
+    let Ok(text) = std::fs::read_to_string(format!("/proc/{pid}/net/igmp")) else {
+        return Vec::new();
+    };
+    let mut device = String::new();
+    let mut groups = Vec::new();
+    for line in text.lines().skip(1) {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        // An interface line: `2 eth0 : 2 V3`; a group line under it: `020101E0 1 0:00000000 0`.
+        if !line.starts_with(['\t', ' ']) {
+            device = fields.get(1).unwrap_or(&"").to_string();
+        } else if let Some(hex) = fields.first()
+            && let Ok(word) = u32::from_str_radix(hex, 16)
+        {
+            // Printed as a 32-bit word in host byte order, as /proc/net/udp does.
+            groups.push((device.clone(), std::net::Ipv4Addr::from(word.to_ne_bytes())));
+        }
+    }
+    groups
+}
+
 /// The socket ready to take clients on `port`: a TCP socket in LISTEN, or a bound UDP
 /// socket with no peer.
 pub fn ready_socket(proto: Proto, port: u16) -> Option<SocketRow> {

@@ -1,5 +1,5 @@
-//! `cargo xtask lab lossy`: the loss lab, in a child process whose network namespace
-//! vanishes with it.
+//! `cargo xtask lab lossy`: the loss lab, in a child process whose user and network
+//! namespaces (its own, made without root) vanish with it.
 
 use std::process::{Command, ExitCode};
 

@@ -40,6 +40,12 @@ pub fn run() -> anyhow::Result<ExitCode> {
     }
     println!("Placeholders: {{host}} is 127.0.0.1, {{port}} a free port the checker chooses.");
     println!(
+        "ch14 runs each check on a private network of its own (no root): {{group}} is 224.1.1.2,"
+    );
+    println!(
+        "{{broadcast}} 10.14.0.255, {{port}} 9190, {{file}} the news file (also news.txt in the working directory)."
+    );
+    println!(
         "A template is split like a shell splits words, but no shell runs it; it runs in a fresh"
     );
     println!(

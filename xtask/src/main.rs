@@ -48,7 +48,7 @@ enum Command {
     Check(check::CheckArgs),
     /// Grade a whole study group: one folder per member, each with a workbook.toml
     Grade(grade::GradeArgs),
-    /// Run a lab: `lossy` (TCP against UDP with packet loss; needs root and nftables)
+    /// Run a lab: `lossy` (TCP against UDP with packet loss; needs nftables, not root)
     Lab(lab::LabArgs),
     /// Measure the server models side by side: a table, charts, JSON (--quick: under 30 s)
     Bench(bench::BenchArgs),

@@ -203,6 +203,33 @@ fn an_unknown_lab_exits_two() {
         .stderr("error: unknown lab \"noisy\"; the labs are: lossy\n");
 }
 
+/// The loss lab needs no root: its namespace is a user namespace's own. (Run by root,
+/// as in CI, it takes the same path: unshare(CLONE_NEWUSER) first.) TCP delivers every
+/// round trip; a retrying UDP client too.
+#[test]
+fn the_loss_lab_runs_in_a_namespace_of_its_own() {
+    if !std::path::Path::new("/usr/sbin/nft").exists()
+        && std::process::Command::new("nft")
+            .arg("--version")
+            .output()
+            .is_err()
+    {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "no nft (apt-get install nftables); CI=true: a missing tool fails"
+        );
+        println!("SKIP: no nft (apt-get install nftables)");
+        return;
+    }
+    xtask()
+        .args(["lab", "lossy", "--count", "20"])
+        .timeout(std::time::Duration::from_secs(120))
+        .assert()
+        .success()
+        .stdout(predicate::str::is_match(r"TCP +20/20").unwrap())
+        .stdout(predicate::str::is_match(r"UDP, 200 ms retry +20/20").unwrap());
+}
+
 /// `--format json`: one object that parses, with each check's id, role, status and hint.
 #[test]
 fn json_report_parses() {

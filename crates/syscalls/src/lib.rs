@@ -18,7 +18,8 @@
 //! writev, open, close, pipe, dup, poll, buffered streams),
 //! `multiplex` (select, epoll, fcntl), `outbox` (what a non-blocking socket could not
 //! take yet), `signal` (SIGPIPE and the ways to stop), `process` (fork, waitpid, kill,
-//! the SIGCHLD reaper), `resource` (the open-file limit), `trace` (the narration), `output`
+//! the SIGCHLD reaper), `resource` (the open-file limit), `semaphore` (POSIX semaphores,
+//! C library calls over futex), `trace` (the narration), `output`
 //! (log and trace lines written so that they never make the program wait).
 //!
 //! What this crate is not: a networking library. It hides nothing a chapter teaches;
@@ -33,6 +34,7 @@ pub mod outbox;
 pub mod output;
 pub mod process;
 pub mod resource;
+pub mod semaphore;
 pub mod signal;
 pub mod trace;
 
@@ -44,14 +46,17 @@ pub use io::{
     write, write_all, writev,
 };
 pub use net::{
-    Datagram, MsgFlags, Shutdown, accept, bind, connect, getsockname, listen, max_udp_payload,
-    recv, recvfrom, recvfrom_trunc, send, sendto, set_linger, set_recv_timeout, set_reuseaddr,
-    shutdown, socket, tcp_socket, udp_socket,
+    Datagram, MsgFlags, Shutdown, accept, add_membership, bind, connect, get_rcvbuf, get_sndbuf,
+    get_sock_type, getsockname, listen, max_udp_payload, recv, recvfrom, recvfrom_trunc, send,
+    sendto, set_broadcast, set_linger, set_multicast_ttl, set_rcvbuf, set_recv_timeout,
+    set_reuseaddr, set_send_timeout, set_sndbuf, set_tcp_nodelay, shutdown, socket, tcp_socket,
+    udp_socket,
 };
 pub use nix::errno::Errno;
 pub use outbox::{Outbox, OutboxFull};
 pub use process::{Reaper, fork, kill, waitpid};
 pub use resource::raise_open_file_limit;
+pub use semaphore::Semaphore;
 pub use signal::{
     SignalPipe, StopPipe, StopSignals, block_stop_signals_in_this_thread, ignore_sigpipe,
 };

@@ -1,11 +1,11 @@
 //! The socket calls: socket(2), bind(2), listen(2), accept(2), connect(2), shutdown(2),
 //! send(2) and recv(2) with flags (MSG_OOB, MSG_PEEK, MSG_DONTWAIT), sendto(2),
-//! recvfrom(2) (plain and with MSG_TRUNC), getsockname(2), setsockopt(2).
+//! recvfrom(2) (plain and with MSG_TRUNC), getsockname(2), setsockopt(2), getsockopt(2).
 //!
 //! Addresses go in and come out as `std::net::SocketAddr`, so chapters read like the
 //! book (`127.0.0.1:9190`) while the calls themselves stay nix's.
 
-use std::net::{SocketAddr, SocketAddrV4, SocketAddrV6};
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::time::Duration;
 
@@ -406,6 +406,93 @@ socket_options! {
     /// discard it and send RST instead of FIN: the peer reads ECONNRESET, not end of
     /// stream, which is how a server says "what you got is not all there was" (ch07).
     set_linger(linger: Option<Duration>) => sock::sockopt::Linger, linger_of(linger), format!("SOL_SOCKET, SO_LINGER, {{l_onoff={}, l_linger={}}}", linger.is_some() as i32, linger.map_or(0, |d| d.as_secs()));
+    /// `SO_SNDTIMEO`: a blocking write() on this socket waits at most `timeout` for
+    /// room in the send buffer, then fails with EAGAIN (or returns what it wrote so
+    /// far). A thread-per-client server uses it so that a client that never reads
+    /// cannot hold the thread that writes to it forever (ch18's chat room). Rounded up,
+    /// as SO_RCVTIMEO.
+    set_send_timeout(timeout: Duration) => sock::sockopt::SendTimeout, crate::timeval(timeout), format!("SOL_SOCKET, SO_SNDTIMEO, {:.3}s", timeout.as_secs_f64());
+    /// `SO_RCVBUF`: asks for a receive buffer of `size` bytes. Linux doubles what it is
+    /// given (the other half pays for its own bookkeeping), enforces a floor and caps it at
+    /// `net.core.rmem_max`; [`get_rcvbuf`] tells what it really set (ch09).
+    set_rcvbuf(size: usize) => sock::sockopt::RcvBuf, size, format!("SOL_SOCKET, SO_RCVBUF, {size}");
+    /// `SO_SNDBUF`: asks for a send buffer of `size` bytes; doubled, floored and capped
+    /// (`net.core.wmem_max`) as SO_RCVBUF.
+    set_sndbuf(size: usize) => sock::sockopt::SndBuf, size, format!("SOL_SOCKET, SO_SNDBUF, {size}");
+    /// `TCP_NODELAY`: turns Nagle's algorithm off, so that a small write() is sent at once
+    /// even while earlier data waits for its acknowledgement (ch09).
+    set_tcp_nodelay(on: bool) => sock::sockopt::TcpNoDelay, on, format!("IPPROTO_TCP, TCP_NODELAY, {}", on as i32);
+    /// `SO_BROADCAST`: allows sendto() to a broadcast address; without it the kernel
+    /// refuses such a datagram with EACCES (ch14).
+    set_broadcast(on: bool) => sock::sockopt::Broadcast, on, format!("SOL_SOCKET, SO_BROADCAST, {}", on as i32);
+    /// `IP_MULTICAST_TTL`: how many routers a multicast datagram from this socket may
+    /// cross. The default, 1, keeps it on the sender's own network (ch14).
+    set_multicast_ttl(ttl: u8) => sock::sockopt::IpMulticastTtl, ttl, format!("IPPROTO_IP, IP_MULTICAST_TTL, {ttl}");
+}
+
+/// `IP_ADD_MEMBERSHIP`: joins the multicast group `group` on the interface with address
+/// `interface` (`0.0.0.0`: the one the routing table picks for the group). From then on
+/// the host accepts the group's datagrams, and this socket receives those sent to its
+/// port (ch14).
+pub fn add_membership(fd: impl AsFd, group: Ipv4Addr, interface: Ipv4Addr) -> SysResult<()> {
+    setsockopt(
+        fd.as_fd(),
+        sock::sockopt::IpAddMembership,
+        &sock::IpMembershipRequest::new(group, Some(interface)),
+        format!(
+            "IPPROTO_IP, IP_ADD_MEMBERSHIP, {{imr_multiaddr={group}, imr_interface={interface}}}"
+        ),
+    )
+}
+
+/// `getsockopt(2)`, once for every option below: `shown` is the level and the option
+/// (`SOL_SOCKET, SO_RCVBUF`), `value` how the result shows.
+fn getsockopt<O: sock::GetSockOpt>(
+    fd: BorrowedFd<'_>,
+    opt: O,
+    shown: &str,
+    value: impl Fn(&O::Val) -> String,
+) -> SysResult<O::Val> {
+    let raw = fd.as_raw_fd();
+    traced(
+        |got| match got {
+            Some(v) => format!("getsockopt({raw}, {shown}, [{}])", value(v)),
+            None => format!("getsockopt({raw}, {shown})"),
+        },
+        sock::getsockopt(&fd, opt),
+        zero,
+    )
+}
+
+/// `getsockopt(SO_TYPE)`: the socket's type, as socket() was given it (ch09).
+pub fn get_sock_type(fd: impl AsFd) -> SysResult<SockType> {
+    getsockopt(
+        fd.as_fd(),
+        sock::sockopt::SockType,
+        "SOL_SOCKET, SO_TYPE",
+        |t| type_name(*t).to_string(),
+    )
+}
+
+/// `getsockopt(SO_RCVBUF)`: the receive buffer's size as the kernel keeps it (the doubled
+/// value, see [`set_rcvbuf`]).
+pub fn get_rcvbuf(fd: impl AsFd) -> SysResult<usize> {
+    getsockopt(
+        fd.as_fd(),
+        sock::sockopt::RcvBuf,
+        "SOL_SOCKET, SO_RCVBUF",
+        |n| n.to_string(),
+    )
+}
+
+/// `getsockopt(SO_SNDBUF)`: the send buffer's size as the kernel keeps it.
+pub fn get_sndbuf(fd: impl AsFd) -> SysResult<usize> {
+    getsockopt(
+        fd.as_fd(),
+        sock::sockopt::SndBuf,
+        "SOL_SOCKET, SO_SNDBUF",
+        |n| n.to_string(),
+    )
 }
 
 /// A linger time as the `linger` SO_LINGER takes: on, and for how many seconds, or off.
@@ -549,6 +636,20 @@ mod tests {
         set_recv_timeout(&a, std::time::Duration::from_millis(20)).expect("setsockopt failed");
         let err = read(&a, &mut [0u8; 8]).unwrap_err();
         assert_eq!(err.errno, nix::errno::Errno::EAGAIN);
+    }
+
+    /// Linux doubles a buffer size it is given, and getsockopt() returns the double.
+    #[test]
+    fn a_buffer_size_reads_back_doubled() {
+        let fd = tcp_socket(&loopback_any_port()).expect("socket failed");
+        set_rcvbuf(&fd, 3072).expect("setsockopt failed");
+        set_sndbuf(&fd, 3072).expect("setsockopt failed");
+        assert_eq!(get_rcvbuf(&fd).expect("getsockopt failed"), 6144);
+        assert_eq!(get_sndbuf(&fd).expect("getsockopt failed"), 6144);
+        assert_eq!(
+            get_sock_type(&fd).expect("getsockopt failed"),
+            SockType::Stream
+        );
     }
 
     #[test]

@@ -40,18 +40,34 @@ struct Side {
 
 impl Side {
     fn spawn(side: &'static str, args: &[&str]) -> anyhow::Result<Side> {
+        Side::spawn_with(side, args, true, None)
+    }
+
+    /// Starts a side; `narrate` adds `--trace` and prints its lines with the prefix;
+    /// `host` runs it on a host of a private network (ch14).
+    fn spawn_with(
+        side: &'static str,
+        args: &[&str],
+        narrate: bool,
+        host: Option<&crate::netns::Host>,
+    ) -> anyhow::Result<Side> {
         let exe = std::env::current_exe().context("find this program's own path")?;
         // O_CLOEXEC: the child must inherit only the copies dup2()ed onto its stdout and
         // stderr, or its first socket would not be fd 3.
         let (read_end, write_end) =
             nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).context("pipe for the demo")?;
         let mut command = Command::new(&exe);
+        command.args(args);
+        if narrate {
+            command.arg("--trace");
+        }
         command
-            .args(args)
-            .arg("--trace")
             .stdin(Stdio::piped())
             .stdout(Stdio::from(write_end.try_clone().context("dup pipe")?))
             .stderr(Stdio::from(write_end));
+        if let Some(host) = host {
+            host.enter(&mut command);
+        }
         let mut child = command
             .spawn()
             .with_context(|| format!("start {} {}", exe.display(), args.join(" ")))?;
@@ -63,7 +79,9 @@ impl Side {
         let printer = std::thread::spawn(move || {
             for line in BufReader::new(File::from(read_end)).lines() {
                 let Ok(line) = line else { break };
-                say(side, &line);
+                if narrate {
+                    say(side, &line);
+                }
                 let _ = tx.send(line);
             }
         });
@@ -124,7 +142,29 @@ impl DemoServer {
 
     /// Like [`DemoServer::start`], with another prefix than `[server]`.
     pub fn start_as(side: &'static str, args: &[&str]) -> anyhow::Result<DemoServer> {
-        let side = Side::spawn(side, args)?;
+        DemoServer::start_with(side, args, true)
+    }
+
+    /// A server that neither narrates nor prints: for demos that measure time, where a
+    /// transcript of every call would drown the figures.
+    pub fn start_quiet(args: &[&str]) -> anyhow::Result<DemoServer> {
+        DemoServer::start_with("server", args, false)
+    }
+
+    /// Like [`DemoServer::start_as`], on `host` of a private network (ch14's receivers).
+    pub fn start_on(
+        host: &crate::netns::Host,
+        side: &'static str,
+        args: &[&str],
+    ) -> anyhow::Result<DemoServer> {
+        DemoServer::start_side(Side::spawn_with(side, args, true, Some(host))?)
+    }
+
+    fn start_with(side: &'static str, args: &[&str], narrate: bool) -> anyhow::Result<DemoServer> {
+        DemoServer::start_side(Side::spawn_with(side, args, narrate, None)?)
+    }
+
+    fn start_side(side: Side) -> anyhow::Result<DemoServer> {
         let line = side.wait_for("'listening on' line from the server", |line| {
             line.starts_with("listening on ") || line.starts_with("bound to ")
         })?;
@@ -215,6 +255,16 @@ pub fn start_member(side: &'static str, args: &[&str]) -> anyhow::Result<Member>
     Ok(Member {
         side: Side::spawn(side, args)?,
     })
+}
+
+/// Runs a side on `host` of a private network with nothing typed, and waits for it to
+/// end (ch14's senders). Returns its exit status.
+pub fn run_side_on(
+    host: &crate::netns::Host,
+    side: &'static str,
+    args: &[&str],
+) -> anyhow::Result<ExitStatus> {
+    Side::spawn_with(side, args, true, Some(host))?.finish()
 }
 
 /// Like [`run_client`], for a side with another name (`[fds]`, `[zombie]`, ...).

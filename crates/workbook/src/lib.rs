@@ -14,8 +14,11 @@
 //! * [`demo`]: the transcript a chapter prints when run without a subcommand: its own
 //!   server as a child process, its own client as another, lines prefixed `[server]`
 //!   and `[client]`.
+//! * [`netns`]: private networks without root (a user namespace and network namespaces
+//!   of our own), for ch14's multicast and broadcast and for the loss lab.
 
 pub mod demo;
+pub mod netns;
 
 use std::io::{BufRead, IsTerminal, Read, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};

@@ -17,11 +17,13 @@ pub mod ch10;
 pub mod ch11;
 pub mod ch12;
 pub mod ch13;
+pub mod ch14;
 pub mod ch15;
 pub mod ch16;
 pub mod ch17;
 pub mod ch18;
 pub mod ch24;
+pub mod chat;
 pub mod clients;
 pub mod echo;
 pub mod models;
@@ -42,6 +44,7 @@ pub fn chapters() -> Vec<Chapter> {
         ch11::chapter(),
         ch12::chapter(),
         ch13::chapter(),
+        ch14::chapter(),
         ch15::chapter(),
         ch16::chapter(),
         ch17::chapter(),

@@ -1,17 +1,23 @@
-/* chat_serv.c -- the book's thread chat server (chat_server.c, ch18), handed in
- * for ch12's chat-server role. Changes the member made: the client's fd is
- * passed by value (not &clnt_sock), every member buffers its unfinished line and
- * only whole lines are broadcast, sends time out after 2 s (SO_SNDTIMEO) so a
- * member who never reads is cut off instead of blocking the room, SIGPIPE ignored.
- * Kept from the book, unchanged: the removal loop
- *         while(i++<clnt_cnt-1) clnt_socks[i]=clnt_socks[i+1];
- * which starts copying one slot late: when anyone but the last member leaves,
- * the leaver's (closed) fd stays in the array and the member after it is dropped. */
+/* chat_server.c -- the book's thread chat server (ch18), with its bugs fixed:
+ *  - the member's fd is passed to its thread by value, not as &clnt_sock (which the
+ *    next accept() overwrites before the thread has read it);
+ *  - a member who leaves is removed by shifting the rest of the array down from its
+ *    own slot (the book's `while(i++<clnt_cnt-1)` starts one slot late and drops the
+ *    member after it);
+ *  - each member's unfinished line waits in its own buffer: only whole lines are
+ *    relayed (the book relays whatever one read() returned);
+ *  - a member who never reads cannot hold the room: every write to a member has one
+ *    second (SO_SNDTIMEO for each call, and a deadline for the whole line, since a
+ *    member that takes a few bytes now and then restarts SO_SNDTIMEO each call); a
+ *    member who misses it is cut off (shutdown), and its own thread then leaves;
+ *  - read() returning -1 ends the member too (the book loops on it forever), and
+ *    SIGPIPE is ignored, so a member gone mid-write is EPIPE, not the room's death. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <errno.h>
 #include <signal.h>
+#include <time.h>
 #include <unistd.h>
 #include <pthread.h>
 #include <arpa/inet.h>
@@ -35,7 +41,7 @@ int main(int argc, char *argv[])
 	struct sockaddr_in serv_adr, clnt_adr;
 	socklen_t clnt_adr_sz;
 	pthread_t t_id;
-	struct timeval tv = { 2, 0 };
+	struct timeval tv = { 1, 0 };
 
 	if (argc != 2) {
 		printf("Usage : %s <port>\n", argv[0]);
@@ -48,12 +54,12 @@ int main(int argc, char *argv[])
 
 	memset(&serv_adr, 0, sizeof(serv_adr));
 	serv_adr.sin_family = AF_INET;
-	serv_adr.sin_addr.s_addr = htonl(INADDR_ANY);
+	serv_adr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	serv_adr.sin_port = htons(atoi(argv[1]));
 
 	if (bind(serv_sock, (struct sockaddr *)&serv_adr, sizeof(serv_adr)) == -1)
 		error_handling("bind() error");
-	if (listen(serv_sock, 5) == -1)
+	if (listen(serv_sock, 128) == -1)
 		error_handling("listen() error");
 
 	while (1) {
@@ -90,7 +96,7 @@ void *handle_clnt(void *arg)
 
 	while ((str_len = read(clnt_sock, msg + have, sizeof(msg) - have)) > 0) {
 		have += str_len;
-		/* broadcast every complete line */
+		/* relay every complete line */
 		while ((nl = memchr(msg, '\n', have)) != NULL) {
 			int len = nl - msg + 1;
 			send_msg(msg, len);
@@ -102,17 +108,24 @@ void *handle_clnt(void *arg)
 	}
 
 	pthread_mutex_lock(&mutx);
-	for (i = 0; i < clnt_cnt; i++) {   /* remove disconnected client */
+	for (i = 0; i < clnt_cnt; i++) {   /* remove the member who left */
 		if (clnt_sock == clnt_socks[i]) {
-			while (i++ < clnt_cnt - 1)
+			for (; i < clnt_cnt - 1; i++)
 				clnt_socks[i] = clnt_socks[i + 1];
+			clnt_cnt--;
 			break;
 		}
 	}
-	clnt_cnt--;
 	pthread_mutex_unlock(&mutx);
 	close(clnt_sock);
 	return NULL;
+}
+
+static double now(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
 void send_msg(char *msg, int len)   /* send to all */
@@ -121,8 +134,12 @@ void send_msg(char *msg, int len)   /* send to all */
 	pthread_mutex_lock(&mutx);
 	for (i = 0; i < clnt_cnt; i++) {
 		int done = 0, n;
+		double started = now();
 		while (done < len) {
-			n = write(clnt_socks[i], msg + done, len - done);
+			if (now() - started >= 1.0)
+				n = -1;   /* the whole line gets one second */
+			else
+				n = write(clnt_socks[i], msg + done, len - done);
 			if (n <= 0) {
 				if (n == -1 && errno == EINTR)
 					continue;
