@@ -3,7 +3,7 @@
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 
 use crate::error::SysResult;
-use crate::trace::{escape_bytes, traced, zero};
+use crate::trace::{escape_bytes, start, traced, zero};
 
 /// How many bytes of data a narrated read or write shows.
 const SHOWN: usize = 32;
@@ -14,8 +14,10 @@ const SHOWN: usize = 32;
 /// in one write (TCP keeps no message boundaries: ch02, ch05).
 pub fn read(fd: impl AsFd, buf: &mut [u8]) -> SysResult<usize> {
     let raw = fd.as_fd().as_raw_fd();
+    let started = start();
     let result = nix::unistd::read(fd, buf);
     traced(
+        started,
         |n| match n {
             Some(n) => format!(
                 "read({raw}, {}, {})",
@@ -34,8 +36,10 @@ pub fn read(fd: impl AsFd, buf: &mut [u8]) -> SysResult<usize> {
 /// use [`write_all`].
 pub fn write(fd: impl AsFd, buf: &[u8]) -> SysResult<usize> {
     let raw = fd.as_fd().as_raw_fd();
+    let started = start();
     let result = nix::unistd::write(fd, buf);
     traced(
+        started,
         |_| format!("write({raw}, {}, {})", escape_bytes(buf, SHOWN), buf.len()),
         result,
         |n| n.to_string(),
@@ -64,12 +68,14 @@ pub fn write_all(fd: impl AsFd, mut buf: &[u8]) -> SysResult<()> {
 pub fn open_read(path: &std::path::Path) -> SysResult<OwnedFd> {
     use nix::fcntl::OFlag;
     use nix::sys::stat::Mode;
+    let started = start();
     let result = nix::fcntl::open(
         path,
         OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC,
         Mode::empty(),
     );
     traced(
+        started,
         |_| {
             format!(
                 "open({:?}, O_RDONLY|O_NONBLOCK)",
@@ -86,12 +92,14 @@ pub fn open_read(path: &std::path::Path) -> SysResult<OwnedFd> {
 pub fn open_dir(path: &std::path::Path) -> SysResult<OwnedFd> {
     use nix::fcntl::OFlag;
     use nix::sys::stat::Mode;
+    let started = start();
     let result = nix::fcntl::open(
         path,
         OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
         Mode::empty(),
     );
     traced(
+        started,
         |_| format!("open({:?}, O_PATH|O_DIRECTORY)", path.display().to_string()),
         result,
         |fd| fd.as_raw_fd().to_string(),
@@ -108,8 +116,10 @@ pub fn openat2_beneath(dir: impl AsFd, path: &str) -> SysResult<OwnedFd> {
     let how = OpenHow::new()
         .flags(OFlag::O_RDONLY | OFlag::O_CLOEXEC)
         .resolve(ResolveFlag::RESOLVE_BENEATH);
+    let started = start();
     let result = nix::fcntl::openat2(dir, path, how);
     traced(
+        started,
         |_| format!("openat2({raw}, {path:?}, O_RDONLY, RESOLVE_BENEATH)"),
         result,
         |fd| fd.as_raw_fd().to_string(),
@@ -156,6 +166,7 @@ pub struct FileStat {
 pub fn fstat(fd: impl AsFd) -> SysResult<FileStat> {
     use nix::sys::stat::SFlag;
     let raw = fd.as_fd().as_raw_fd();
+    let started = start();
     let result = nix::sys::stat::fstat(fd.as_fd()).map(|st| {
         let kind = match SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits()) {
             SFlag::S_IFREG => FileKind::Regular,
@@ -173,6 +184,7 @@ pub fn fstat(fd: impl AsFd) -> SysResult<FileStat> {
         }
     });
     traced(
+        started,
         |_| format!("fstat({raw})"),
         result,
         |st| format!("0 ({}, {} bytes)", st.kind, st.size),
@@ -191,11 +203,13 @@ pub fn wait_readable(fd: impl AsFd, timeout: std::time::Duration) -> SysResult<b
     let raw = fd.as_fd().as_raw_fd();
     let ms = crate::millis(timeout);
     let mut fds = [PollFd::new(fd.as_fd(), PollFlags::POLLIN)];
+    let started = start();
     let result = poll(
         &mut fds,
         PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX),
     );
     let ready = traced(
+        started,
         |_| format!("poll([{raw}: POLLIN], {ms})"),
         result,
         |n| n.to_string(),
@@ -209,7 +223,12 @@ pub fn wait_readable(fd: impl AsFd, timeout: std::time::Duration) -> SysResult<b
 /// calls close(), so that the call is seen.
 pub fn close(fd: OwnedFd) -> SysResult<()> {
     let raw = fd.as_raw_fd();
-    traced(|_| format!("close({raw})"), nix::unistd::close(fd), zero)
+    traced(
+        start(),
+        |_| format!("close({raw})"),
+        nix::unistd::close(fd),
+        zero,
+    )
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@ use nix::sys::wait::{WaitPidFlag, WaitStatus};
 pub use nix::unistd::{ForkResult, Pid};
 
 use crate::error::SysResult;
-use crate::trace::{traced, zero};
+use crate::trace::{start, traced, zero};
 
 /// How a child ended, in words: `exited with status 3`, `killed by signal 9 (SIGKILL)`.
 pub fn describe(status: &WaitStatus) -> String {
@@ -35,6 +35,7 @@ pub unsafe fn fork() -> SysResult<ForkResult> {
     // Flush what the parent has buffered, or the child prints it a second time.
     let _ = std::io::Write::flush(&mut std::io::stdout());
     traced(
+        start(),
         |_| "fork()".to_string(),
         // SAFETY: the caller promises a single-threaded process.
         unsafe { nix::unistd::fork() },
@@ -52,6 +53,7 @@ pub fn waitpid(pid: Option<Pid>, nohang: bool) -> SysResult<WaitStatus> {
     let flags = nohang.then_some(WaitPidFlag::WNOHANG);
     let shown_pid = pid.map_or("-1".to_string(), |p| p.to_string());
     traced(
+        start(),
         |_| {
             format!(
                 "waitpid({shown_pid}, {})",
@@ -69,6 +71,7 @@ pub fn waitpid(pid: Option<Pid>, nohang: bool) -> SysResult<WaitStatus> {
 /// `kill(2)`: sends `signal` to `pid`.
 pub fn kill(pid: Pid, signal: Signal) -> SysResult<()> {
     traced(
+        start(),
         |_| format!("kill({pid}, {signal})"),
         nix::sys::signal::kill(pid, signal),
         zero,
@@ -84,6 +87,7 @@ pub fn kill(pid: Pid, signal: Signal) -> SysResult<()> {
 /// comes: check [`getppid`] after it.
 pub fn set_parent_death_signal(signal: Signal) -> SysResult<()> {
     traced(
+        start(),
         |_| format!("prctl(PR_SET_PDEATHSIG, {signal})"),
         nix::sys::prctl::set_pdeathsig(signal),
         zero,
@@ -95,6 +99,7 @@ pub fn set_parent_death_signal(signal: Signal) -> SysResult<()> {
 pub fn getppid() -> Pid {
     let parent = nix::unistd::getppid();
     let _ = traced(
+        start(),
         |_| "getppid()".to_string(),
         Ok::<_, Errno>(parent),
         |p| p.to_string(),
@@ -178,6 +183,7 @@ impl Reaper {
             SigSet::empty(),
         );
         traced(
+            start(),
             |_| {
                 "sigaction(SIGCHLD, reap with waitpid(-1, WNOHANG) until none is left, SA_NOCLDSTOP)".into()
             },
