@@ -113,3 +113,41 @@ pub fn assert_template_passes(chapter: &str, role: &str, template: &str) {
     let failed = failed_ids(&records);
     assert!(failed.is_empty(), "{template} failed {failed:?}:\n{text}");
 }
+
+/// Runs a chapter's demo (`binary` with `args`) and returns its transcript with every
+/// call shown in two pieces joined back into one line (`syscalls::trace::joined`): a call
+/// is split when the other side acted while it ran, which is a matter of timing, not
+/// what a test of the demo looks for. Panics, with the output, unless the demo exits 0
+/// within 60 seconds.
+pub fn demo_transcript(binary: &str, args: &[&str]) -> String {
+    let child = std::process::Command::new(binary)
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("start {binary}: {e}"));
+    let pid = child.id();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    let output = match rx.recv_timeout(std::time::Duration::from_secs(60)) {
+        Ok(output) => output.unwrap_or_else(|e| panic!("wait for {binary}: {e}")),
+        Err(_) => {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid as i32),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+            panic!("the demo {binary} {args:?} did not end within 60 s");
+        }
+    };
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "the demo {binary} {args:?} ended with {}\nstdout:\n{stdout}\nstderr:\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    syscalls::trace::joined(&stdout)
+}

@@ -30,7 +30,7 @@ use syscalls::multiplex::set_nonblocking;
 use syscalls::{
     Errno, accept, bind, close, connect, getsockname, listen, set_reuseaddr, tcp_socket,
 };
-use workbook::TraceOpt;
+use workbook::{TraceOpt, WireOpt};
 
 /// Chapter 9: the handshake, the backlog queue, TCP states and TIME_WAIT, made visible.
 /// With no subcommand, runs the three demos.
@@ -41,6 +41,8 @@ pub struct Cli {
     pub command: Option<Demo>,
     #[command(flatten)]
     pub trace: TraceOpt,
+    #[command(flatten)]
+    pub wire: WireOpt,
 }
 
 #[derive(Subcommand, Debug)]
@@ -66,7 +68,9 @@ pub enum Demo {
 /// Runs the demo, or all three when there is none.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     cli.trace.apply();
-    match cli.command {
+    // Every subcommand is a demo in this process: with --wire, each runs in a network of
+    // its own with its segments shown.
+    workbook::demo::run_here(&cli.wire, || match cli.command {
         Some(Demo::Backlog {
             backlog,
             clients,
@@ -91,7 +95,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             println!("\n$ ch09-tcp-inside reuseaddr");
             reuseaddr()
         }
-    }
+    })
 }
 
 /// The kernel's name for a TCP state number in /proc/net/tcp.

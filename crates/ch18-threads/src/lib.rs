@@ -33,7 +33,7 @@ use syscalls::{
     block_stop_signals_in_this_thread, close, getsockname, ignore_sigpipe, listen, read, shutdown,
     tcp_socket, write_all,
 };
-use workbook::{ServerOpts, TraceOpt};
+use workbook::{ServerOpts, TraceOpt, WireOpt};
 
 const BUF_SIZE: usize = 4096;
 
@@ -45,6 +45,8 @@ pub struct Cli {
     pub command: Option<Role>,
     #[command(flatten)]
     pub trace: TraceOpt,
+    #[command(flatten)]
+    pub wire: WireOpt,
 }
 
 #[derive(Subcommand, Debug)]
@@ -58,7 +60,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     cli.trace.apply();
     match cli.command {
         Some(Role::EchoServer(opts)) => echo_server(&opts),
-        None => demo(),
+        None => workbook::demo::run(&cli.wire, demo),
     }
 }
 
@@ -187,13 +189,15 @@ fn demo() -> anyhow::Result<()> {
         if back != line.as_bytes() {
             bail!("the echo differs");
         }
-        println!(
+        workbook::demo::note(&format!(
             "client {}: echo received while the others stay connected",
             i + 1
-        );
+        ));
     }
     let threads = std::fs::read_dir(format!("/proc/{}/task", server.pid()))?.count();
-    println!("the server has {threads} threads: the main one and one per client");
+    workbook::demo::note(&format!(
+        "the server has {threads} threads: the main one and one per client"
+    ));
     drop(streams);
     for _ in 0..3 {
         server.wait_for("a client's close", |l| l.starts_with("closed client:"))?;

@@ -250,6 +250,54 @@ impl Stamped {
     }
 }
 
+/// A demo's transcript with every call it showed in two pieces (`read(4, <unfinished
+/// ...>` ... `<... read resumed> "hi", 1024) = 2`) joined back into one line where it
+/// began (`read(4, "hi", 1024) = 2`): for a test that looks for a call, whatever else
+/// happened while the call ran. Lines are matched by their `[side] ` prefix and the
+/// call's name, the oldest unfinished one first.
+pub fn joined(transcript: &str) -> String {
+    let mut out: Vec<String> = Vec::new();
+    // (prefix, call name, index in out) of each call still unfinished.
+    let mut pending: Vec<(&str, &str, usize)> = Vec::new();
+    for line in transcript.lines() {
+        let prefix_len = if line.starts_with('[') {
+            line.find("] ").map_or(0, |at| at + 2)
+        } else {
+            0
+        };
+        let (prefix, body) = line.split_at(prefix_len);
+        if let Some(entry) = body.strip_suffix("<unfinished ...>") {
+            let entry = if entry.ends_with(", ") || entry.ends_with('(') {
+                entry
+            } else {
+                entry.strip_suffix(' ').unwrap_or(entry)
+            };
+            let name = entry.split('(').next().unwrap_or(entry);
+            pending.push((prefix, name, out.len()));
+            out.push(format!("{prefix}{entry}"));
+            continue;
+        }
+        let resumed = body
+            .strip_prefix("<... ")
+            .and_then(|rest| rest.split_once(" resumed>"));
+        if let Some((name, rest)) = resumed
+            && let Some(at) = pending
+                .iter()
+                .position(|(p, n, _)| *p == prefix && *n == name)
+        {
+            let (_, _, index) = pending.remove(at);
+            out[index].push_str(rest.strip_prefix(' ').unwrap_or(rest));
+            continue;
+        }
+        out.push(line.to_string());
+    }
+    let mut text = out.join("\n");
+    if transcript.ends_with('\n') {
+        text.push('\n');
+    }
+    text
+}
+
 /// Shows bytes as strace does: printable ASCII as is, the rest escaped, cut after
 /// `limit` bytes with `...`.
 pub fn escape_bytes(bytes: &[u8], limit: usize) -> String {
@@ -320,6 +368,21 @@ mod tests {
         };
         assert_eq!(line.unfinished(), "accept(3 <unfinished ...>");
         assert_eq!(line.resumed(), "<... accept resumed>) = 4 (127.0.0.1:5000)");
+    }
+
+    #[test]
+    fn a_call_shown_in_two_pieces_is_joined_back_where_it_began() {
+        let transcript = "[server] read(4, <unfinished ...>\n\
+            [client] write(3, \"Hi\", 2 <unfinished ...>\n\
+            [server] <... read resumed> \"Hi\", 1024) = 2\n\
+            [client] <... write resumed>) = 2\n\
+            [server] close(4) = 0\n";
+        assert_eq!(
+            joined(transcript),
+            "[server] read(4, \"Hi\", 1024) = 2\n\
+             [client] write(3, \"Hi\", 2) = 2\n\
+             [server] close(4) = 0\n"
+        );
     }
 
     #[test]

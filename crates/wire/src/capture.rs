@@ -2,12 +2,20 @@
 //!
 //! A packet socket (packet(7)) receives a copy of every frame that passes the interface
 //! it is bound to, Ethernet header included (loopback's is all zeros). On loopback each
-//! frame passes twice, going out and coming in; `PACKET_IGNORE_OUTGOING` keeps only the
-//! incoming copy, as tcpdump does. The kernel stamps each copy as it enters the receive
-//! path, which on loopback happens inside the sending call (write(), connect(), close()):
-//! `SO_TIMESTAMPNS` hands us that stamp. It is wall-clock time; the demos' narration is
-//! on `CLOCK_MONOTONIC`, so each stamp is moved onto that clock by the difference of the
-//! two clocks read together when the capture starts (the wall clock does not jump in a
+//! frame passes twice, going out and coming in. We keep the outgoing copy
+//! (`PACKET_OUTGOING`; tcpdump keeps the other): the kernel hands it over, stamped, as
+//! the device transmits the frame, inside the call that sent it (write(), connect(),
+//! close()) or, when TCP held the segment back, whenever it really left.
+//!
+//! The kernel switches stamping on for everyone when the first socket asks for it, but
+//! later, from a work queue; a frame that passes before then is stamped only when we
+//! read it, which under load was milliseconds after the receiver had read its bytes: an
+//! effect shown before its cause. So [`Capture::start`] sends itself datagrams until one
+//! comes back stamped within its own send, before any demo traffic.
+//!
+//! `SO_TIMESTAMPNS` hands us the stamp. It is wall-clock time; the demos' narration is on
+//! `CLOCK_MONOTONIC`, so each stamp is moved onto that clock by the difference of the two
+//! clocks read together when the capture starts (the wall clock does not jump in a
 //! demo's few seconds, and if it did, only the wire lines would shift).
 
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
@@ -51,7 +59,9 @@ pub struct Captured {
     pub dropped: u32,
 }
 
-/// Wall clock minus monotonic clock, in nanoseconds, read as close together as we can.
+/// Wall clock minus monotonic clock, in nanoseconds: of many readings of the wall
+/// clock between two of the monotonic one, the one with the narrowest gap (a reading
+/// interrupted by the scheduler would be off by as long as we were away).
 fn clock_offset() -> i128 {
     use nix::time::{ClockId, clock_gettime};
     let ns = |c: ClockId| {
@@ -59,31 +69,78 @@ fn clock_offset() -> i128 {
             i128::from(t.tv_sec()) * 1_000_000_000 + i128::from(t.tv_nsec())
         })
     };
-    let before = ns(ClockId::CLOCK_MONOTONIC);
-    let wall = ns(ClockId::CLOCK_REALTIME);
-    let after = ns(ClockId::CLOCK_MONOTONIC);
-    wall - (before + after) / 2
+    (0..64)
+        .map(|_| {
+            let before = ns(ClockId::CLOCK_MONOTONIC);
+            let wall = ns(ClockId::CLOCK_REALTIME);
+            let after = ns(ClockId::CLOCK_MONOTONIC);
+            (after - before, wall - (before + after) / 2)
+        })
+        .min()
+        .map_or(0, |(_, offset)| offset)
+}
+
+/// How long [`Capture::start`] waits for the kernel to stamp frames as they go out.
+const STAMPS_DEADLINE: Duration = Duration::from_secs(2);
+
+/// Waits until the kernel stamps frames as they leave, not when we read them.
+///
+/// The first socket to ask for timestamps switches them on for the whole kernel, but
+/// later, from a work queue; until then a frame carries no stamp and recvmsg() stamps
+/// it as it reads it, which can be long after it passed. So a datagram is sent to
+/// ourselves until its frame's stamp falls within the send, up to a deadline; the probe
+/// frames are not kept.
+fn wait_for_stamps(socket: &OwnedFd, offset: i128) -> std::io::Result<()> {
+    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+    let probe = std::net::UdpSocket::bind("127.0.0.1:0")?;
+    let me = probe.local_addr()?;
+    let mut buf = vec![0u8; SNAPLEN];
+    let deadline = std::time::Instant::now() + STAMPS_DEADLINE;
+    while std::time::Instant::now() < deadline {
+        let sent_from = syscalls::trace::now();
+        probe.send_to(b"clock", me)?;
+        let sent_to = syscalls::trace::now();
+        let mut fds = [PollFd::new(socket.as_fd(), PollFlags::POLLIN)];
+        let _ = poll(&mut fds, PollTimeout::from(100u8));
+        while let Some(frame) = receive(socket, &mut buf, offset) {
+            let Some(frame) = frame else { continue };
+            let ours = crate::Segment::parse(&frame.data)
+                .and_then(|s| s.ends())
+                .is_some_and(|(src, _)| src == me);
+            if ours && (sent_from..=sent_to).contains(&frame.mono_ns) {
+                // Empty the queue of the probe's other copies.
+                while receive(socket, &mut buf, offset).is_some() {}
+                return Ok(());
+            }
+        }
+    }
+    Err(std::io::Error::other(
+        "the kernel did not stamp frames as they were sent",
+    ))
 }
 
 impl Capture {
     /// Opens the packet socket on `lo` and starts reading it. Needs CAP_NET_RAW in the
     /// network namespace, which [`crate::namespace::enter`] gives.
     pub fn start() -> std::io::Result<Capture> {
-        let socket = sock::socket(
+        use syscalls::output::out_of_the_way;
+        // Our descriptors go high, out of the numbers a narrated demo shows.
+        let socket = out_of_the_way(sock::socket(
             sock::AddressFamily::Packet,
             sock::SockType::Raw,
             sock::SockFlag::SOCK_CLOEXEC | sock::SockFlag::SOCK_NONBLOCK,
             sock::SockProtocol::EthAll,
-        )?;
+        )?);
         bind_to_loopback(&socket)?;
         sock::setsockopt(&socket, sockopt::ReceiveTimestampns, &true)?;
         // A generous buffer, so that a burst is not dropped while the reader sleeps.
         let _ = sock::setsockopt(&socket, sockopt::RcvBuf, &(8 << 20));
-        ignore_outgoing(&socket)?;
         let socket = Arc::new(socket);
         let (stop_read, stop_write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
+        let (stop_read, stop_write) = (out_of_the_way(stop_read), out_of_the_way(stop_write));
         let packets = Arc::new(Mutex::new(Vec::new()));
         let offset = clock_offset();
+        wait_for_stamps(&socket, offset)?;
         let reader = {
             let socket = Arc::clone(&socket);
             let packets = Arc::clone(&packets);
@@ -150,26 +207,6 @@ fn bind_to_loopback(socket: &OwnedFd) -> std::io::Result<()> {
     Ok(())
 }
 
-/// `setsockopt(SOL_PACKET, PACKET_IGNORE_OUTGOING, 1)`: each loopback frame once, not
-/// twice. libc, not nix: nix has no such option.
-fn ignore_outgoing(socket: &OwnedFd) -> std::io::Result<()> {
-    let one: libc::c_int = 1;
-    // SAFETY: the value is an int that lives across the call, and its size is given.
-    let rc = unsafe {
-        libc::setsockopt(
-            socket.as_raw_fd(),
-            libc::SOL_PACKET,
-            libc::PACKET_IGNORE_OUTGOING,
-            (&raw const one).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
-    if rc < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    Ok(())
-}
-
 /// `getsockopt(SOL_PACKET, PACKET_STATISTICS)`: frames dropped for want of buffer space.
 /// libc, not nix: nix has no such option.
 fn dropped(socket: &OwnedFd) -> u32 {
@@ -210,7 +247,7 @@ fn read_until_stopped(
         }
         let stopping = fds[1].revents().is_some_and(|r| !r.is_empty());
         while let Some(packet) = receive(socket, &mut buf, offset) {
-            if let Ok(mut all) = packets.lock() {
+            if let (Some(packet), Ok(mut all)) = (packet, packets.lock()) {
                 all.push(packet);
             }
         }
@@ -220,18 +257,25 @@ fn read_until_stopped(
     }
 }
 
-/// One frame, or None when none is queued.
-fn receive(socket: &OwnedFd, buf: &mut [u8], offset: i128) -> Option<Packet> {
+/// The next outgoing frame: Some(None) for an incoming copy (skipped), None when
+/// nothing is queued.
+fn receive(socket: &OwnedFd, buf: &mut [u8], offset: i128) -> Option<Option<Packet>> {
     let mut space = nix::cmsg_space!(nix::sys::time::TimeSpec);
     let (len, wall) = loop {
         let mut iov = [std::io::IoSliceMut::new(buf)];
-        match sock::recvmsg::<()>(
+        match sock::recvmsg::<sock::LinkAddr>(
             socket.as_raw_fd(),
             &mut iov,
             Some(&mut space),
             MsgFlags::MSG_TRUNC | MsgFlags::MSG_DONTWAIT,
         ) {
             Ok(msg) => {
+                if msg
+                    .address
+                    .is_none_or(|a| a.pkttype() != libc::PACKET_OUTGOING)
+                {
+                    return Some(None);
+                }
                 let wall = msg.cmsgs().ok()?.find_map(|c| match c {
                     ControlMessageOwned::ScmTimestampns(ts) => {
                         Some(Duration::new(ts.tv_sec() as u64, ts.tv_nsec() as u32))
@@ -250,10 +294,10 @@ fn receive(socket: &OwnedFd, buf: &mut [u8], offset: i128) -> Option<Packet> {
             .unwrap_or_default()
     });
     let mono = (wall.as_nanos() as i128 - offset).max(0) as u64;
-    Some(Packet {
+    Some(Some(Packet {
         mono_ns: mono,
         wall,
         data: buf[..len.min(buf.len())].to_vec(),
         len: len as u32,
-    })
+    }))
 }
