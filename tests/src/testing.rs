@@ -120,6 +120,141 @@ pub fn assert_template_passes(chapter: &str, role: &str, template: &str) {
 /// what a test of the demo looks for. Panics, with the output, unless the demo exits 0
 /// within 60 seconds.
 pub fn demo_transcript(binary: &str, args: &[&str]) -> String {
+    syscalls::trace::joined(&run_demo(binary, args))
+}
+
+/// Runs the demo `runs` times and panics, with the transcript, at the first run that
+/// prints an effect before its cause ([`causality_violations`]).
+pub fn assert_demo_causal(binary: &str, args: &[&str], runs: usize) {
+    for run in 1..=runs {
+        let transcript = run_demo(binary, args);
+        let wrong = causality_violations(&transcript);
+        assert!(
+            wrong.is_empty(),
+            "run {run} of {binary} {args:?} printed an effect before its cause:\n{}\n\ntranscript:\n{transcript}",
+            wrong.join("\n")
+        );
+    }
+}
+
+/// What a demo's transcript shows happening before its cause:
+///
+/// * a side's `read()` returning bytes before another side's `write()` of those bytes
+///   began (only when some other side's write shows them: a write's shown bytes begin
+///   with the read's, or the other way round);
+/// * the n-th `accept()` of a side returning before n `connect()`s of other sides began
+///   (when any side narrates its connect()).
+pub fn causality_violations(transcript: &str) -> Vec<String> {
+    struct Io {
+        at: usize,
+        side: String,
+        bytes: String,
+        line: String,
+    }
+    let mut writes: Vec<Io> = Vec::new();
+    let mut reads: Vec<Io> = Vec::new();
+    let mut connects: Vec<(usize, String)> = Vec::new();
+    let mut accepts: Vec<Io> = Vec::new();
+    for (at, line) in transcript.lines().enumerate() {
+        let Some((side, body)) = line
+            .strip_prefix('[')
+            .and_then(|rest| rest.split_once("] "))
+        else {
+            continue;
+        };
+        let io = |bytes: &str| Io {
+            at,
+            side: side.to_string(),
+            bytes: bytes.to_string(),
+            line: line.to_string(),
+        };
+        if let Some(rest) = body.strip_prefix("write(") {
+            // The write began here, whole or unfinished: write(3, "...", 14
+            if let Some((_, shown)) = rest.split_once(", ")
+                && let Some(bytes) = quoted(shown)
+            {
+                writes.push(io(bytes));
+            }
+        } else if let Some(rest) = body
+            .strip_prefix("read(")
+            .and_then(|r| r.split_once(", ").map(|(_, shown)| shown))
+            .or_else(|| body.strip_prefix("<... read resumed> "))
+        {
+            // The read returned here: read(4, "...", 1024) = 14, or its resumption.
+            let returned = rest.rsplit_once(") = ").map(|(_, n)| n);
+            if returned.is_some_and(|n| n.parse::<u64>().is_ok_and(|n| n > 0))
+                && let Some(bytes) = quoted(rest)
+            {
+                reads.push(io(bytes));
+            }
+        } else if body.starts_with("connect(") {
+            connects.push((at, side.to_string()));
+        } else if (body.starts_with("accept(") && !body.ends_with("<unfinished ...>"))
+            || body.starts_with("<... accept resumed>")
+        {
+            let returned = body.rsplit_once(") = ").map(|(_, n)| n);
+            if returned.is_some_and(|n| !n.starts_with('-')) {
+                accepts.push(io(""));
+            }
+        }
+    }
+    let mut wrong = Vec::new();
+    for read in &reads {
+        let same = |w: &&Io| {
+            w.side != read.side
+                && (w.bytes.starts_with(&read.bytes) || read.bytes.starts_with(&w.bytes))
+        };
+        let matching: Vec<&Io> = writes.iter().filter(same).collect();
+        if !matching.is_empty() && matching.iter().all(|w| w.at > read.at) {
+            wrong.push(format!(
+                "line {}: {:?} returned before the write of those bytes began (line {}: {:?})",
+                read.at + 1,
+                read.line,
+                matching[0].at + 1,
+                matching[0].line
+            ));
+        }
+    }
+    if !connects.is_empty() {
+        let mut by_side: std::collections::BTreeMap<&str, usize> = Default::default();
+        for accept in &accepts {
+            let n = by_side.entry(&accept.side).or_default();
+            *n += 1;
+            let began = connects
+                .iter()
+                .filter(|(at, side)| *at < accept.at && *side != accept.side)
+                .count();
+            if began < *n {
+                wrong.push(format!(
+                    "line {}: {:?} is accept() number {n} of [{}], but only {began} connect() had begun",
+                    accept.at + 1,
+                    accept.line,
+                    accept.side
+                ));
+            }
+        }
+    }
+    wrong
+}
+
+/// The escaped bytes of the quoted string `text` begins with (`"Hi\n"...` gives `Hi\n`),
+/// a `...` after it dropped: what the narration shows of a buffer.
+fn quoted(text: &str) -> Option<&str> {
+    let inner = text.strip_prefix('"')?;
+    let mut escaped = false;
+    for (i, c) in inner.char_indices() {
+        match c {
+            '\\' if !escaped => escaped = true,
+            '"' if !escaped => return Some(&inner[..i]),
+            _ => escaped = false,
+        }
+    }
+    None
+}
+
+/// Runs `binary` with `args` to its end (60 s at most) and returns its stdout; panics
+/// with its output unless it exits 0.
+fn run_demo(binary: &str, args: &[&str]) -> String {
     let child = std::process::Command::new(binary)
         .args(args)
         .stdin(std::process::Stdio::null())
@@ -149,5 +284,30 @@ pub fn demo_transcript(binary: &str, args: &[&str]) -> String {
         output.status,
         String::from_utf8_lossy(&output.stderr)
     );
-    syscalls::trace::joined(&stdout)
+    stdout.into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_read_before_its_write_and_an_accept_before_any_connect_are_caught() {
+        let fine = "[server] accept(3 <unfinished ...>\n\
+            [client] connect(3, 127.0.0.1:9190) = 0\n\
+            [server] <... accept resumed>) = 4 (127.0.0.1:5000)\n\
+            [server] read(4, <unfinished ...>\n\
+            [client] write(3, \"Hello\\n\", 6) = 6\n\
+            [server] <... read resumed> \"Hello\\n\", 1024) = 6\n";
+        assert_eq!(causality_violations(fine), Vec::<String>::new());
+        let wrong = "[server] accept(3) = 4 (127.0.0.1:5000)\n\
+            [client] connect(3, 127.0.0.1:9190) = 0\n\
+            [server] read(4, \"Hello\\n\", 1024) = 6\n\
+            [client] write(3, \"Hello\\n\", 6 <unfinished ...>\n\
+            [client] <... write resumed>) = 6\n";
+        let found = causality_violations(wrong);
+        assert_eq!(found.len(), 2, "{found:?}");
+        assert!(found[0].contains("returned before the write"), "{found:?}");
+        assert!(found[1].contains("only 0 connect()"), "{found:?}");
+    }
 }

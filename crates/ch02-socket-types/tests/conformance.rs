@@ -46,3 +46,11 @@ fn demo_shows_one_write_and_twelve_reads() {
         assert!(out.contains(wanted), "no {wanted:?} in:\n{out}");
     }
 }
+
+/// The demo never prints an effect before its cause, run after run: a read() of some
+/// bytes never returns before the write() of them began, an accept() never before a
+/// connect() began (the two sides' lines are merged on one clock, workbook::timeline).
+#[test]
+fn demo_prints_causes_before_effects() {
+    harness::testing::assert_demo_causal(env!("CARGO_BIN_EXE_ch02-socket-types"), &[], 50);
+}

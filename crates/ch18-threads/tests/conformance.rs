@@ -21,3 +21,11 @@ fn demo_shows_a_thread_per_client() {
             "the server has 4 threads: the main one and one per client",
         ));
 }
+
+/// The demo never prints an effect before its cause, run after run: a read() of some
+/// bytes never returns before the write() of them began, an accept() never before a
+/// connect() began (the two sides' lines are merged on one clock, workbook::timeline).
+#[test]
+fn demo_prints_causes_before_effects() {
+    harness::testing::assert_demo_causal(env!("CARGO_BIN_EXE_ch18-threads"), &[], 50);
+}
