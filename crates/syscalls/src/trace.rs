@@ -77,7 +77,7 @@ pub struct Started(u64);
 /// `traced(start(), |_| ..., the_call(), ...)`: Rust evaluates arguments left to right,
 /// so the clock is read before the call is made.
 pub fn start() -> Started {
-    Started(if enabled() && stamping() { now() } else { 0 })
+    Started(if stamping() { now() } else { 0 })
 }
 
 /// One narrated call's description, trace line and error, from one description.
@@ -105,6 +105,8 @@ pub(crate) fn traced<T>(
                 let text = call(Some(&value));
                 let entry = stamping().then(|| entry_len(&call(None), &text));
                 emit_call(started, entry, &format!("{text} = {}", shown(&value)));
+            } else if stamping() {
+                emit_mark(started);
             }
             Ok(value)
         }
@@ -117,6 +119,8 @@ pub(crate) fn traced<T>(
                     entry,
                     &format!("{call} = -1 {errno:?} ({})", errno.desc()),
                 );
+            } else if stamping() {
+                emit_mark(started);
             }
             Err(SysError::new(call, errno))
         }
@@ -173,6 +177,13 @@ fn emit_call(started: Started, entry: Option<usize>, line: &str) {
     }
 }
 
+/// A call's times without its text, for a demo that stamps its lines but does not
+/// narrate (`--wire` without `--trace`): what the program prints next is placed after
+/// the call, though the call itself is not shown ([`Stamped::is_mark`]).
+fn emit_mark(started: Started) {
+    emit_raw(&Stamped::encode(started.0, now(), None, ""));
+}
+
 fn emit_raw(line: &str) {
     crate::output::line(crate::output::Stream::Stderr, line);
 }
@@ -222,6 +233,11 @@ impl Stamped {
             entry: entry.filter(|e| text.is_char_boundary(*e)),
             text: text.to_string(),
         })
+    }
+
+    /// A call's times without its text: not shown, only a place (see `emit_mark`).
+    pub fn is_mark(&self) -> bool {
+        self.text.is_empty() && self.entry.is_none()
     }
 
     /// The call's name: `read` for `read(4, ...)`.

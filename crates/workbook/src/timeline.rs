@@ -59,6 +59,10 @@ pub struct Line {
     pub text: String,
     /// Arrival order, the tie-breaker.
     seq: u64,
+    /// A plain line with nothing stamped before it in its pipe: its time is when the
+    /// demo read it, no earlier than when it was written, and it is moved back before
+    /// the next stamped line of its pipe ([`Timeline::uninstall`]).
+    read_at: bool,
 }
 
 impl Line {
@@ -101,11 +105,27 @@ impl Timeline {
     }
 
     /// Stops collecting and returns everything collected.
+    ///
+    /// A plain line timed by when it was read cannot have been written after a stamped
+    /// line that followed it in its pipe: it is moved back to that line's start.
     pub fn uninstall(&self) -> Vec<Line> {
         if let Ok(mut active) = ACTIVE.lock() {
             *active = None;
         }
-        std::mem::take(&mut *self.lines.lock().unwrap_or_else(|e| e.into_inner()))
+        let mut lines = std::mem::take(&mut *self.lines.lock().unwrap_or_else(|e| e.into_inner()));
+        lines.sort_by_key(|l| l.seq);
+        let mut next_stamped: std::collections::HashMap<u32, u64> = Default::default();
+        for line in lines.iter_mut().rev() {
+            if line.read_at {
+                if let Some(&next) = next_stamped.get(&line.track.0) {
+                    line.start = line.start.min(next);
+                    line.end = line.start;
+                }
+            } else {
+                next_stamped.insert(line.track.0, line.start);
+            }
+        }
+        lines
     }
 
     fn push(&self, mut line: Line) {
@@ -136,6 +156,7 @@ impl Timeline {
             entry: None,
             text: text.to_string(),
             seq: 0,
+            read_at: false,
         });
     }
 
@@ -149,6 +170,7 @@ impl Timeline {
             entry: None,
             text: text.to_string(),
             seq: 0,
+            read_at: false,
         });
     }
 
@@ -180,6 +202,11 @@ impl Source {
     /// the stamp (what the demo waits for: `close(4) = 0`).
     pub fn line(&mut self, raw: &str) -> String {
         let line = match Stamped::parse(raw) {
+            Some(stamped) if stamped.is_mark() => {
+                // A call not narrated: only where the next plain line goes.
+                self.last = Some((stamped.end, stamped.tid));
+                return String::new();
+            }
             Some(stamped) => {
                 self.last = Some((stamped.end, stamped.tid));
                 Line {
@@ -190,10 +217,14 @@ impl Source {
                     entry: stamped.entry,
                     text: stamped.text,
                     seq: 0,
+                    read_at: false,
                 }
             }
             None => {
-                let (at, tid) = self.last.unwrap_or_else(|| (syscalls::trace::now(), 0));
+                let (at, tid, read_at) = match self.last {
+                    Some((at, tid)) => (at, tid, false),
+                    None => (syscalls::trace::now(), 0, true),
+                };
                 Line {
                     side: self.side.clone(),
                     track: (self.id, tid),
@@ -202,6 +233,7 @@ impl Source {
                     entry: None,
                     text: raw.to_string(),
                     seq: 0,
+                    read_at,
                 }
             }
         };
@@ -284,6 +316,7 @@ mod tests {
             entry: Some(entry),
             text: text.into(),
             seq: start,
+            read_at: false,
         }
     }
 
