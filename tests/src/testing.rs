@@ -120,14 +120,73 @@ pub fn assert_template_passes(chapter: &str, role: &str, template: &str) {
 /// what a test of the demo looks for. Panics, with the output, unless the demo exits 0
 /// within 60 seconds.
 pub fn demo_transcript(binary: &str, args: &[&str]) -> String {
-    syscalls::trace::joined(&run_demo(binary, args))
+    syscalls::trace::joined(&run_demo(binary, args).0)
+}
+
+/// Runs a demo with `args` (`--wire`, ...) and returns its transcript as printed (not
+/// joined: where a call began and resumed is what a test of the wire looks at), or None
+/// where this machine gives no private network (unprivileged user namespaces switched
+/// off). The demo must then have said so in one line, how to switch them on included,
+/// and run to its end without the wire; that is checked, and the test says it skipped.
+pub fn wire_demo(binary: &str, args: &[&str]) -> Option<String> {
+    let (stdout, stderr) = run_demo(binary, args);
+    if stderr.contains("no private network") {
+        assert!(
+            stderr.contains("sysctl") && !stdout.contains("[wire]"),
+            "the demo without a private network should say how to get one and run without the wire:\n{stderr}"
+        );
+        println!("SKIP: {}", stderr.trim());
+        return None;
+    }
+    assert!(
+        stdout.contains("[wire]"),
+        "the demo with {args:?} showed no segment:\nstdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    Some(stdout)
+}
+
+/// The standard output of `tool args` (a Debian tool a test reads its result with), or
+/// None, said on stdout, when the tool is missing; under CI (`CI=true`) a missing tool
+/// fails instead, so that CI cannot pass by skipping. Panics unless the tool exits 0.
+pub fn tool_output(tool: &str, package: &str, args: &[&str]) -> Option<String> {
+    if crate::template::resolve_program(tool).is_err() {
+        let why = format!("needs {tool}: install it with `apt-get install {package}`");
+        assert!(
+            !crate::check::Settings::default().ci,
+            "{why} (CI=true: a missing tool fails)"
+        );
+        println!("SKIP: {why}");
+        return None;
+    }
+    let output = std::process::Command::new(tool)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("run {tool}: {e}"));
+    assert!(
+        output.status.success(),
+        "{tool} {args:?} ended with {}: {}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    Some(String::from_utf8_lossy(&output.stdout).into_owned())
+}
+
+/// The index of the first line of `lines` from `from` on that `wanted` accepts; panics
+/// with the transcript, naming `what`, when there is none.
+pub fn line_where(lines: &[&str], from: usize, what: &str, wanted: impl Fn(&str) -> bool) -> usize {
+    lines
+        .iter()
+        .skip(from)
+        .position(|l| wanted(l))
+        .map(|i| i + from)
+        .unwrap_or_else(|| panic!("no {what} in:\n{}", lines.join("\n")))
 }
 
 /// Runs the demo `runs` times and panics, with the transcript, at the first run that
 /// prints an effect before its cause ([`causality_violations`]).
 pub fn assert_demo_causal(binary: &str, args: &[&str], runs: usize) {
     for run in 1..=runs {
-        let transcript = run_demo(binary, args);
+        let (transcript, _) = run_demo(binary, args);
         let wrong = causality_violations(&transcript);
         assert!(
             wrong.is_empty(),
@@ -252,9 +311,9 @@ fn quoted(text: &str) -> Option<&str> {
     None
 }
 
-/// Runs `binary` with `args` to its end (60 s at most) and returns its stdout; panics
-/// with its output unless it exits 0.
-fn run_demo(binary: &str, args: &[&str]) -> String {
+/// Runs `binary` with `args` to its end (60 s at most) and returns its stdout and
+/// stderr; panics with its output unless it exits 0.
+fn run_demo(binary: &str, args: &[&str]) -> (String, String) {
     let child = std::process::Command::new(binary)
         .args(args)
         .stdin(std::process::Stdio::null())
@@ -284,7 +343,10 @@ fn run_demo(binary: &str, args: &[&str]) -> String {
         output.status,
         String::from_utf8_lossy(&output.stderr)
     );
-    stdout.into_owned()
+    (
+        stdout.into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
 }
 
 #[cfg(test)]

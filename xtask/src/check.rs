@@ -46,6 +46,11 @@ pub struct CheckArgs {
     /// Add every byte sent and received to the text report
     #[arg(long)]
     verbose: bool,
+    /// Run the checks in a private network namespace (no root needed) whose loopback is
+    /// captured: a failing check's evidence shows the TCP segments and UDP datagrams of
+    /// its connections
+    #[arg(long)]
+    pub wire: bool,
 }
 
 /// Which form the report takes.
@@ -160,6 +165,13 @@ pub fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
         }
     };
 
+    if args.wire {
+        // Built and validated: now the network the checks run in, before any thread.
+        if let Err(why) = harness::wire::start() {
+            eprintln!("{why}");
+        }
+        crate::end_checks_on_interrupt();
+    }
     harness::launch::raise_own_open_file_limit();
     let settings = Settings {
         deadline_factor: args.timeout,

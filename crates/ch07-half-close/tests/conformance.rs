@@ -45,3 +45,28 @@ fn demo_half_closes_and_hears_the_thanks() {
 fn demo_prints_causes_before_effects() {
     harness::testing::assert_demo_causal(env!("CARGO_BIN_EXE_ch07-half-close"), &[], 50);
 }
+
+/// With --wire: the server's shutdown(SHUT_WR) sends its FIN while the connection still
+/// carries data the other way: the client's Thank you comes after the FIN, and the
+/// server reads it.
+#[test]
+fn demo_with_wire_shows_the_fin_at_shutdown_and_the_thanks_after_it() {
+    use harness::testing::{line_where, wire_demo};
+    let Some(out) = wire_demo(env!("CARGO_BIN_EXE_ch07-half-close"), &["--wire"]) else {
+        return;
+    };
+    let lines: Vec<&str> = out.lines().collect();
+    let shutdown = line_where(&lines, 0, "shutdown()", |l| {
+        l.starts_with("[server] shutdown(4, SHUT_WR")
+    });
+    let fin = line_where(&lines, shutdown, "the server's FIN", |l| {
+        l.starts_with("[wire] server:") && l.contains("FIN")
+    });
+    let thanks = line_where(&lines, fin, "the client's Thank you", |l| {
+        l.starts_with("[wire] client:") && l.contains(" len=10 \"Thank you\\x00\"")
+    });
+    let read = line_where(&lines, thanks, "the server's read() of it", |l| {
+        l.starts_with("[server] ") && l.ends_with("\"Thank you\\x00\", 256) = 10")
+    });
+    assert!(shutdown < fin && fin < thanks && thanks < read, "{out}");
+}

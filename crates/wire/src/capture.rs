@@ -104,7 +104,7 @@ fn wait_for_stamps(socket: &OwnedFd, offset: i128) -> std::io::Result<()> {
         let _ = poll(&mut fds, PollTimeout::from(100u8));
         while let Some(frame) = receive(socket, &mut buf, offset) {
             let Some(frame) = frame else { continue };
-            let ours = crate::Segment::parse(&frame.data)
+            let ours = crate::Segment::parse(&frame)
                 .and_then(|s| s.ends())
                 .is_some_and(|(src, _)| src == me);
             if ours && (sent_from..=sent_to).contains(&frame.mono_ns) {
@@ -120,9 +120,17 @@ fn wait_for_stamps(socket: &OwnedFd, offset: i128) -> std::io::Result<()> {
 }
 
 impl Capture {
-    /// Opens the packet socket on `lo` and starts reading it. Needs CAP_NET_RAW in the
-    /// network namespace, which [`crate::namespace::enter`] gives.
+    /// Opens the packet socket on `lo` and starts reading it, keeping every frame
+    /// whole. Needs CAP_NET_RAW in the network namespace, which
+    /// [`crate::namespace::enter`] gives.
     pub fn start() -> std::io::Result<Capture> {
+        Capture::start_keeping(SNAPLEN)
+    }
+
+    /// Like [`Capture::start`], keeping at most `keep` bytes of each frame: enough for
+    /// the headers and a preview of the payload, for a long run that only describes
+    /// what it saw (the checker's).
+    pub fn start_keeping(keep: usize) -> std::io::Result<Capture> {
         use syscalls::output::out_of_the_way;
         // Our descriptors go high, out of the numbers a narrated demo shows.
         let socket = out_of_the_way(sock::socket(
@@ -144,7 +152,9 @@ impl Capture {
         let reader = {
             let socket = Arc::clone(&socket);
             let packets = Arc::clone(&packets);
-            std::thread::spawn(move || read_until_stopped(&socket, &stop_read, &packets, offset))
+            std::thread::spawn(move || {
+                read_until_stopped(&socket, &stop_read, &packets, offset, keep)
+            })
         };
         Ok(Capture {
             packets,
@@ -233,6 +243,7 @@ fn read_until_stopped(
     stop: &OwnedFd,
     packets: &Mutex<Vec<Packet>>,
     offset: i128,
+    keep: usize,
 ) {
     use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
     let mut buf = vec![0u8; SNAPLEN];
@@ -247,7 +258,8 @@ fn read_until_stopped(
         }
         let stopping = fds[1].revents().is_some_and(|r| !r.is_empty());
         while let Some(packet) = receive(socket, &mut buf, offset) {
-            if let (Some(packet), Ok(mut all)) = (packet, packets.lock()) {
+            if let (Some(mut packet), Ok(mut all)) = (packet, packets.lock()) {
+                packet.data.truncate(keep);
                 all.push(packet);
             }
         }

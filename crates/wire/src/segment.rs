@@ -11,7 +11,9 @@
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 
-use etherparse::{NetSlice, SlicedPacket, TcpOptionElement, TransportSlice};
+use etherparse::{LaxNetSlice, LaxSlicedPacket, TcpOptionElement, TransportSlice};
+
+use crate::capture::Packet;
 
 /// How many payload bytes a line shows.
 const PREVIEW: usize = 24;
@@ -61,12 +63,17 @@ pub enum Segment {
         window: u16,
         /// The window scale option (SYN segments only).
         wscale: Option<u8>,
+        /// The payload as captured (a capture that keeps only the start of each frame
+        /// has only the start of it).
         payload: Vec<u8>,
+        /// The payload's length on the wire.
+        len: usize,
     },
     Udp {
         src: SocketAddr,
         dst: SocketAddr,
         payload: Vec<u8>,
+        len: usize,
     },
     /// ICMP: the kernel's answer to a datagram for a port where nothing is bound.
     Icmp {
@@ -80,20 +87,30 @@ pub enum Segment {
 }
 
 impl Segment {
-    /// The segment in an Ethernet frame, or None for anything else (ARP, IGMP...).
-    pub fn parse(frame: &[u8]) -> Option<Segment> {
-        let packet = SlicedPacket::from_ethernet(frame).ok()?;
+    /// The segment in a captured frame, or None for anything else (ARP, IGMP...).
+    ///
+    /// Parsed leniently: a frame cut short by the capture still gives its headers, and
+    /// the payload's length is what the frame had on the wire less its headers.
+    pub fn parse(frame: &Packet) -> Option<Segment> {
+        Segment::parse_frame(&frame.data, frame.len as usize)
+    }
+
+    /// The segment in the Ethernet frame `data`, `wire_len` bytes long on the wire.
+    pub fn parse_frame(data: &[u8], wire_len: usize) -> Option<Segment> {
+        let packet = LaxSlicedPacket::from_ethernet(data).ok()?;
         let (src, dst) = match packet.net.as_ref()? {
-            NetSlice::Ipv4(ip) => (
+            LaxNetSlice::Ipv4(ip) => (
                 IpAddr::V4(ip.header().source_addr()),
                 IpAddr::V4(ip.header().destination_addr()),
             ),
-            NetSlice::Ipv6(ip) => (
+            LaxNetSlice::Ipv6(ip) => (
                 IpAddr::V6(ip.header().source_addr()),
                 IpAddr::V6(ip.header().destination_addr()),
             ),
-            NetSlice::Arp(_) => return None,
+            LaxNetSlice::Arp(_) => return None,
         };
+        // What the frame's headers take: the rest of its length on the wire is payload.
+        let len_of = |payload: &[u8]| wire_len.saturating_sub(data.len() - payload.len());
         match packet.transport? {
             TransportSlice::Tcp(tcp) => Some(Segment::Tcp {
                 src: SocketAddr::new(src, tcp.source_port()),
@@ -113,11 +130,13 @@ impl Segment {
                     _ => None,
                 }),
                 payload: tcp.payload().to_vec(),
+                len: len_of(tcp.payload()),
             }),
             TransportSlice::Udp(udp) => Some(Segment::Udp {
                 src: SocketAddr::new(src, udp.source_port()),
                 dst: SocketAddr::new(dst, udp.destination_port()),
                 payload: udp.payload().to_vec(),
+                len: len_of(udp.payload()),
             }),
             TransportSlice::Icmpv4(icmp) => Some(Segment::Icmp {
                 src,
@@ -184,6 +203,17 @@ fn quoted_ports(quoted: &[u8]) -> Option<(u16, u16)> {
     }
 }
 
+/// The start of a payload, escaped as the narrated calls show bytes, `...` when there
+/// is more than is shown (or than was captured).
+fn preview(payload: &[u8], len: usize) -> String {
+    let shown = syscalls::trace::escape_bytes(payload, PREVIEW);
+    if len > payload.len() && !shown.ends_with("...") {
+        format!("{shown}...")
+    } else {
+        shown
+    }
+}
+
 /// One direction of a TCP connection, as far as we have seen it.
 #[derive(Debug, Clone, Copy, Default)]
 struct Side {
@@ -194,15 +224,31 @@ struct Side {
 }
 
 /// Turns segments into lines, following each connection's numbers.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Narrator {
     sides: HashMap<(SocketAddr, SocketAddr), Side>,
     names: Vec<(u16, String)>,
+    others: String,
+}
+
+impl Default for Narrator {
+    fn default() -> Narrator {
+        Narrator {
+            sides: HashMap::new(),
+            names: Vec::new(),
+            others: "client".to_string(),
+        }
+    }
 }
 
 impl Narrator {
     pub fn new() -> Narrator {
         Narrator::default()
+    }
+
+    /// What to call an end that talks to a named one (`client` unless told).
+    pub fn call_others(&mut self, name: &str) {
+        self.others = name.to_string();
     }
 
     /// Names the end on `port` (`server`): lines say `server:9190`, and an end talking to
@@ -223,7 +269,7 @@ impl Narrator {
     fn end(&self, addr: SocketAddr, other: SocketAddr) -> String {
         match (self.named(addr.port()), self.named(other.port())) {
             (Some(name), _) => format!("{name}:{}", addr.port()),
-            (None, Some(_)) => format!("client:{}", addr.port()),
+            (None, Some(_)) => format!("{}:{}", self.others, addr.port()),
             (None, None) => addr.to_string(),
         }
     }
@@ -240,6 +286,7 @@ impl Narrator {
                 window,
                 wscale,
                 payload,
+                len,
             } => {
                 let mine = *self.sides.entry((*src, *dst)).or_default();
                 let mine = Side {
@@ -263,12 +310,8 @@ impl Narrator {
                     let rel_ack = theirs.isn.map_or(*ack, |isn| ack.wrapping_sub(isn));
                     text.push_str(&format!(" ack={rel_ack}"));
                 }
-                if !payload.is_empty() {
-                    text.push_str(&format!(
-                        " len={} {}",
-                        payload.len(),
-                        syscalls::trace::escape_bytes(payload, PREVIEW)
-                    ));
+                if *len > 0 {
+                    text.push_str(&format!(" len={len} {}", preview(payload, *len)));
                 }
                 // A SYN's window is never scaled; after it, only when both SYNs offered a
                 // scale (RFC 7323).
@@ -279,12 +322,16 @@ impl Narrator {
                 text.push_str(&format!(" win={}", u32::from(*window) << scale.min(14)));
                 text
             }
-            Segment::Udp { src, dst, payload } => format!(
-                "{} > {} UDP len={} {}",
+            Segment::Udp {
+                src,
+                dst,
+                payload,
+                len,
+            } => format!(
+                "{} > {} UDP len={len} {}",
                 self.end(*src, *dst),
                 self.end(*dst, *src),
-                payload.len(),
-                syscalls::trace::escape_bytes(payload, PREVIEW)
+                preview(payload, *len)
             ),
             Segment::Icmp {
                 src,
@@ -332,7 +379,7 @@ mod tests {
             tcp(40000, 9190, 1001, Some(5001), false, b"Hello socket!\n"),
         ]
         .iter()
-        .map(|f| n.line(&Segment::parse(f).expect("parse")))
+        .map(|f| n.line(&Segment::parse_frame(f, f.len()).expect("parse")))
         .collect();
         assert_eq!(lines[0], "client:40000 > server:9190 SYN seq=0 win=512");
         assert_eq!(
@@ -357,7 +404,7 @@ mod tests {
             .udp(50000, 9190)
             .write(&mut frame, b"Hello UDP!\n")
             .expect("write a test frame");
-        let segment = Segment::parse(&frame).expect("parse");
+        let segment = Segment::parse_frame(&frame, frame.len()).expect("parse");
         assert!(segment.involves(9190));
         let mut n = Narrator::new();
         n.name(9190, "server");

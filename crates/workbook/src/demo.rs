@@ -83,7 +83,7 @@ pub fn run(wire: &WireOpt, demo: impl FnOnce() -> anyhow::Result<()>) -> anyhow:
             narrator.name(port, &name);
         }
         for packet in &captured.packets {
-            if let Some(segment) = wire::Segment::parse(&packet.data) {
+            if let Some(segment) = wire::Segment::parse(packet) {
                 timeline.wire(packet.mono_ns, &narrator.line(&segment));
             }
         }
