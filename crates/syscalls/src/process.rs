@@ -34,11 +34,19 @@ pub fn describe(status: &WaitStatus) -> String {
 pub unsafe fn fork() -> SysResult<ForkResult> {
     // Flush what the parent has buffered, or the child prints it a second time.
     let _ = std::io::Write::flush(&mut std::io::stdout());
+    let started = start();
+    // SAFETY: the caller promises a single-threaded process.
+    let result = unsafe { nix::unistd::fork() };
+    // The child exists only from the return on: on a demo's timeline its fork() is a
+    // moment, not a call it waited in beside its parent's.
+    let started = match result {
+        Ok(ForkResult::Child) => start(),
+        _ => started,
+    };
     traced(
-        start(),
+        started,
         |_| "fork()".to_string(),
-        // SAFETY: the caller promises a single-threaded process.
-        unsafe { nix::unistd::fork() },
+        result,
         |r| match r {
             ForkResult::Parent { child } => format!("{child} (in the parent: the child's pid)"),
             ForkResult::Child => format!("0 (in the child, pid {})", std::process::id()),
