@@ -290,6 +290,10 @@ pub struct Ctx<'a> {
     pub recorder: Recorder,
     /// Limits this check sets for its programs over the shell's (see [`crate::launch`]).
     limits: Limits,
+    /// With `--wire`: the ports of this check's connections, and when it began
+    /// (CLOCK_MONOTONIC), for the segments a failure's evidence shows.
+    wire_ends: std::sync::Mutex<Vec<crate::wire::End>>,
+    began: u64,
 }
 
 impl<'a> Ctx<'a> {
@@ -310,6 +314,8 @@ impl<'a> Ctx<'a> {
             notes: Vec::new(),
             recorder: Recorder::new(settings.verbose),
             limits: Limits::default(),
+            wire_ends: std::sync::Mutex::new(Vec::new()),
+            began: syscalls::trace::now(),
         })
     }
 
@@ -361,6 +367,13 @@ impl<'a> Ctx<'a> {
                 evidence.stderr = Some(stderr);
             }
         }
+        if let Verdict::Fail(evidence) = &mut verdict
+            && evidence.wire.is_none()
+            && crate::wire::active()
+        {
+            let ends = self.wire_ends.lock().map(|e| e.clone()).unwrap_or_default();
+            evidence.wire = crate::wire::evidence(&ends, self.began);
+        }
         verdict
     }
 
@@ -410,6 +423,7 @@ impl<'a> Ctx<'a> {
             panic!("role {role} is not a server");
         };
         let port = peer::free_port().map_err(fail)?;
+        self.on_the_wire(crate::wire::End::Program(port));
         let mut values: BTreeMap<&str, String> = BTreeMap::new();
         values.insert("{host}", "127.0.0.1".into());
         values.insert("{port}", port.to_string());
@@ -523,7 +537,16 @@ impl<'a> Ctx<'a> {
     /// A server of the checker's for a client under test, on 127.0.0.1 and a port the
     /// kernel chose.
     pub fn harness_server(&self) -> Result<HarnessServer, Problem> {
-        HarnessServer::start(&self.recorder).map_err(fail)
+        let server = HarnessServer::start(&self.recorder).map_err(fail)?;
+        self.on_the_wire(crate::wire::End::Checker(server.addr.port()));
+        Ok(server)
+    }
+
+    /// Notes a port of this check's connections, for the wire's evidence.
+    fn on_the_wire(&self, end: crate::wire::End) {
+        if let Ok(mut ends) = self.wire_ends.lock() {
+            ends.push(end);
+        }
     }
 
     /// When the server process is gone: how it ended, in words.

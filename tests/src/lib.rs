@@ -24,6 +24,8 @@
 //! * [`hostile`]: what the chapters' `tests/hostile.rs` share: our servers under lowered
 //!   limits, with output nobody reads, against clients that misbehave;
 //! * [`wording`]: how a client's output is matched: the lesson decides, the label never fails it;
+//! * [`wire`]: with `--wire`, the checks run on a captured private loopback and a
+//!   failure's evidence shows the segments (`your server sent RST ...`);
 //! * [`lab`]: the loss lab, TCP against UDP in a lossy network namespace;
 //! * [`loadgen`]: the bench's closed-loop load generator and /proc usage readings.
 //!
@@ -48,6 +50,7 @@ pub mod supervise;
 pub mod template;
 pub mod testing;
 pub mod verdict;
+pub mod wire;
 pub mod wording;
 
 use std::path::{Path, PathBuf};

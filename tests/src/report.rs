@@ -48,7 +48,7 @@ pub fn list<T: std::fmt::Display>(items: impl IntoIterator<Item = T>) -> String 
 /// One named piece of a failure's evidence, as every format shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Field {
-    /// `message`, `sent`, `expected`, `got`, `seen`, `doing`, `stderr`.
+    /// `message`, `sent`, `expected`, `got`, `seen`, `doing`, `stderr`, `wire`.
     pub name: &'static str,
     pub text: String,
 }
@@ -71,6 +71,7 @@ pub fn evidence_fields(e: &Evidence) -> Vec<Field> {
     push("seen", e.seen.clone());
     push("doing", e.doing.clone());
     push("stderr", e.stderr.clone());
+    push("wire", e.wire.clone());
     fields
 }
 
@@ -137,6 +138,13 @@ pub fn text(record: &Record, colour: Colour) -> String {
                 "stderr" => {
                     let _ = writeln!(out, "{tag} its stderr ended with:");
                     for line in field.text.lines() {
+                        let _ = writeln!(out, "{tag}   | {line}");
+                    }
+                }
+                "wire" => {
+                    let mut lines = field.text.lines();
+                    let _ = writeln!(out, "{tag} wire:     {}", lines.next().unwrap_or_default());
+                    for line in lines {
                         let _ = writeln!(out, "{tag}   | {line}");
                     }
                 }

@@ -194,3 +194,263 @@ pub fn assert_started_as_a_shell_starts(record: &Path, open_files: u64) {
         "the program under test did not get the shell's open-file limit"
     );
 }
+
+/// Runs a chapter's demo (`binary` with `args`) and returns its transcript with every
+/// call shown in two pieces joined back into one line (`syscalls::trace::joined`): a call
+/// is split when the other side acted while it ran, which is a matter of timing, not
+/// what a test of the demo looks for. Panics, with the output, unless the demo exits 0
+/// within 60 seconds.
+pub fn demo_transcript(binary: &str, args: &[&str]) -> String {
+    syscalls::trace::joined(&run_demo(binary, args).0)
+}
+
+/// Runs a demo with `args` (`--wire`, ...) and returns its transcript as printed (not
+/// joined: where a call began and resumed is what a test of the wire looks at), or None
+/// where this machine gives no private network (unprivileged user namespaces switched
+/// off). The demo must then have said so in one line, how to switch them on included,
+/// and run to its end without the wire; that is checked, and the test says it skipped.
+pub fn wire_demo(binary: &str, args: &[&str]) -> Option<String> {
+    let (stdout, stderr) = run_demo(binary, args);
+    if stderr.contains("no private network") {
+        assert!(
+            stderr.contains("sysctl") && !stdout.contains("[wire]"),
+            "the demo without a private network should say how to get one and run without the wire:\n{stderr}"
+        );
+        println!("SKIP: {}", stderr.trim());
+        return None;
+    }
+    assert!(
+        stdout.contains("[wire]"),
+        "the demo with {args:?} showed no segment:\nstdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    Some(stdout)
+}
+
+/// The standard output of `tool args` (a Debian tool a test reads its result with), or
+/// None, said on stdout, when the tool is missing; under CI (`CI=true`) a missing tool
+/// fails instead, so that CI cannot pass by skipping. Panics unless the tool exits 0.
+pub fn tool_output(tool: &str, package: &str, args: &[&str]) -> Option<String> {
+    if crate::template::resolve_program(tool).is_err() {
+        let why = format!("needs {tool}: install it with `apt-get install {package}`");
+        assert!(
+            !crate::check::Settings::default().ci,
+            "{why} (CI=true: a missing tool fails)"
+        );
+        println!("SKIP: {why}");
+        return None;
+    }
+    let output = std::process::Command::new(tool)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("run {tool}: {e}"));
+    assert!(
+        output.status.success(),
+        "{tool} {args:?} ended with {}: {}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    Some(String::from_utf8_lossy(&output.stdout).into_owned())
+}
+
+/// The index of the first line of `lines` from `from` on that `wanted` accepts; panics
+/// with the transcript, naming `what`, when there is none.
+pub fn line_where(lines: &[&str], from: usize, what: &str, wanted: impl Fn(&str) -> bool) -> usize {
+    lines
+        .iter()
+        .skip(from)
+        .position(|l| wanted(l))
+        .map(|i| i + from)
+        .unwrap_or_else(|| panic!("no {what} in:\n{}", lines.join("\n")))
+}
+
+/// Runs the demo `runs` times and panics, with the transcript, at the first run that
+/// prints an effect before its cause ([`causality_violations`]).
+pub fn assert_demo_causal(binary: &str, args: &[&str], runs: usize) {
+    for run in 1..=runs {
+        let (transcript, _) = run_demo(binary, args);
+        let wrong = causality_violations(&transcript);
+        assert!(
+            wrong.is_empty(),
+            "run {run} of {binary} {args:?} printed an effect before its cause:\n{}\n\ntranscript:\n{transcript}",
+            wrong.join("\n")
+        );
+    }
+}
+
+/// What a demo's transcript shows happening before its cause:
+///
+/// * a side's `read()` returning bytes before another side's `write()` of those bytes
+///   began (only when some other side's write shows them: a write's shown bytes begin
+///   with the read's, or the other way round);
+/// * the n-th `accept()` of a side returning before n `connect()`s of other sides began
+///   (when any side narrates its connect()).
+pub fn causality_violations(transcript: &str) -> Vec<String> {
+    struct Io {
+        at: usize,
+        side: String,
+        bytes: String,
+        line: String,
+    }
+    let mut writes: Vec<Io> = Vec::new();
+    let mut reads: Vec<Io> = Vec::new();
+    let mut connects: Vec<(usize, String)> = Vec::new();
+    let mut accepts: Vec<Io> = Vec::new();
+    for (at, line) in transcript.lines().enumerate() {
+        let Some((side, body)) = line
+            .strip_prefix('[')
+            .and_then(|rest| rest.split_once("] "))
+        else {
+            continue;
+        };
+        let io = |bytes: &str| Io {
+            at,
+            side: side.to_string(),
+            bytes: bytes.to_string(),
+            line: line.to_string(),
+        };
+        if let Some(rest) = body.strip_prefix("write(") {
+            // The write began here, whole or unfinished: write(3, "...", 14
+            if let Some((_, shown)) = rest.split_once(", ")
+                && let Some(bytes) = quoted(shown)
+            {
+                writes.push(io(bytes));
+            }
+        } else if let Some(rest) = body
+            .strip_prefix("read(")
+            .and_then(|r| r.split_once(", ").map(|(_, shown)| shown))
+            .or_else(|| body.strip_prefix("<... read resumed> "))
+        {
+            // The read returned here: read(4, "...", 1024) = 14, or its resumption.
+            let returned = rest.rsplit_once(") = ").map(|(_, n)| n);
+            if returned.is_some_and(|n| n.parse::<u64>().is_ok_and(|n| n > 0))
+                && let Some(bytes) = quoted(rest)
+            {
+                reads.push(io(bytes));
+            }
+        } else if body.starts_with("connect(") {
+            connects.push((at, side.to_string()));
+        } else if (body.starts_with("accept(") && !body.ends_with("<unfinished ...>"))
+            || body.starts_with("<... accept resumed>")
+        {
+            let returned = body.rsplit_once(") = ").map(|(_, n)| n);
+            if returned.is_some_and(|n| !n.starts_with('-')) {
+                accepts.push(io(""));
+            }
+        }
+    }
+    let mut wrong = Vec::new();
+    for read in &reads {
+        let same = |w: &&Io| {
+            w.side != read.side
+                && (w.bytes.starts_with(&read.bytes) || read.bytes.starts_with(&w.bytes))
+        };
+        let matching: Vec<&Io> = writes.iter().filter(same).collect();
+        if !matching.is_empty() && matching.iter().all(|w| w.at > read.at) {
+            wrong.push(format!(
+                "line {}: {:?} returned before the write of those bytes began (line {}: {:?})",
+                read.at + 1,
+                read.line,
+                matching[0].at + 1,
+                matching[0].line
+            ));
+        }
+    }
+    if !connects.is_empty() {
+        let mut by_side: std::collections::BTreeMap<&str, usize> = Default::default();
+        for accept in &accepts {
+            let n = by_side.entry(&accept.side).or_default();
+            *n += 1;
+            let began = connects
+                .iter()
+                .filter(|(at, side)| *at < accept.at && *side != accept.side)
+                .count();
+            if began < *n {
+                wrong.push(format!(
+                    "line {}: {:?} is accept() number {n} of [{}], but only {began} connect() had begun",
+                    accept.at + 1,
+                    accept.line,
+                    accept.side
+                ));
+            }
+        }
+    }
+    wrong
+}
+
+/// The escaped bytes of the quoted string `text` begins with (`"Hi\n"...` gives `Hi\n`),
+/// a `...` after it dropped: what the narration shows of a buffer.
+fn quoted(text: &str) -> Option<&str> {
+    let inner = text.strip_prefix('"')?;
+    let mut escaped = false;
+    for (i, c) in inner.char_indices() {
+        match c {
+            '\\' if !escaped => escaped = true,
+            '"' if !escaped => return Some(&inner[..i]),
+            _ => escaped = false,
+        }
+    }
+    None
+}
+
+/// Runs `binary` with `args` to its end (60 s at most) and returns its stdout and
+/// stderr; panics with its output unless it exits 0.
+fn run_demo(binary: &str, args: &[&str]) -> (String, String) {
+    let child = std::process::Command::new(binary)
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("start {binary}: {e}"));
+    let pid = child.id();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    let output = match rx.recv_timeout(std::time::Duration::from_secs(60)) {
+        Ok(output) => output.unwrap_or_else(|e| panic!("wait for {binary}: {e}")),
+        Err(_) => {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid as i32),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+            panic!("the demo {binary} {args:?} did not end within 60 s");
+        }
+    };
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "the demo {binary} {args:?} ended with {}\nstdout:\n{stdout}\nstderr:\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (
+        stdout.into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_read_before_its_write_and_an_accept_before_any_connect_are_caught() {
+        let fine = "[server] accept(3 <unfinished ...>\n\
+            [client] connect(3, 127.0.0.1:9190) = 0\n\
+            [server] <... accept resumed>) = 4 (127.0.0.1:5000)\n\
+            [server] read(4, <unfinished ...>\n\
+            [client] write(3, \"Hello\\n\", 6) = 6\n\
+            [server] <... read resumed> \"Hello\\n\", 1024) = 6\n";
+        assert_eq!(causality_violations(fine), Vec::<String>::new());
+        let wrong = "[server] accept(3) = 4 (127.0.0.1:5000)\n\
+            [client] connect(3, 127.0.0.1:9190) = 0\n\
+            [server] read(4, \"Hello\\n\", 1024) = 6\n\
+            [client] write(3, \"Hello\\n\", 6 <unfinished ...>\n\
+            [client] <... write resumed>) = 6\n";
+        let found = causality_violations(wrong);
+        assert_eq!(found.len(), 2, "{found:?}");
+        assert!(found[0].contains("returned before the write"), "{found:?}");
+        assert!(found[1].contains("only 0 connect()"), "{found:?}");
+    }
+}

@@ -72,6 +72,9 @@ pub struct Evidence {
     /// The last lines the program under test wrote to stderr, read before the checker
     /// ended it.
     pub stderr: Option<String>,
+    /// With `--wire`: the segments of the check's connections, headed by what they show
+    /// went wrong (`your server sent RST ...`), one per line ([`crate::wire`]).
+    pub wire: Option<String>,
     /// The root cause, when it is one that other checks meet too (the server died,
     /// exited before it listened): the report says it once and the later checks point
     /// back to the first.

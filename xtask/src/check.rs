@@ -49,6 +49,11 @@ pub struct CheckArgs {
     /// How many checks run at once (each starts its own programs on ports of its own)
     #[arg(long, default_value_t = harness::check::DEFAULT_JOBS, value_name = "N")]
     jobs: usize,
+    /// Run the checks in a private network namespace (no root needed) whose loopback is
+    /// captured: a failing check's evidence shows the TCP segments and UDP datagrams of
+    /// its connections
+    #[arg(long)]
+    pub wire: bool,
 }
 
 /// Which form the report takes.
@@ -163,6 +168,13 @@ pub fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
         }
     };
 
+    if args.wire {
+        // Built and validated: now the network the checks run in, before any thread.
+        if let Err(why) = harness::wire::start() {
+            eprintln!("{why}");
+        }
+        crate::end_checks_on_interrupt();
+    }
     harness::launch::raise_own_open_file_limit();
     let settings = Settings {
         deadline_factor: args.timeout,

@@ -66,7 +66,7 @@ enum Command {
 /// process groups of their own. A thread waits for those signals and ends every check's
 /// processes before the checker exits, so nothing of a student's is left running. (The
 /// programs under test do not inherit the mask: `harness::launch` empties it.)
-fn end_checks_on_interrupt() {
+pub(crate) fn end_checks_on_interrupt() {
     use nix::sys::signal::{SigSet, Signal};
     let mut set = SigSet::empty();
     for s in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP] {
@@ -89,7 +89,10 @@ fn main() -> ExitCode {
     // Before anything raises a limit: what programs under test get is what we got.
     harness::launch::remember();
     let cli = Cli::parse();
-    if matches!(cli.command, Command::Check(_) | Command::Grade(_)) {
+    // `check --wire` starts it itself, after making the namespace its checks run in:
+    // a user namespace is refused to a process that already has a second thread.
+    let wire = matches!(&cli.command, Command::Check(args) if args.wire);
+    if matches!(cli.command, Command::Check(_) | Command::Grade(_)) && !wire {
         end_checks_on_interrupt();
     }
     let result = match cli.command {

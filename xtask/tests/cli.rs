@@ -546,3 +546,44 @@ fn check_prints_for_a_gallery_entry_the_report_its_test_asserts() {
         );
     }
 }
+
+/// `check --wire`: the checks run on a captured private loopback, and a failing check's
+/// evidence shows the segments of its connection: the twin that calls close() where the
+/// book calls shutdown() answers the client's Thank you with RST.
+#[test]
+fn check_with_wire_shows_the_reset_of_a_server_that_closed() {
+    if harness::template::resolve_program("cc").is_err() {
+        assert!(std::env::var("CI").as_deref() != Ok("true"), "needs cc");
+        println!("SKIP: needs cc");
+        return;
+    }
+    let run = xtask()
+        .args([
+            "check",
+            "ch07",
+            "--submission",
+            &gallery("ch07/close-instead-of-shutdown"),
+            "--only",
+            "ch07/thank-you-after-eof",
+            "--wire",
+        ])
+        .assert()
+        .code(1);
+    let output = run.get_output();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    if stderr.contains("no private network") {
+        println!("SKIP: {stderr}");
+        return;
+    }
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.contains("[ch07/thank-you-after-eof] wire:     your server sent RST after its FIN"),
+        "{stdout}"
+    );
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.contains(" | ") && l.contains(" server:") && l.contains(" RST ")),
+        "{stdout}"
+    );
+}

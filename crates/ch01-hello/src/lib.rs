@@ -26,7 +26,7 @@ use syscalls::{
     StopSignals, accept, bind, close, connect, getsockname, ignore_sigpipe, listen, read,
     tcp_socket, write_all,
 };
-use workbook::{ClientOpts, ServerOpts, TraceOpt};
+use workbook::{ClientOpts, ServerOpts, TraceOpt, WireOpt};
 
 /// What the server sends: the text only, no terminating NUL.
 pub const GREETING: &[u8] = b"Hello World!";
@@ -44,6 +44,8 @@ pub struct Cli {
     pub command: Option<Role>,
     #[command(flatten)]
     pub trace: TraceOpt,
+    #[command(flatten)]
+    pub wire: WireOpt,
 }
 
 #[derive(Subcommand, Debug)]
@@ -63,7 +65,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Some(Role::Server(opts)) => server(&opts),
         Some(Role::Client(opts)) => client(opts.addr()?),
         Some(Role::Fds) => fds(),
-        None => demo(),
+        None => workbook::demo::run(&cli.wire, demo),
     }
 }
 

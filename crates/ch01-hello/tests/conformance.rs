@@ -1,7 +1,7 @@
 //! ch01's conformance suite on our binary, and the gallery's ch01 submissions graded.
 
 use assert_cmd::Command;
-use harness::testing::assert_reference_passes;
+use harness::testing::{assert_reference_passes, demo_transcript};
 use predicates::prelude::*;
 
 /// Our server and client pass every ch01 check.
@@ -31,23 +31,17 @@ fn fds_shows_three_four_and_five() {
 /// The demo runs the server as a child process, narrates both sides, and exits 0.
 #[test]
 fn demo_narrates_both_sides_and_exits_zero() {
-    Command::new(env!("CARGO_BIN_EXE_ch01-hello"))
-        .timeout(std::time::Duration::from_secs(30))
-        .assert()
-        .success()
-        .stdout(predicate::str::contains(
-            "[server] socket(AF_INET, SOCK_STREAM, 0) = 3",
-        ))
-        .stdout(predicate::str::contains("[server] listen(3, 128) = 0"))
-        .stdout(
-            predicate::str::is_match(r"\[server\] accept\(3\) = 4 \(127\.0\.0\.1:\d+\)").unwrap(),
-        )
-        .stdout(predicate::str::contains(
-            "[server] write(4, \"Hello World!\", 12) = 12",
-        ))
-        .stdout(predicate::str::contains(
-            "[client] Message from server: Hello World!",
-        ));
+    let out = demo_transcript(env!("CARGO_BIN_EXE_ch01-hello"), &[]);
+    for wanted in [
+        "[server] socket(AF_INET, SOCK_STREAM, 0) = 3",
+        "[server] listen(3, 128) = 0",
+        "[server] write(4, \"Hello World!\", 12) = 12",
+        "[client] Message from server: Hello World!",
+    ] {
+        assert!(out.contains(wanted), "no {wanted:?} in:\n{out}");
+    }
+    let accept = predicate::str::is_match(r"\[server\] accept\(3\) = 4 \(127\.0\.0\.1:\d+\)");
+    assert!(accept.unwrap().eval(&out), "no accept() in:\n{out}");
 }
 
 /// A port in use is a one-line error naming the call, the address and errno: exit 1.
@@ -84,4 +78,12 @@ fn bad_command_line_exits_two() {
         .args(["server", "not-a-port"])
         .assert()
         .code(2);
+}
+
+/// The demo never prints an effect before its cause, run after run: a read() of some
+/// bytes never returns before the write() of them began, an accept() never before a
+/// connect() began (the two sides' lines are merged on one clock, workbook::timeline).
+#[test]
+fn demo_prints_causes_before_effects() {
+    harness::testing::assert_demo_causal(env!("CARGO_BIN_EXE_ch01-hello"), &[], 50);
 }

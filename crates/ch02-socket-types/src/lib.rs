@@ -25,7 +25,7 @@ use syscalls::{
     StopSignals, accept, bind, close, connect, getsockname, ignore_sigpipe, listen, read, recvfrom,
     sendto, tcp_socket, udp_socket, write,
 };
-use workbook::{ClientOpts, ServerOpts, TraceOpt};
+use workbook::{ClientOpts, ServerOpts, TraceOpt, WireOpt};
 
 /// What the server sends, in one write().
 pub const MESSAGE: &[u8] = b"Hello World!";
@@ -45,6 +45,8 @@ pub struct Cli {
     pub command: Option<Role>,
     #[command(flatten)]
     pub trace: TraceOpt,
+    #[command(flatten)]
+    pub wire: WireOpt,
 }
 
 #[derive(Subcommand, Debug)]
@@ -64,7 +66,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Some(Role::Server(opts)) => server(&opts),
         Some(Role::Client(opts)) => client(opts.addr()?),
         Some(Role::Datagrams) => datagrams(),
-        None => demo(),
+        None => workbook::demo::run(&cli.wire, demo),
     }
 }
 

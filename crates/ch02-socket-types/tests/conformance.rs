@@ -37,17 +37,20 @@ fn datagrams_keep_their_boundaries() {
 /// The demo: one write on the server's side, twelve reads on the client's.
 #[test]
 fn demo_shows_one_write_and_twelve_reads() {
-    Command::new(BIN)
-        .timeout(std::time::Duration::from_secs(30))
-        .assert()
-        .success()
-        .stdout(predicate::str::contains(
-            "[server] write(4, \"Hello World!\", 12) = 12",
-        ))
-        .stdout(predicate::str::contains(
-            "[client] Function read call count: 12",
-        ))
-        .stdout(predicate::str::contains(
-            "[udp] 3 recvfrom() calls, one per datagram",
-        ));
+    let out = harness::testing::demo_transcript(BIN, &[]);
+    for wanted in [
+        "[server] write(4, \"Hello World!\", 12) = 12",
+        "[client] Function read call count: 12",
+        "[udp] 3 recvfrom() calls, one per datagram",
+    ] {
+        assert!(out.contains(wanted), "no {wanted:?} in:\n{out}");
+    }
+}
+
+/// The demo never prints an effect before its cause, run after run: a read() of some
+/// bytes never returns before the write() of them began, an accept() never before a
+/// connect() began (the two sides' lines are merged on one clock, workbook::timeline).
+#[test]
+fn demo_prints_causes_before_effects() {
+    harness::testing::assert_demo_causal(env!("CARGO_BIN_EXE_ch02-socket-types"), &[], 50);
 }

@@ -34,7 +34,7 @@ use syscalls::{
     StopSignals, SysError, accept, bind, close, connect, getsockname, ignore_sigpipe, listen, read,
     tcp_socket, write_all,
 };
-use workbook::{ClientOpts, ServerOpts, TraceOpt};
+use workbook::{ClientOpts, ServerOpts, TraceOpt, WireOpt};
 
 /// The book's BUF_SIZE: how much one read() asks for.
 const BUF_SIZE: usize = 1024;
@@ -51,6 +51,8 @@ pub struct Cli {
     pub command: Option<Role>,
     #[command(flatten)]
     pub trace: TraceOpt,
+    #[command(flatten)]
+    pub wire: WireOpt,
 }
 
 #[derive(Subcommand, Debug)]
@@ -67,7 +69,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Some(Role::Server(opts)) => server(&opts),
         Some(Role::Client(opts)) => client(opts.addr()?),
-        None => demo(),
+        None => workbook::demo::run(&cli.wire, demo),
     }
 }
 

@@ -23,25 +23,18 @@ mod commands {
     /// 4 is the client), both sides are prefixed, and it all ends with status 0.
     #[test]
     fn demo_narrates_the_servers_own_fds_and_exits_zero() {
-        Command::new(BIN)
-            .timeout(std::time::Duration::from_secs(30))
-            .assert()
-            .success()
-            .stdout(predicate::str::contains(
-                "[server] socket(AF_INET, SOCK_STREAM, 0) = 3",
-            ))
-            .stdout(predicate::str::is_match(r"\[server\] bind\(3, 127\.0\.0\.1:0\) = 0").unwrap())
-            .stdout(predicate::str::contains("[server] listen(3, 128) = 0"))
-            .stdout(
-                predicate::str::is_match(r"\[server\] accept\(3\) = 4 \(127\.0\.0\.1:\d+\)")
-                    .unwrap(),
-            )
-            .stdout(predicate::str::contains(
-                "[server] read(4, \"Hello socket!\\n\", 1024) = 14",
-            ))
-            .stdout(predicate::str::contains(
-                "[client] Message from server: Hello socket!",
-            ));
+        let out = harness::testing::demo_transcript(BIN, &[]);
+        for wanted in [
+            "[server] socket(AF_INET, SOCK_STREAM, 0) = 3",
+            "[server] bind(3, 127.0.0.1:0) = 0",
+            "[server] listen(3, 128) = 0",
+            "[server] read(4, \"Hello socket!\\n\", 1024) = 14",
+            "[client] Message from server: Hello socket!",
+        ] {
+            assert!(out.contains(wanted), "no {wanted:?} in:\n{out}");
+        }
+        let accept = predicate::str::is_match(r"\[server\] accept\(3\) = 4 \(127\.0\.0\.1:\d+\)");
+        assert!(accept.unwrap().eval(&out), "no accept() in:\n{out}");
     }
 
     /// Piped input: each line is echoed, and end of input ends the client with status 0
@@ -129,5 +122,101 @@ fn our_chapter_4_client_fails_the_chapter_5_check() {
             .contains("printed the reply before it was whole"),
         "{}",
         evidence.message
+    );
+}
+
+/// The demo never prints an effect before its cause, run after run: a read() of some
+/// bytes never returns before the write() of them began, an accept() never before a
+/// connect() began (the two sides' lines are merged on one clock, workbook::timeline).
+#[test]
+fn demo_prints_causes_before_effects() {
+    harness::testing::assert_demo_causal(env!("CARGO_BIN_EXE_ch04-tcp-echo"), &[], 50);
+}
+
+/// With --wire, each segment is printed where it happened among the calls: the
+/// three-way handshake completes before accept() returns (the kernel does it, not
+/// accept()), connect() returns after the SYN-ACK, the data segment comes between the
+/// client's write() and the server's read(), and the client's close() sends the FIN.
+#[test]
+fn demo_with_wire_shows_each_segment_between_its_calls() {
+    use harness::testing::{line_where, wire_demo};
+    let Some(out) = wire_demo(env!("CARGO_BIN_EXE_ch04-tcp-echo"), &["--wire"]) else {
+        return;
+    };
+    let lines: Vec<&str> = out.lines().collect();
+    let syn = line_where(&lines, 0, "SYN", |l| {
+        l.starts_with("[wire] client:") && l.contains(" SYN seq=0")
+    });
+    let syn_ack = line_where(&lines, syn, "SYN-ACK", |l| {
+        l.starts_with("[wire] server:") && l.contains(" SYN-ACK ")
+    });
+    let ack = line_where(&lines, syn_ack, "the handshake's ACK", |l| {
+        l.starts_with("[wire] client:") && l.contains(" ACK seq=1 ack=1 ")
+    });
+    let accepted = line_where(&lines, 0, "accept() returning", |l| {
+        l.starts_with("[server] accept(3) = 4")
+            || l.starts_with("[server] <... accept resumed>) = 4")
+    });
+    let connected = line_where(&lines, 0, "connect() returning", |l| {
+        (l.starts_with("[client] connect(3, ") && l.ends_with(") = 0"))
+            || l.starts_with("[client] <... connect resumed>) = 0")
+    });
+    assert!(
+        ack < accepted,
+        "the handshake after accept() returned:\n{out}"
+    );
+    assert!(
+        syn_ack < connected,
+        "connect() returned before the SYN-ACK:\n{out}"
+    );
+    let write = line_where(&lines, 0, "the client's write()", |l| {
+        l.starts_with("[client] write(3, \"Hello socket!\\n\", 14")
+    });
+    let data = line_where(&lines, 0, "the data segment", |l| {
+        l.starts_with("[wire] client:") && l.contains(" len=14 \"Hello socket!\\n\"")
+    });
+    let read = line_where(&lines, 0, "the server's read() returning", |l| {
+        l.starts_with("[server] ") && l.ends_with("\"Hello socket!\\n\", 1024) = 14")
+    });
+    assert!(
+        write < data && data < read,
+        "the data not between write() and read():\n{out}"
+    );
+    let close = line_where(&lines, 0, "the client's close()", |l| {
+        l.starts_with("[client] close(3")
+    });
+    let fin = line_where(&lines, 0, "the client's FIN", |l| {
+        l.starts_with("[wire] client:") && l.contains(" FIN-")
+    });
+    assert!(close < fin, "the FIN before close():\n{out}");
+}
+
+/// --pcap writes the same capture as a pcap file that tcpdump reads back: the
+/// handshake, the data and the FINs.
+#[test]
+fn demo_pcap_is_read_back_by_tcpdump() {
+    let file = std::env::temp_dir().join(format!("ch04-wire-{}.pcap", std::process::id()));
+    let file_arg = file.to_string_lossy().into_owned();
+    let out =
+        harness::testing::wire_demo(env!("CARGO_BIN_EXE_ch04-tcp-echo"), &["--pcap", &file_arg]);
+    let read = out.as_ref().and_then(|_| {
+        harness::testing::tool_output("tcpdump", "tcpdump", &["-nn", "-r", &file_arg])
+    });
+    let _ = std::fs::remove_file(&file);
+    let (Some(out), Some(read)) = (out, read) else {
+        return;
+    };
+    let frames = out.lines().filter(|l| l.starts_with("[wire] ")).count();
+    assert!(
+        out.contains(&format!("{frames} frames written to")),
+        "{out}"
+    );
+    for flags in ["Flags [S]", "Flags [S.]", "Flags [P.]", "Flags [F.]"] {
+        assert!(read.contains(flags), "tcpdump shows no {flags}:\n{read}");
+    }
+    assert_eq!(
+        read.lines().count(),
+        frames,
+        "tcpdump:\n{read}\ndemo:\n{out}"
     );
 }

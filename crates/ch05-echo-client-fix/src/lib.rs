@@ -29,7 +29,7 @@ use syscalls::{
     StopSignals, SysError, accept, bind, close, connect, getsockname, ignore_sigpipe, listen, read,
     tcp_socket, write_all,
 };
-use workbook::{ClientOpts, ServerOpts, TraceOpt};
+use workbook::{ClientOpts, ServerOpts, TraceOpt, WireOpt};
 
 const BUF_SIZE: usize = 1024;
 
@@ -45,6 +45,8 @@ pub struct Cli {
     pub command: Option<Role>,
     #[command(flatten)]
     pub trace: TraceOpt,
+    #[command(flatten)]
+    pub wire: WireOpt,
 }
 
 #[derive(Subcommand, Debug)]
@@ -61,7 +63,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Some(Role::Server(opts)) => server(&opts),
         Some(Role::Client(opts)) => client(opts.addr()?),
-        None => demo(),
+        None => workbook::demo::run(&cli.wire, demo),
     }
 }
 

@@ -42,7 +42,7 @@ use syscalls::{
     Errno, StopSignals, SysError, accept, bind, close, connect, getsockname, ignore_sigpipe,
     listen, read, set_recv_timeout, tcp_socket, write_all,
 };
-use workbook::{ClientOpts, ServerOpts, TraceOpt};
+use workbook::{ClientOpts, ServerOpts, TraceOpt, WireOpt};
 
 /// The most operands a request may carry. The count is one byte, so at most 255 fit on
 /// the wire; the book's 1024-byte buffer would hold 255. A limit of our own keeps a
@@ -61,6 +61,8 @@ pub struct Cli {
     pub command: Option<Role>,
     #[command(flatten)]
     pub trace: TraceOpt,
+    #[command(flatten)]
+    pub wire: WireOpt,
 }
 
 #[derive(Subcommand, Debug)]
@@ -103,7 +105,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                 None => bail!("give --operator with the operands"),
             }
         }
-        None => demo(),
+        None => workbook::demo::run(&cli.wire, demo),
     }
 }
 

@@ -35,3 +35,11 @@ fn client_rejects_an_unknown_operator() {
         .code(1)
         .stderr("error: unknown operator '/': use +, - or *\n");
 }
+
+/// The demo never prints an effect before its cause, run after run: a read() of some
+/// bytes never returns before the write() of them began, an accept() never before a
+/// connect() began (the two sides' lines are merged on one clock, workbook::timeline).
+#[test]
+fn demo_prints_causes_before_effects() {
+    harness::testing::assert_demo_causal(env!("CARGO_BIN_EXE_ch05-op-calculator"), &[], 50);
+}

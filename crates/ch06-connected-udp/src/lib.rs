@@ -28,7 +28,7 @@ use syscalls::{
     Errno, bind, close, connect, getsockname, max_udp_payload, read, recvfrom, sendto,
     set_recv_timeout, udp_socket, write,
 };
-use workbook::{ClientOpts, TraceOpt};
+use workbook::{ClientOpts, TraceOpt, WireOpt};
 
 /// The client's prompt, as the book prints it.
 pub const PROMPT: &str = "Insert message(q to quit): ";
@@ -41,6 +41,8 @@ pub struct Cli {
     pub command: Option<Role>,
     #[command(flatten)]
     pub trace: TraceOpt,
+    #[command(flatten)]
+    pub wire: WireOpt,
 }
 
 #[derive(Subcommand, Debug)]
@@ -72,7 +74,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             }
             client(opts.addr()?, Duration::from_secs_f64(timeout), tries)
         }
-        None => demo(),
+        None => workbook::demo::run_here(&cli.wire, demo),
     }
 }
 

@@ -30,7 +30,7 @@ use syscalls::{
     Errno, StopSignals, bind, close, getsockname, max_udp_payload, recvfrom, recvfrom_trunc,
     sendto, set_recv_timeout, udp_socket,
 };
-use workbook::{ClientOpts, ServerOpts, TraceOpt};
+use workbook::{ClientOpts, ServerOpts, TraceOpt, WireOpt};
 
 /// The client's prompt, as the book prints it.
 pub const PROMPT: &str = "Insert message(q to quit): ";
@@ -44,6 +44,8 @@ pub struct Cli {
     pub command: Option<Role>,
     #[command(flatten)]
     pub trace: TraceOpt,
+    #[command(flatten)]
+    pub wire: WireOpt,
 }
 
 #[derive(Subcommand, Debug)]
@@ -85,7 +87,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         }) => client(opts.addr()?, seconds(timeout, "--timeout")?, tries),
         Some(Role::BoundHost1 { opts, delay }) => bound_host1(&opts, seconds(delay, "--delay")?),
         Some(Role::BoundHost2(opts)) => bound_host2(opts.addr()?),
-        None => demo(),
+        None => workbook::demo::run(&cli.wire, demo),
     }
 }
 

@@ -35,7 +35,7 @@ use syscalls::{
     ignore_sigpipe, listen, open_read, read, set_linger, set_recv_timeout, shutdown, tcp_socket,
     write_all,
 };
-use workbook::{ClientOpts, ServerOpts, TraceOpt};
+use workbook::{ClientOpts, ServerOpts, TraceOpt, WireOpt};
 
 /// The client's last word, with the terminating NUL the book's client sends
 /// (`write(sd, "Thank you", 10)`), so our programs and the book's interoperate.
@@ -60,6 +60,8 @@ pub struct Cli {
     pub command: Option<Role>,
     #[command(flatten)]
     pub trace: TraceOpt,
+    #[command(flatten)]
+    pub wire: WireOpt,
 }
 
 #[derive(Subcommand, Debug)]
@@ -87,7 +89,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Some(Role::Server { opts, file }) => server(&opts, file.as_deref()),
         Some(Role::Client { opts, out }) => client(opts.addr()?, &out),
-        None => demo(),
+        None => workbook::demo::run(&cli.wire, demo),
     }
 }
 

@@ -48,7 +48,7 @@ use syscalls::multiplex::set_nonblocking;
 use syscalls::{
     Errno, accept, bind, close, connect, getsockname, listen, set_reuseaddr, tcp_socket,
 };
-use workbook::{ClientOpts, ServerOpts, TraceOpt};
+use workbook::{ClientOpts, ServerOpts, TraceOpt, WireOpt};
 
 /// Chapter 9: socket options, the handshake, the backlog queue, TCP states and
 /// TIME_WAIT, made visible. With no subcommand, runs every demo.
@@ -59,6 +59,8 @@ pub struct Cli {
     pub command: Option<Demo>,
     #[command(flatten)]
     pub trace: TraceOpt,
+    #[command(flatten)]
+    pub wire: WireOpt,
 }
 
 #[derive(Subcommand, Debug)]
@@ -115,7 +117,9 @@ pub enum Demo {
 /// Runs the demo, or all three when there is none.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     cli.trace.apply();
-    match cli.command {
+    // Every subcommand is a demo in this process: with --wire, each runs in a network of
+    // its own with its segments shown.
+    workbook::demo::run_here(&cli.wire, || match cli.command {
         Some(Demo::Backlog {
             backlog,
             clients,
@@ -158,7 +162,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             println!("\n$ ch09-tcp-inside reuseaddr");
             reuseaddr()
         }
-    }
+    })
 }
 
 /// The kernel's name for a TCP state number in /proc/net/tcp.

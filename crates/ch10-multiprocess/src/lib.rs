@@ -41,7 +41,7 @@ use syscalls::{
     fork, getsockname, ignore_sigpipe, kill, listen, read, shutdown, tcp_socket, waitpid,
     write_all,
 };
-use workbook::{ClientOpts, ServerOpts, TraceOpt};
+use workbook::{ClientOpts, ServerOpts, TraceOpt, WireOpt};
 
 const BUF_SIZE: usize = 1024;
 
@@ -54,6 +54,8 @@ pub struct Cli {
     pub command: Option<Demo>,
     #[command(flatten)]
     pub trace: TraceOpt,
+    #[command(flatten)]
+    pub wire: WireOpt,
 }
 
 #[derive(Subcommand, Debug)]
@@ -90,7 +92,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Some(Demo::Waitpid { seconds }) => waitpid_demo(duration(seconds)?),
         Some(Demo::EchoServer(opts)) => echo_server(&opts),
         Some(Demo::EchoClient(opts)) => echo_client(opts.addr()?),
-        None => demo(),
+        None => workbook::demo::run(&cli.wire, demo),
     }
 }
 
@@ -488,13 +490,13 @@ fn demo() -> anyhow::Result<()> {
         .filter(|pid| stat_of(*pid) == Some(('Z', server_pid)))
         .map(|p| p.to_string())
         .collect();
-    println!(
+    workbook::demo::note(&format!(
         "children of the server (pid {server_pid}) in state Z now: {}",
         if zombies.is_empty() {
             "none".to_string()
         } else {
             zombies.join(", ")
         }
-    );
+    ));
     server.stop()
 }

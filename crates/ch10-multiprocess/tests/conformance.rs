@@ -47,3 +47,11 @@ fn wait_demo_decodes_both_statuses() {
         .stdout(predicate::str::is_match(r"Child \d+ send one: 3 ").unwrap())
         .stdout(predicate::str::is_match(r"Child \d+ send one: 7 ").unwrap());
 }
+
+/// The demo never prints an effect before its cause, run after run: a read() of some
+/// bytes never returns before the write() of them began, an accept() never before a
+/// connect() began (the two sides' lines are merged on one clock, workbook::timeline).
+#[test]
+fn demo_prints_causes_before_effects() {
+    harness::testing::assert_demo_causal(env!("CARGO_BIN_EXE_ch10-multiprocess"), &[], 50);
+}

@@ -35,7 +35,7 @@ use syscalls::{
     AcceptPause, Errno, Outbox, StopPipe, accept, bind, close, connect, getsockname,
     ignore_sigpipe, listen, read, tcp_socket, write_all,
 };
-use workbook::{ClientOpts, ServerOpts, TraceOpt};
+use workbook::{ClientOpts, ServerOpts, TraceOpt, WireOpt};
 
 const BUF_SIZE: usize = 4096;
 
@@ -55,6 +55,8 @@ pub struct Cli {
     pub command: Option<Role>,
     #[command(flatten)]
     pub trace: TraceOpt,
+    #[command(flatten)]
+    pub wire: WireOpt,
 }
 
 #[derive(Subcommand, Debug)]
@@ -79,7 +81,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Some(Role::EchoServer(opts)) => serve(&opts, Mode::Echo),
         Some(Role::ChatServer(opts)) => serve(&opts, Mode::Chat),
         Some(Role::ChatClient { opts, name }) => chat_client(opts.addr()?, &name),
-        None => demo(),
+        None => workbook::demo::run(&cli.wire, demo),
     }
 }
 

@@ -25,3 +25,11 @@ fn demo_relays_every_line_to_every_member() {
             "[alice] [carol] hello, I am carol",
         ));
 }
+
+/// The demo never prints an effect before its cause, run after run: a read() of some
+/// bytes never returns before the write() of them began, an accept() never before a
+/// connect() began (the two sides' lines are merged on one clock, workbook::timeline).
+#[test]
+fn demo_prints_causes_before_effects() {
+    harness::testing::assert_demo_causal(env!("CARGO_BIN_EXE_ch12-select"), &[], 50);
+}

@@ -32,7 +32,7 @@ use syscalls::{
     AcceptPause, Errno, Outbox, StopPipe, accept, bind, close, getsockname, ignore_sigpipe, listen,
     raise_open_file_limit, read, tcp_socket,
 };
-use workbook::{ServerOpts, TraceOpt};
+use workbook::{ServerOpts, TraceOpt, WireOpt};
 
 const BUF_SIZE: usize = 4096;
 
@@ -49,6 +49,8 @@ pub struct Cli {
     pub command: Option<Role>,
     #[command(flatten)]
     pub trace: TraceOpt,
+    #[command(flatten)]
+    pub wire: WireOpt,
 }
 
 #[derive(Subcommand, Debug)]
@@ -68,7 +70,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     cli.trace.apply();
     match cli.command {
         Some(Role::EchoServer { opts, edge }) => echo_server(&opts, edge),
-        None => demo(),
+        None => workbook::demo::run(&cli.wire, demo),
     }
 }
 
@@ -280,14 +282,11 @@ fn demo() -> anyhow::Result<()> {
         if edge {
             args.push("--edge");
         }
-        println!(
-            "{}",
-            if edge {
-                "edge-triggered (--edge):"
-            } else {
-                "level-triggered:"
-            }
-        );
+        workbook::demo::note(if edge {
+            "edge-triggered (--edge):"
+        } else {
+            "level-triggered:"
+        });
         let server = workbook::demo::DemoServer::start(&args)?;
         let addr = server.addr();
         for i in 1..=2 {
@@ -299,7 +298,7 @@ fn demo() -> anyhow::Result<()> {
             if back != line.as_bytes() {
                 bail!("the echo differs");
             }
-            println!("client {i}: echo received");
+            workbook::demo::note(&format!("client {i}: echo received"));
         }
         server.wait_for("the server's close of the second client", |l| {
             l.starts_with("closed client:")

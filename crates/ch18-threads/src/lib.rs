@@ -50,7 +50,7 @@ use syscalls::{
     block_stop_signals_in_this_thread, close, getsockname, ignore_sigpipe, listen, read, shutdown,
     tcp_socket, write_all,
 };
-use workbook::{ClientOpts, ServerOpts, TraceOpt};
+use workbook::{ClientOpts, ServerOpts, TraceOpt, WireOpt};
 
 const BUF_SIZE: usize = 4096;
 
@@ -63,6 +63,8 @@ pub struct Cli {
     pub command: Option<Role>,
     #[command(flatten)]
     pub trace: TraceOpt,
+    #[command(flatten)]
+    pub wire: WireOpt,
 }
 
 #[derive(Subcommand, Debug)]
@@ -80,6 +82,8 @@ pub enum Role {
     },
     /// The chat room with three members
     Chat,
+    /// The echo server and its clients, a thread per client (the last demo of all)
+    Echo,
     /// A thread that main does not wait for (thread1.c)
     Thread1,
     /// pthread_join: waiting for a thread and taking its result (thread2.c)
@@ -120,14 +124,15 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Some(Role::EchoServer(opts)) => echo_server(&opts),
         Some(Role::ChatServer(opts)) => chat::chat_server(&opts),
         Some(Role::ChatClient { opts, name }) => chat::chat_client(opts.addr()?, &name),
-        Some(Role::Chat) => chat::demo(),
+        Some(Role::Chat) => workbook::demo::run(&cli.wire, chat::demo),
+        Some(Role::Echo) => workbook::demo::run(&cli.wire, demo),
         Some(Role::Thread1) => basics::thread1(),
         Some(Role::Thread2) => basics::thread2(),
         Some(Role::Thread3) => basics::thread3(),
         Some(Role::Thread4 { iterations }) => basics::thread4(iterations).map(drop),
         Some(Role::Mutex { iterations }) => basics::mutex(iterations).map(drop),
         Some(Role::Semaphore { count }) => basics::semaphore(count).map(drop),
-        None => every_demo(),
+        None => workbook::demo::run(&cli.wire, every_demo),
     }
 }
 
@@ -332,13 +337,15 @@ fn demo() -> anyhow::Result<()> {
         if back != line.as_bytes() {
             bail!("the echo differs");
         }
-        println!(
+        workbook::demo::note(&format!(
             "client {}: echo received while the others stay connected",
             i + 1
-        );
+        ));
     }
     let threads = std::fs::read_dir(format!("/proc/{}/task", server.pid()))?.count();
-    println!("the server has {threads} threads: the main one and one per client");
+    workbook::demo::note(&format!(
+        "the server has {threads} threads: the main one and one per client"
+    ));
     drop(streams);
     for _ in 0..3 {
         server.wait_for("a client's close", |l| l.starts_with("closed client:"))?;

@@ -82,3 +82,13 @@ fn thread1_ends_with_main() {
         .stdout(predicate::str::contains("end of main"))
         .stdout(predicate::str::contains("of its 5 lines"));
 }
+
+/// The demo never prints an effect before its cause, run after run: a read() of some
+/// bytes never returns before the write() of them began, an accept() never before a
+/// connect() began (the two sides' lines are merged on one clock, workbook::timeline).
+#[test]
+fn demo_prints_causes_before_effects() {
+    // The demos with sockets: the thread demos before them make no call to narrate.
+    harness::testing::assert_demo_causal(env!("CARGO_BIN_EXE_ch18-threads"), &["echo"], 30);
+    harness::testing::assert_demo_causal(env!("CARGO_BIN_EXE_ch18-threads"), &["chat"], 20);
+}

@@ -38,7 +38,7 @@ use syscalls::{
     Errno, Reaper, StopSignals, accept, bind, close, fork, getsockname, ignore_sigpipe, kill,
     listen, open_dir, tcp_socket, waitpid,
 };
-use workbook::{ServerOpts, TraceOpt};
+use workbook::{ServerOpts, TraceOpt, WireOpt};
 
 /// Chapter 24: the workbook's web server, done right.
 /// With no subcommand, runs a demo: GET, HEAD and a 404.
@@ -49,6 +49,8 @@ pub struct Cli {
     pub command: Option<Role>,
     #[command(flatten)]
     pub trace: TraceOpt,
+    #[command(flatten)]
+    pub wire: WireOpt,
 }
 
 #[derive(Subcommand, Debug)]
@@ -81,7 +83,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                 .unwrap_or(2);
             server(&opts, workers.unwrap_or(cpus.max(2)), root)
         }
-        None => demo(),
+        None => workbook::demo::run(&cli.wire, demo),
     }
 }
 

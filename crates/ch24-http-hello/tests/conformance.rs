@@ -123,3 +123,11 @@ fn headless_chromium_renders_the_page() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// The demo never prints an effect before its cause, run after run: a read() of some
+/// bytes never returns before the write() of them began, an accept() never before a
+/// connect() began (the two sides' lines are merged on one clock, workbook::timeline).
+#[test]
+fn demo_prints_causes_before_effects() {
+    harness::testing::assert_demo_causal(env!("CARGO_BIN_EXE_ch24-http-hello"), &[], 50);
+}

@@ -5,7 +5,7 @@
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 
 use crate::error::SysResult;
-use crate::trace::{escape_bytes, traced, zero};
+use crate::trace::{escape_bytes, start, traced, zero};
 
 /// How many bytes of data a narrated read or write shows.
 const SHOWN: usize = 32;
@@ -16,8 +16,10 @@ const SHOWN: usize = 32;
 /// in one write (TCP keeps no message boundaries: ch02, ch05).
 pub fn read(fd: impl AsFd, buf: &mut [u8]) -> SysResult<usize> {
     let raw = fd.as_fd().as_raw_fd();
+    let started = start();
     let result = nix::unistd::read(fd, buf);
     traced(
+        started,
         |n| match n {
             Some(n) => format!(
                 "read({raw}, {}, {})",
@@ -36,8 +38,10 @@ pub fn read(fd: impl AsFd, buf: &mut [u8]) -> SysResult<usize> {
 /// use [`write_all`].
 pub fn write(fd: impl AsFd, buf: &[u8]) -> SysResult<usize> {
     let raw = fd.as_fd().as_raw_fd();
+    let started = start();
     let result = nix::unistd::write(fd, buf);
     traced(
+        started,
         |_| format!("write({raw}, {}, {})", escape_bytes(buf, SHOWN), buf.len()),
         result,
         |n| n.to_string(),
@@ -59,8 +63,10 @@ fn iov_list<'a>(buffers: impl Iterator<Item = (&'a [u8], usize)>) -> String {
 /// rest, from where this call stopped (ch13).
 pub fn writev(fd: impl AsFd, buffers: &[std::io::IoSlice<'_>]) -> SysResult<usize> {
     let raw = fd.as_fd().as_raw_fd();
+    let started = start();
     let result = nix::sys::uio::writev(fd, buffers);
     traced(
+        started,
         |_| {
             format!(
                 "writev({raw}, {}, {})",
@@ -79,6 +85,7 @@ pub fn writev(fd: impl AsFd, buffers: &[std::io::IoSlice<'_>]) -> SysResult<usiz
 pub fn readv(fd: impl AsFd, buffers: &mut [std::io::IoSliceMut<'_>]) -> SysResult<usize> {
     let raw = fd.as_fd().as_raw_fd();
     let count = buffers.len();
+    let started = start();
     let result = nix::sys::uio::readv(fd, buffers);
     let shown = |n: Option<&usize>| {
         let mut left = n.copied().unwrap_or(0);
@@ -89,6 +96,7 @@ pub fn readv(fd: impl AsFd, buffers: &mut [std::io::IoSliceMut<'_>]) -> SysResul
         }))
     };
     traced(
+        started,
         |n| format!("readv({raw}, {}, {count})", shown(n)),
         result,
         |n| n.to_string(),
@@ -117,12 +125,14 @@ pub fn write_all(fd: impl AsFd, mut buf: &[u8]) -> SysResult<()> {
 pub fn open_read(path: &std::path::Path) -> SysResult<OwnedFd> {
     use nix::fcntl::OFlag;
     use nix::sys::stat::Mode;
+    let started = start();
     let result = nix::fcntl::open(
         path,
         OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC,
         Mode::empty(),
     );
     traced(
+        started,
         |_| {
             format!(
                 "open({:?}, O_RDONLY|O_NONBLOCK)",
@@ -139,12 +149,14 @@ pub fn open_read(path: &std::path::Path) -> SysResult<OwnedFd> {
 pub fn create(path: &std::path::Path) -> SysResult<OwnedFd> {
     use nix::fcntl::OFlag;
     use nix::sys::stat::Mode;
+    let started = start();
     let result = nix::fcntl::open(
         path,
         OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_TRUNC | OFlag::O_CLOEXEC,
         Mode::from_bits_truncate(0o644),
     );
     traced(
+        started,
         |_| {
             format!(
                 "open({:?}, O_WRONLY|O_CREAT|O_TRUNC, 0644)",
@@ -164,6 +176,7 @@ pub fn create(path: &std::path::Path) -> SysResult<OwnedFd> {
 /// write end open never sees the end.
 pub fn pipe() -> SysResult<(OwnedFd, OwnedFd)> {
     traced(
+        start(),
         |_| "pipe()".to_string(),
         nix::unistd::pipe(),
         |(r, w)| format!("0 [{}, {}]", r.as_raw_fd(), w.as_raw_fd()),
@@ -175,12 +188,14 @@ pub fn pipe() -> SysResult<(OwnedFd, OwnedFd)> {
 pub fn open_dir(path: &std::path::Path) -> SysResult<OwnedFd> {
     use nix::fcntl::OFlag;
     use nix::sys::stat::Mode;
+    let started = start();
     let result = nix::fcntl::open(
         path,
         OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
         Mode::empty(),
     );
     traced(
+        started,
         |_| format!("open({:?}, O_PATH|O_DIRECTORY)", path.display().to_string()),
         result,
         |fd| fd.as_raw_fd().to_string(),
@@ -197,8 +212,10 @@ pub fn openat2_beneath(dir: impl AsFd, path: &str) -> SysResult<OwnedFd> {
     let how = OpenHow::new()
         .flags(OFlag::O_RDONLY | OFlag::O_CLOEXEC)
         .resolve(ResolveFlag::RESOLVE_BENEATH);
+    let started = start();
     let result = nix::fcntl::openat2(dir, path, how);
     traced(
+        started,
         |_| format!("openat2({raw}, {path:?}, O_RDONLY, RESOLVE_BENEATH)"),
         result,
         |fd| fd.as_raw_fd().to_string(),
@@ -245,6 +262,7 @@ pub struct FileStat {
 pub fn fstat(fd: impl AsFd) -> SysResult<FileStat> {
     use nix::sys::stat::SFlag;
     let raw = fd.as_fd().as_raw_fd();
+    let started = start();
     let result = nix::sys::stat::fstat(fd.as_fd()).map(|st| {
         let kind = match SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits()) {
             SFlag::S_IFREG => FileKind::Regular,
@@ -262,6 +280,7 @@ pub fn fstat(fd: impl AsFd) -> SysResult<FileStat> {
         }
     });
     traced(
+        started,
         |_| format!("fstat({raw})"),
         result,
         |st| format!("0 ({}, {} bytes)", st.kind, st.size),
@@ -301,11 +320,13 @@ fn poll_one(
     let raw = fd.as_raw_fd();
     let ms = crate::millis(timeout);
     let mut fds = [PollFd::new(fd, events)];
+    let started = start();
     let result = poll(
         &mut fds,
         PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX),
     );
     let ready = traced(
+        started,
         |_| format!("poll([{raw}: {shown}], {ms})"),
         result,
         |n| n.to_string(),
@@ -320,6 +341,7 @@ fn poll_one(
 pub fn dup(fd: impl AsFd) -> SysResult<OwnedFd> {
     let raw = fd.as_fd().as_raw_fd();
     traced(
+        start(),
         |_| format!("dup({raw})"),
         nix::unistd::dup(fd),
         |copy| copy.as_raw_fd().to_string(),
@@ -338,11 +360,13 @@ pub fn dup(fd: impl AsFd) -> SysResult<OwnedFd> {
 pub unsafe fn dup2(fd: impl AsFd, number: RawFd) -> SysResult<OwnedFd> {
     use std::os::fd::FromRawFd;
     let raw = fd.as_fd().as_raw_fd();
+    let started = start();
     // SAFETY: dup2 takes two ints and touches no memory of ours.
     let result = nix::errno::Errno::result(unsafe { libc::dup2(raw, number) })
         // SAFETY: dup2() just made this fd, and the caller promises no one else owns it.
         .map(|copy| unsafe { OwnedFd::from_raw_fd(copy) });
     traced(
+        started,
         |_| format!("dup2({raw}, {number})"),
         result,
         |copy| copy.as_raw_fd().to_string(),
@@ -355,7 +379,12 @@ pub unsafe fn dup2(fd: impl AsFd, number: RawFd) -> SysResult<OwnedFd> {
 /// calls close(), so that the call is seen.
 pub fn close(fd: OwnedFd) -> SysResult<()> {
     let raw = fd.as_raw_fd();
-    traced(|_| format!("close({raw})"), nix::unistd::close(fd), zero)
+    traced(
+        start(),
+        |_| format!("close({raw})"),
+        nix::unistd::close(fd),
+        zero,
+    )
 }
 
 // ------------------------------------------------------------------ buffered streams

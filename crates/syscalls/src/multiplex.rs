@@ -12,7 +12,7 @@ use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTime
 use nix::sys::select::FdSet;
 
 use crate::error::SysResult;
-use crate::trace::{traced, zero};
+use crate::trace::{start, traced, zero};
 
 /// Kept at this path for the harness and xtask, which raise their own limit with it.
 pub use crate::resource::raise_open_file_limit;
@@ -65,6 +65,7 @@ pub fn select(
         .max()
         .map_or(0, |m| m + 1);
     let mut tv = timeout.map(crate::timeval);
+    let started = start();
     let result = if too_high {
         Err(Errno::EINVAL)
     } else {
@@ -89,6 +90,7 @@ pub fn select(
         (n, ready(read, &read_set), ready(write, &write_set))
     });
     let (_, readable, writable) = traced(
+        started,
         |_| {
             format!(
                 "select({nfds}, {}, {}, {})",
@@ -117,6 +119,7 @@ pub fn set_nonblocking(fd: impl AsFd) -> SysResult<()> {
     let fd = fd.as_fd();
     let raw = fd.as_raw_fd();
     traced(
+        start(),
         |_| format!("fcntl({raw}, F_SETFL, O_NONBLOCK)"),
         fcntl(fd, FcntlArg::F_GETFL)
             .and_then(|flags| {
@@ -136,6 +139,7 @@ pub fn set_nonblocking(fd: impl AsFd) -> SysResult<()> {
 pub fn set_owner(fd: impl AsFd, pid: nix::unistd::Pid) -> SysResult<()> {
     let raw = fd.as_fd().as_raw_fd();
     traced(
+        start(),
         |_| format!("fcntl({raw}, F_SETOWN, {pid})"),
         // SAFETY: F_SETOWN takes an int and touches no memory of ours.
         Errno::result(unsafe { libc::fcntl(raw, libc::F_SETOWN, pid.as_raw()) }).map(|_| ()),
@@ -180,6 +184,7 @@ impl EpollSet {
     /// `epoll_create1(EPOLL_CLOEXEC)`.
     pub fn new() -> SysResult<EpollSet> {
         let epoll = traced(
+            start(),
             |_| "epoll_create1(EPOLL_CLOEXEC)".to_string(),
             Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC),
             |e| e.0.as_raw_fd().to_string(),
@@ -195,6 +200,7 @@ impl EpollSet {
     pub fn add(&self, fd: impl AsFd, interest: EpollFlags) -> SysResult<()> {
         let raw = fd.as_fd().as_raw_fd();
         traced(
+            start(),
             |_| {
                 format!(
                     "epoll_ctl({}, EPOLL_CTL_ADD, {raw}, {})",
@@ -214,6 +220,7 @@ impl EpollSet {
         let raw = fd.as_fd().as_raw_fd();
         let mut event = EpollEvent::new(interest, raw as u64);
         traced(
+            start(),
             |_| {
                 format!(
                     "epoll_ctl({}, EPOLL_CTL_MOD, {raw}, {})",
@@ -230,6 +237,7 @@ impl EpollSet {
     pub fn delete(&self, fd: impl AsFd) -> SysResult<()> {
         let raw = fd.as_fd().as_raw_fd();
         traced(
+            start(),
             |_| format!("epoll_ctl({}, EPOLL_CTL_DEL, {raw})", self.raw()),
             self.epoll.delete(fd),
             zero,
@@ -248,6 +256,7 @@ impl EpollSet {
         let limit = ms.map_or(EpollTimeout::NONE, |ms| {
             EpollTimeout::try_from(ms).unwrap_or(EpollTimeout::MAX)
         });
+        let started = start();
         let result = self.epoll.wait(events, limit).map(|n| {
             events[..n]
                 .iter()
@@ -255,6 +264,7 @@ impl EpollSet {
                 .collect::<Vec<_>>()
         });
         traced(
+            started,
             |_| match ms {
                 Some(ms) => format!("epoll_wait({}, {capacity}, {ms})", self.raw()),
                 None => format!("epoll_wait({}, {capacity})", self.raw()),

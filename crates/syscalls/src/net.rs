@@ -13,7 +13,7 @@ use nix::sys::socket::{self as sock, SockaddrStorage};
 pub use nix::sys::socket::{AddressFamily, SockType};
 
 use crate::error::SysResult;
-use crate::trace::{escape_bytes, traced, zero};
+use crate::trace::{escape_bytes, start, traced, zero};
 
 /// How many bytes of a datagram a narrated sendto/recvfrom shows.
 const SHOWN: usize = 32;
@@ -64,6 +64,7 @@ fn family_of(addr: &SocketAddr) -> AddressFamily {
 /// `socket(2)`: a new, unbound socket. The kernel gives it the lowest free fd number.
 pub fn socket(family: AddressFamily, ty: SockType) -> SysResult<OwnedFd> {
     traced(
+        start(),
         |_| format!("socket({}, {}, 0)", family_name(family), type_name(ty)),
         sock::socket(family, ty, sock::SockFlag::empty(), None),
         |fd| fd.as_raw_fd().to_string(),
@@ -85,6 +86,7 @@ pub fn udp_socket(addr: &SocketAddr) -> SysResult<OwnedFd> {
 pub fn bind(fd: impl AsFd, addr: SocketAddr) -> SysResult<()> {
     let raw = fd.as_fd().as_raw_fd();
     traced(
+        start(),
         |_| format!("bind({raw}, {addr})"),
         sock::bind(raw, &to_nix(&addr)),
         zero,
@@ -98,6 +100,7 @@ pub fn listen(fd: impl AsFd, backlog: i32) -> SysResult<()> {
     let fd = fd.as_fd();
     let raw = fd.as_raw_fd();
     traced(
+        start(),
         |_| format!("listen({raw}, {backlog})"),
         sock::Backlog::new(backlog).and_then(|b| sock::listen(&fd, b)),
         zero,
@@ -114,6 +117,7 @@ pub fn accept(fd: impl AsFd) -> SysResult<(OwnedFd, SocketAddr)> {
     // SAFETY: an all-zero sockaddr_storage is a valid (AF_UNSPEC) value.
     let mut storage: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
     let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+    let started = start();
     // libc, not nix: nix's accept() returns only the fd, and the peer's address would
     // cost a getpeername(2) more per connection.
     // SAFETY: storage and len are valid for writes and len holds storage's size, as
@@ -141,6 +145,7 @@ pub fn accept(fd: impl AsFd) -> SysResult<(OwnedFd, SocketAddr)> {
         )
     });
     traced(
+        started,
         |_| format!("accept({raw})"),
         result,
         |(client, peer)| format!("{} ({peer})", client.as_raw_fd()),
@@ -152,6 +157,7 @@ pub fn accept(fd: impl AsFd) -> SysResult<(OwnedFd, SocketAddr)> {
 pub fn connect(fd: impl AsFd, addr: SocketAddr) -> SysResult<()> {
     let raw = fd.as_fd().as_raw_fd();
     traced(
+        start(),
         |_| format!("connect({raw}, {addr})"),
         sock::connect(raw, &to_nix(&addr)),
         zero,
@@ -171,6 +177,7 @@ pub fn shutdown(fd: impl AsFd, how: Shutdown) -> SysResult<()> {
         Shutdown::Both => "SHUT_RDWR",
     };
     traced(
+        start(),
         |_| format!("shutdown({raw}, {name})"),
         sock::shutdown(raw, how),
         zero,
@@ -182,6 +189,7 @@ pub fn shutdown(fd: impl AsFd, how: Shutdown) -> SysResult<()> {
 pub fn getsockname(fd: impl AsFd) -> SysResult<SocketAddr> {
     let raw = fd.as_fd().as_raw_fd();
     traced(
+        start(),
         |_| format!("getsockname({raw})"),
         sock::getsockname::<SockaddrStorage>(raw)
             .and_then(|a| from_nix(&a).ok_or(nix::errno::Errno::EAFNOSUPPORT)),
@@ -194,6 +202,7 @@ pub fn getsockname(fd: impl AsFd) -> SysResult<SocketAddr> {
 pub fn sendto(fd: impl AsFd, buf: &[u8], addr: SocketAddr) -> SysResult<usize> {
     let raw = fd.as_fd().as_raw_fd();
     traced(
+        start(),
         |_| {
             format!(
                 "sendto({raw}, {}, {}, {addr})",
@@ -234,6 +243,7 @@ fn msg_flag_names(flags: MsgFlags) -> String {
 pub fn send(fd: impl AsFd, buf: &[u8], flags: MsgFlags) -> SysResult<usize> {
     let raw = fd.as_fd().as_raw_fd();
     traced(
+        start(),
         |_| {
             format!(
                 "send({raw}, {}, {}, {})",
@@ -253,8 +263,10 @@ pub fn send(fd: impl AsFd, buf: &[u8], flags: MsgFlags) -> SysResult<usize> {
 /// urgent byte, out of line (EINVAL when there is none, or it was read already).
 pub fn recv(fd: impl AsFd, buf: &mut [u8], flags: MsgFlags) -> SysResult<usize> {
     let raw = fd.as_fd().as_raw_fd();
+    let started = start();
     let result = sock::recv(raw, buf, flags);
     traced(
+        started,
         |n| match n {
             Some(n) => format!(
                 "recv({raw}, {}, {}, {})",
@@ -319,6 +331,7 @@ fn recvfrom_flags(fd: BorrowedFd<'_>, buf: &mut [u8], flags: libc::c_int) -> Sys
     // SAFETY: an all-zero sockaddr_storage is a valid (AF_UNSPEC) value.
     let mut storage: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
     let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+    let started = start();
     // SAFETY: buf is valid for writes of buf.len() bytes, storage and len for the
     // address, len holding storage's size, as recvfrom(2) requires.
     let result = nix::errno::Errno::result(unsafe {
@@ -351,6 +364,7 @@ fn recvfrom_flags(fd: BorrowedFd<'_>, buf: &mut [u8], flags: libc::c_int) -> Sys
         ""
     };
     traced(
+        started,
         |got| match got {
             Some(d) => format!(
                 "recvfrom({raw}, {}, {}{shown_flags})",
@@ -376,6 +390,7 @@ fn setsockopt<O: sock::SetSockOpt>(
 ) -> SysResult<()> {
     let raw = fd.as_raw_fd();
     traced(
+        start(),
         |_| format!("setsockopt({raw}, {shown})"),
         sock::setsockopt(&fd, opt, value),
         zero,
@@ -455,6 +470,7 @@ fn getsockopt<O: sock::GetSockOpt>(
 ) -> SysResult<O::Val> {
     let raw = fd.as_raw_fd();
     traced(
+        start(),
         |got| match got {
             Some(v) => format!("getsockopt({raw}, {shown}, [{}])", value(v)),
             None => format!("getsockopt({raw}, {shown})"),

@@ -147,7 +147,7 @@ impl Sink {
 /// took the lowest free one, which the program's next socket would have had (the demos
 /// show `socket(...) = 3`). Above FD_SETSIZE when the limit allows, so that it never takes
 /// one of the 1,024 a select() server can watch; else near the top of the limit.
-fn out_of_the_way(fd: OwnedFd) -> OwnedFd {
+pub fn out_of_the_way(fd: OwnedFd) -> OwnedFd {
     use nix::fcntl::{FcntlArg, fcntl};
     use nix::sys::resource::{Resource, getrlimit};
     use std::os::fd::FromRawFd;

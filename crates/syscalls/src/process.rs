@@ -9,7 +9,7 @@ use nix::sys::wait::{WaitPidFlag, WaitStatus};
 pub use nix::unistd::{ForkResult, Pid};
 
 use crate::error::SysResult;
-use crate::trace::{traced, zero};
+use crate::trace::{start, traced, zero};
 
 /// How a child ended, in words: `exited with status 3`, `killed by signal 9 (SIGKILL)`.
 pub fn describe(status: &WaitStatus) -> String {
@@ -34,10 +34,19 @@ pub fn describe(status: &WaitStatus) -> String {
 pub unsafe fn fork() -> SysResult<ForkResult> {
     // Flush what the parent has buffered, or the child prints it a second time.
     let _ = std::io::Write::flush(&mut std::io::stdout());
+    let started = start();
+    // SAFETY: the caller promises a single-threaded process.
+    let result = unsafe { nix::unistd::fork() };
+    // The child exists only from the return on: on a demo's timeline its fork() is a
+    // moment, not a call it waited in beside its parent's.
+    let started = match result {
+        Ok(ForkResult::Child) => start(),
+        _ => started,
+    };
     traced(
+        started,
         |_| "fork()".to_string(),
-        // SAFETY: the caller promises a single-threaded process.
-        unsafe { nix::unistd::fork() },
+        result,
         |r| match r {
             ForkResult::Parent { child } => format!("{child} (in the parent: the child's pid)"),
             ForkResult::Child => format!("0 (in the child, pid {})", std::process::id()),
@@ -52,6 +61,7 @@ pub fn waitpid(pid: Option<Pid>, nohang: bool) -> SysResult<WaitStatus> {
     let flags = nohang.then_some(WaitPidFlag::WNOHANG);
     let shown_pid = pid.map_or("-1".to_string(), |p| p.to_string());
     traced(
+        start(),
         |_| {
             format!(
                 "waitpid({shown_pid}, {})",
@@ -69,6 +79,7 @@ pub fn waitpid(pid: Option<Pid>, nohang: bool) -> SysResult<WaitStatus> {
 /// `kill(2)`: sends `signal` to `pid`.
 pub fn kill(pid: Pid, signal: Signal) -> SysResult<()> {
     traced(
+        start(),
         |_| format!("kill({pid}, {signal})"),
         nix::sys::signal::kill(pid, signal),
         zero,
@@ -84,6 +95,7 @@ pub fn kill(pid: Pid, signal: Signal) -> SysResult<()> {
 /// comes: check [`getppid`] after it.
 pub fn set_parent_death_signal(signal: Signal) -> SysResult<()> {
     traced(
+        start(),
         |_| format!("prctl(PR_SET_PDEATHSIG, {signal})"),
         nix::sys::prctl::set_pdeathsig(signal),
         zero,
@@ -95,6 +107,7 @@ pub fn set_parent_death_signal(signal: Signal) -> SysResult<()> {
 pub fn getppid() -> Pid {
     let parent = nix::unistd::getppid();
     let _ = traced(
+        start(),
         |_| "getppid()".to_string(),
         Ok::<_, Errno>(parent),
         |p| p.to_string(),
@@ -190,6 +203,7 @@ impl Reaper {
             SigSet::empty(),
         );
         traced(
+            start(),
             |_| {
                 "sigaction(SIGCHLD, reap with waitpid(-1, WNOHANG) until none is left, SA_NOCLDSTOP)".into()
             },

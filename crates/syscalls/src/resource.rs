@@ -3,7 +3,7 @@
 use nix::sys::resource::{Resource, getrlimit, setrlimit};
 
 use crate::error::SysResult;
-use crate::trace::{traced, zero};
+use crate::trace::{start, traced, zero};
 
 /// `setrlimit(RLIMIT_NOFILE)`: raises the soft open-file limit to the hard limit, after
 /// `getrlimit(2)` has told both. Returns (old soft, new soft).
@@ -13,11 +13,13 @@ use crate::trace::{traced, zero};
 /// the hard limit needs privilege.
 pub fn raise_open_file_limit() -> SysResult<(u64, u64)> {
     let (soft, hard) = traced(
+        start(),
         |_| "getrlimit(RLIMIT_NOFILE)".to_string(),
         getrlimit(Resource::RLIMIT_NOFILE),
         |(soft, hard)| format!("0 {{{soft}, {hard}}}"),
     )?;
     traced(
+        start(),
         |_| format!("setrlimit(RLIMIT_NOFILE, {{{hard}, {hard}}})"),
         setrlimit(Resource::RLIMIT_NOFILE, hard, hard),
         zero,

@@ -11,7 +11,7 @@ use std::cell::UnsafeCell;
 use nix::errno::Errno;
 
 use crate::error::SysResult;
-use crate::trace::{traced, zero};
+use crate::trace::{start, traced, zero};
 
 /// A semaphore shared by the threads of one process (`pshared` 0). It must not move
 /// once initialised, so it lives in a `Box` and is shared by reference or `Arc`.
@@ -46,10 +46,12 @@ impl Semaphore {
             sem: UnsafeCell::new(unsafe { std::mem::zeroed() }),
             name,
         });
+        let started = start();
         // SAFETY: the pointer is to memory this Box owns and will not move; pshared 0
         // keeps the semaphore to this process's threads.
         let ret = unsafe { libc::sem_init(sem.sem.get(), 0, value) };
         traced(
+            started,
             |_| format!("sem_init({name}, 0, {value})"),
             result(ret),
             zero,
@@ -61,21 +63,28 @@ impl Semaphore {
     /// when a signal interrupts the wait.
     pub fn wait(&self) -> SysResult<()> {
         loop {
+            let started = start();
             // SAFETY: the semaphore was initialised by `new` and is not destroyed before
             // drop.
             let ret = unsafe { libc::sem_wait(self.sem.get()) };
             match result(ret) {
                 Err(Errno::EINTR) => continue,
-                r => return traced(|_| format!("sem_wait({})", self.name), r, zero),
+                r => return traced(started, |_| format!("sem_wait({})", self.name), r, zero),
             }
         }
     }
 
     /// `sem_post(&sem)`: adds one to the count, waking a thread that waits.
     pub fn post(&self) -> SysResult<()> {
+        let started = start();
         // SAFETY: as in `wait`.
         let ret = unsafe { libc::sem_post(self.sem.get()) };
-        traced(|_| format!("sem_post({})", self.name), result(ret), zero)
+        traced(
+            started,
+            |_| format!("sem_post({})", self.name),
+            result(ret),
+            zero,
+        )
     }
 }
 

@@ -11,7 +11,7 @@ use nix::errno::Errno;
 use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, SigmaskHow, Signal, sigaction};
 
 use crate::error::SysResult;
-use crate::trace::{traced, zero};
+use crate::trace::{start, traced, zero};
 
 /// `sigaction(2)` setting SIGPIPE to `SIG_IGN`.
 ///
@@ -27,6 +27,7 @@ use crate::trace::{traced, zero};
 pub fn ignore_sigpipe() -> SysResult<()> {
     let ignore = SigAction::new(SigHandler::SigIgn, SaFlags::empty(), SigSet::empty());
     traced(
+        start(),
         |_| "sigaction(SIGPIPE, SIG_IGN)".to_string(),
         // SAFETY: SIG_IGN installs no handler code, so nothing can run in signal context.
         unsafe { sigaction(Signal::SIGPIPE, &ignore) }.map(|_| ()),
@@ -42,6 +43,7 @@ pub fn ignore_sigpipe() -> SysResult<()> {
 unsafe fn on_stop_signals(action: &SigAction, what: &str) -> SysResult<()> {
     for signal in [Signal::SIGINT, Signal::SIGTERM] {
         traced(
+            start(),
             |_| format!("sigaction({signal}, {what})"),
             // SAFETY: the caller promises a handler that is async-signal-safe.
             unsafe { sigaction(signal, action) }.map(|_| ()),
@@ -146,6 +148,7 @@ impl SignalPipe {
     pub fn install(signals: &[Signal], what: &str) -> SysResult<SignalPipe> {
         use nix::fcntl::OFlag;
         let (read_end, write_end) = traced(
+            start(),
             |_| "pipe2(O_CLOEXEC|O_NONBLOCK)".to_string(),
             nix::unistd::pipe2(OFlag::O_CLOEXEC | OFlag::O_NONBLOCK),
             |(r, w)| format!("0 [{}, {}]", r.as_raw_fd(), w.as_raw_fd()),
@@ -158,6 +161,7 @@ impl SignalPipe {
         for signal in signals {
             PIPE_OF_SIGNAL[*signal as usize].store(write_end.as_raw_fd(), Ordering::SeqCst);
             traced(
+                start(),
                 |_| format!("sigaction({signal}, {what})"),
                 // SAFETY: the handler only calls write(2) and saves/restores errno.
                 unsafe { sigaction(*signal, &action) }.map(|_| ()),
@@ -227,6 +231,7 @@ pub fn block_stop_signals_in_this_thread() -> SysResult<()> {
     set.add(Signal::SIGINT);
     set.add(Signal::SIGTERM);
     traced(
+        start(),
         |_| "pthread_sigmask(SIG_BLOCK, [SIGINT SIGTERM])".to_string(),
         nix::sys::signal::pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&set), None),
         zero,

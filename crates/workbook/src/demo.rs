@@ -6,11 +6,18 @@
 //!
 //! Each child writes stdout and stderr into one pipe, so that a side's narrated calls
 //! (stderr) and its messages (stdout) keep their order.
+//!
+//! A chapter runs its demo through [`run`], which collects every side's lines on one
+//! clock and prints them, once the demo is over, in the order things happened
+//! ([`crate::timeline`] says how), and with `--wire` runs the demo in a private network
+//! namespace and adds the segments its calls sent ([`wire`]).
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, Write};
 use std::net::SocketAddr;
+use std::os::fd::{AsFd, OwnedFd};
 use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
+use std::sync::Arc;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -22,16 +29,199 @@ use nix::unistd::Pid;
 /// How long any one step of a demo may take before the demo gives up.
 pub const STEP_DEADLINE: Duration = Duration::from_secs(5);
 
-/// Prints one transcript line, whole, with its side's prefix.
+use crate::WireOpt;
+use crate::timeline::{self, Timeline};
+
+/// Prints one transcript line, whole, with its side's prefix (on the timeline, in its
+/// place, when the demo runs through [`run`]).
 pub fn say(side: &str, line: &str) {
+    if let Some(timeline) = timeline::active() {
+        timeline.note(Some(side), line);
+        return;
+    }
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "[{side}] {line}");
     let _ = out.flush();
 }
 
+/// Prints a line of the demo's own, without a prefix, in its place on the timeline:
+/// what the demo concludes between the sides' lines (`client 1: echo received`).
+pub fn note(line: &str) {
+    if let Some(timeline) = timeline::active() {
+        timeline.note(None, line);
+        return;
+    }
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}");
+    let _ = out.flush();
+}
+
+/// Runs a chapter's demo with its lines on one timeline, printed when it ends, and with
+/// `wire` (`--wire`, `--pcap FILE`, `WORKBOOK_WIRE=1`) inside a network namespace of its
+/// own whose loopback is captured: each segment is a `[wire]` line in its place.
+///
+/// The namespace is made first, while the demo is one thread (unshare(2) of a user
+/// namespace requires it). Where it cannot be made (unprivileged user namespaces
+/// switched off), one line says so and how to switch them on, and the demo runs as
+/// without `--wire`.
+pub fn run(wire: &WireOpt, demo: impl FnOnce() -> anyhow::Result<()>) -> anyhow::Result<()> {
+    let capture = if wire.requested() {
+        start_capture()
+    } else {
+        None
+    };
+    let timeline = Timeline::install();
+    // A demo that narrates its own calls (ch06's connected UDP) stamps them too.
+    syscalls::trace::stamp_lines();
+    let own = OwnOutput::redirect(&timeline)?;
+    let result = demo();
+    own.restore();
+    let captured = capture.map(wire::Capture::stop);
+    if let Some(captured) = &captured {
+        let mut narrator = wire::Narrator::new();
+        for (port, name) in timeline.port_names() {
+            narrator.name(port, &name);
+        }
+        for packet in &captured.packets {
+            if let Some(segment) = wire::Segment::parse(packet) {
+                timeline.wire(packet.mono_ns, &narrator.line(&segment));
+            }
+        }
+        if captured.dropped > 0 {
+            timeline.note(
+                Some("wire"),
+                &format!(
+                    "({} frames were dropped by the capture: its buffer was full)",
+                    captured.dropped
+                ),
+            );
+        }
+    }
+    let lines = timeline.uninstall();
+    let mut out = std::io::stdout().lock();
+    for line in timeline::render(&lines) {
+        let _ = writeln!(out, "{line}");
+    }
+    let _ = out.flush();
+    drop(out);
+    match (&wire.pcap, &captured) {
+        (Some(path), Some(captured)) => {
+            wire::pcap::write(path, &captured.packets)
+                .with_context(|| format!("write {}", path.display()))?;
+            println!(
+                "{} frames written to {} (read them with `tcpdump -r {}` or Wireshark)",
+                captured.packets.len(),
+                path.display(),
+                path.display()
+            );
+        }
+        (Some(path), None) => eprintln!("--pcap: nothing captured, {} not written", path.display()),
+        (None, _) => {}
+    }
+    result
+}
+
+/// Runs a demo that makes its calls in this process (no sides), through [`run`] only
+/// when the wire is asked for: one process's lines are already in order, and its trace
+/// stays on stderr as without a demo.
+pub fn run_here(wire: &WireOpt, demo: impl FnOnce() -> anyhow::Result<()>) -> anyhow::Result<()> {
+    if wire.requested() {
+        run(wire, demo)
+    } else {
+        demo()
+    }
+}
+
+/// The private network and its capture, or None (said in one line on stderr).
+fn start_capture() -> Option<wire::Capture> {
+    if let Err(unavailable) = wire::enter() {
+        eprintln!("{unavailable}");
+        return None;
+    }
+    match wire::Capture::start() {
+        Ok(capture) => Some(capture),
+        Err(e) => {
+            eprintln!("--wire: cannot capture the loopback ({e}); running without the wire");
+            None
+        }
+    }
+}
+
+/// What the demo process prints itself (its own stdout and stderr), on the timeline: a
+/// pipe on fd 1 and 2 and a thread reading it, until [`OwnOutput::restore`] puts the real
+/// ones back.
+struct OwnOutput {
+    saved_out: OwnedFd,
+    saved_err: OwnedFd,
+    /// Our write end: the last line through it tells the reader to stop.
+    write_end: OwnedFd,
+    reader: Option<JoinHandle<()>>,
+}
+
+/// The line that ends the demo's own output (it cannot begin a line a person prints).
+const OWN_END: &str = "\x01\x03end of the demo's own output";
+
+impl OwnOutput {
+    fn redirect(timeline: &Arc<Timeline>) -> anyhow::Result<OwnOutput> {
+        use syscalls::output::out_of_the_way;
+        let _ = std::io::stdout().flush();
+        // Every descriptor of ours goes high: a demo that narrates its own calls shows
+        // `socket(...) = 3`, as the book's programs do.
+        let (read_end, write_end) =
+            nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).context("pipe for the demo")?;
+        let (read_end, write_end) = (out_of_the_way(read_end), out_of_the_way(write_end));
+        roomy(&write_end);
+        let saved_out = out_of_the_way(nix::unistd::dup(std::io::stdout()).context("dup stdout")?);
+        let saved_err = out_of_the_way(nix::unistd::dup(std::io::stderr()).context("dup stderr")?);
+        nix::unistd::dup2_stdout(&write_end).context("dup2 stdout")?;
+        nix::unistd::dup2_stderr(&write_end).context("dup2 stderr")?;
+        let mut source = timeline.source(None);
+        let reader = std::thread::spawn(move || {
+            let mut lines = BufReader::new(File::from(read_end));
+            let mut raw = Vec::new();
+            loop {
+                raw.clear();
+                match lines.read_until(b'\n', &mut raw) {
+                    Ok(0) | Err(_) => return,
+                    Ok(_) => {}
+                }
+                let text = String::from_utf8_lossy(&raw);
+                let text = text.trim_end_matches('\n');
+                if text == OWN_END {
+                    return;
+                }
+                source.line(text);
+            }
+        });
+        Ok(OwnOutput {
+            saved_out,
+            saved_err,
+            write_end,
+            reader: Some(reader),
+        })
+    }
+
+    fn restore(mut self) {
+        let _ = std::io::stdout().flush();
+        let _ = nix::unistd::dup2_stdout(&self.saved_out);
+        let _ = nix::unistd::dup2_stderr(&self.saved_err);
+        let _ = nix::unistd::write(&self.write_end, format!("{OWN_END}\n").as_bytes());
+        if let Some(reader) = self.reader.take() {
+            let _ = reader.join();
+        }
+    }
+}
+
+/// Gives a pipe a megabyte (the most an unprivileged process may ask for), so that a
+/// burst of lines fits while the reader catches up.
+fn roomy(pipe: &impl AsFd) {
+    let _ = nix::fcntl::fcntl(pipe, nix::fcntl::FcntlArg::F_SETPIPE_SZ(1 << 20));
+}
+
 /// A child of this chapter's own binary whose output is printed with a prefix and also
 /// handed to the demo, line by line, so that the demo can wait for what it needs.
 struct Side {
+    name: &'static str,
     child: Child,
     stdin: Option<ChildStdin>,
     lines: Receiver<String>,
@@ -56,7 +246,16 @@ impl Side {
         // stderr, or its first socket would not be fd 3.
         let (read_end, write_end) =
             nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).context("pipe for the demo")?;
+        roomy(&write_end);
+        // A side that is not narrated (a step the demo only waits on) stays off the
+        // timeline too.
+        let source = timeline::active()
+            .filter(|_| narrate)
+            .map(|t| t.source(Some(side)));
         let mut command = Command::new(&exe);
+        if source.is_some() {
+            command.env(syscalls::trace::TIMELINE_ENV, "1");
+        }
         command.args(args);
         if narrate {
             command.arg("--trace");
@@ -77,15 +276,23 @@ impl Side {
         let stdin = child.stdin.take();
         let (tx, lines) = mpsc::channel();
         let printer = std::thread::spawn(move || {
+            let mut source = source;
             for line in BufReader::new(File::from(read_end)).lines() {
                 let Ok(line) = line else { break };
-                if narrate {
-                    say(side, &line);
-                }
-                let _ = tx.send(line);
+                let text = match &mut source {
+                    Some(source) => source.line(&line),
+                    None => {
+                        if narrate {
+                            say(side, &line);
+                        }
+                        line
+                    }
+                };
+                let _ = tx.send(text);
             }
         });
         Ok(Side {
+            name: side,
             child,
             stdin,
             lines,
@@ -168,11 +375,14 @@ impl DemoServer {
         let line = side.wait_for("'listening on' line from the server", |line| {
             line.starts_with("listening on ") || line.starts_with("bound to ")
         })?;
-        let addr = line
+        let addr: SocketAddr = line
             .rsplit(' ')
             .next()
             .and_then(|a| a.parse().ok())
             .ok_or_else(|| anyhow!("no address in the server's first line: {line:?}"))?;
+        if let Some(timeline) = timeline::active() {
+            timeline.name_port(addr.port(), side.name);
+        }
         Ok(DemoServer { side, addr })
     }
 

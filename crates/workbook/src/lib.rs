@@ -13,12 +13,14 @@
 //! * [`prompt_line`]: the interactive clients' prompt-and-read, with a size limit.
 //! * [`demo`]: the transcript a chapter prints when run without a subcommand: its own
 //!   server as a child process, its own client as another, lines prefixed `[server]`
-//!   and `[client]`.
+//!   and `[client]`, merged on one clock ([`timeline`]: how the merge works), and with
+//!   [`WireOpt`] (`--wire`) the segments between them.
 //! * [`netns`]: private networks without root (a user namespace and network namespaces
 //!   of our own), for ch14's multicast and broadcast and for the loss lab.
 
 pub mod demo;
 pub mod netns;
+pub mod timeline;
 
 use std::io::{BufRead, IsTerminal, Read, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -53,6 +55,29 @@ impl TraceOpt {
         if self.trace {
             syscalls::trace::enable();
         }
+    }
+}
+
+/// `--wire` and `--pcap FILE`: what the demo's calls put on the wire (TCP and UDP
+/// chapters; the demo only, not the subcommands that run one side).
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct WireOpt {
+    /// Run the demo in a private network namespace (no root needed) and show each TCP
+    /// segment and UDP datagram beside the calls that caused it (also WORKBOOK_WIRE=1)
+    #[arg(long)]
+    pub wire: bool,
+    /// Also write what was captured to FILE as pcap, for `tcpdump -r FILE` or Wireshark
+    /// (implies --wire)
+    #[arg(long, value_name = "FILE")]
+    pub pcap: Option<std::path::PathBuf>,
+}
+
+impl WireOpt {
+    /// Whether the wire was asked for: `--wire`, `--pcap`, or `WORKBOOK_WIRE=1`.
+    pub fn requested(&self) -> bool {
+        self.wire
+            || self.pcap.is_some()
+            || std::env::var("WORKBOOK_WIRE").is_ok_and(|v| !v.is_empty() && v != "0")
     }
 }
 
