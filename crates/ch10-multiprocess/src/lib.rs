@@ -13,15 +13,19 @@
 //! that no zombie is left.
 //!
 //! System calls: `fork`, `waitpid` (with and without WNOHANG), `kill`, `sigaction`
-//! (SIGCHLD), `getpid`, `prctl(PR_SET_PDEATHSIG)` and `getppid` in each child; the server's `socket`, `bind`, `listen`, `accept` (retried on
-//! EINTR), `close` in both processes; the client's `shutdown(SHUT_WR)`.
+//! (SIGCHLD), `sigprocmask`, `getpid`, `prctl(PR_SET_PDEATHSIG)` and `getppid` in each
+//! child; the server's `socket`, `bind`, `listen`, `ppoll` (the wait for a client, with
+//! its signals let in), `accept`, `close` in both processes; the client's
+//! `shutdown(SHUT_WR)`.
 //!
 //! What the book's C gets wrong: echo_mpserv's SIGCHLD handler calls waitpid() *once*.
 //! Signals of one kind do not queue: when several children end at once, one signal may
 //! stand for all of them, and all but one stay zombies. Ours reaps in a loop until
 //! waitpid(-1, WNOHANG) finds none (syscalls::Reaper). The book treats accept()'s EINTR
-//! (a SIGCHLD arrived) as an error and `continue`s only by luck of its loop; ours retries
-//! it on purpose. Its parent exits on SIGINT and orphans its children; ours stops them,
+//! (a SIGCHLD arrived) as an error and `continue`s only by luck of its loop; and a signal
+//! that comes just before accept() begins interrupts nothing, so its news waits for the
+//! next client. Ours holds its signals (sigprocmask) except in the wait for a client
+//! (ppoll with the old mask, as pselect was made for), so each one ends a wait. Its parent exits on SIGINT and orphans its children; ours stops them,
 //! reaps them all and exits 0, and its children end with it even when it is killed
 //! (PR_SET_PDEATHSIG). A fork() that fails (EAGAIN at RLIMIT_NPROC) closes that one client.
 
@@ -37,9 +41,9 @@ use nix::sys::signal::Signal;
 use nix::sys::wait::WaitStatus;
 use syscalls::process::{ForkResult, Pid, describe, tie_to_parent};
 use syscalls::{
-    AcceptPause, Errno, Reaper, Shutdown, StopSignals, SysError, accept, bind, close, connect,
-    fork, getsockname, ignore_sigpipe, kill, listen, read, shutdown, tcp_socket, waitpid,
-    write_all,
+    AcceptPause, Errno, Reaper, SERVER_SIGNALS, Shutdown, StopSignals, SysError, accept, bind,
+    close, connect, fork, getsockname, hold_signals, ignore_sigpipe, kill, listen, read, shutdown,
+    tcp_socket, wait_readable_letting_in, waitpid, write_all,
 };
 use workbook::{ClientOpts, ServerOpts, TraceOpt, WireOpt};
 
@@ -272,6 +276,11 @@ pub fn echo_server(opts: &ServerOpts) -> anyhow::Result<()> {
     let stop = StopSignals::install()?;
     let reaper = Reaper::install()?;
     ignore_sigpipe()?;
+    // SIGCHLD, SIGINT and SIGTERM are let in only while the server waits for a client
+    // (ppoll below), never between its look at what they did and that wait: one that came
+    // in that moment would be handled before the wait began, and the wait would go on,
+    // its news unheard. (The book's loop around accept() has that race.)
+    let waiting_mask = hold_signals(&SERVER_SIGNALS)?;
     // 1. socket()  2. bind()  3. listen()
     let listener = tcp_socket(&opts.addr())?;
     bind(&listener, opts.addr())?;
@@ -293,7 +302,15 @@ pub fn echo_server(opts: &ServerOpts) -> anyhow::Result<()> {
             std::thread::sleep(left);
             pause.descriptor_freed();
         }
-        // 4. accept(): a SIGCHLD interrupts it (EINTR); that is news, not an error.
+        // 4. Wait for a client with the signals let in: a SIGCHLD or SIGTERM ends the
+        // wait (EINTR), and the loop's top says what it did; that is news, not an error.
+        match wait_readable_letting_in(&listener, &waiting_mask) {
+            Ok(_) => {}
+            Err(e) if e.is_interrupted() => continue,
+            Err(e) => break Err(e.into()),
+        }
+        // 5. accept(): a client is waiting, so it returns at once (the signals are held
+        // again: none can interrupt it now).
         let (client, peer) = match accept(&listener) {
             Ok(accepted) => accepted,
             Err(e) if e.is_interrupted() || e.errno == Errno::ECONNABORTED => continue,
@@ -302,7 +319,7 @@ pub fn echo_server(opts: &ServerOpts) -> anyhow::Result<()> {
         };
         pause.accepted();
         workbook::log_line!("new client connected... ({peer})");
-        // 5. fork(): the child serves this client, the parent goes back to accept().
+        // 6. fork(): the child serves this client, the parent goes back to waiting.
         // SAFETY: this process has one thread.
         match unsafe { fork() } {
             // No child for this client (EAGAIN: RLIMIT_NPROC, or the process table is

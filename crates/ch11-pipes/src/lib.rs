@@ -45,9 +45,9 @@ use nix::sys::wait::WaitStatus;
 use syscalls::multiplex::set_nonblocking;
 use syscalls::process::{ForkResult, Pid, describe, tie_to_parent};
 use syscalls::{
-    AcceptPause, Errno, Reaper, StopSignals, SysError, accept, bind, close, connect, create, fork,
-    getsockname, ignore_sigpipe, kill, listen, pipe, read, tcp_socket, wait_readable, waitpid,
-    write_all,
+    AcceptPause, Errno, Reaper, SERVER_SIGNALS, StopSignals, SysError, accept, bind, close,
+    connect, create, fork, getsockname, hold_signals, ignore_sigpipe, kill, listen, pipe, read,
+    tcp_socket, wait_readable, wait_readable_letting_in, waitpid, write_all,
 };
 use workbook::{ClientOpts, ServerOpts, TraceOpt};
 
@@ -425,6 +425,9 @@ fn serve(
     workbook::announce("listening on", getsockname(&listener)?)?;
     let parent = Pid::from_raw(std::process::id() as i32);
     let mut pause = AcceptPause::default();
+    // As in ch10: the signals are let in only while the server waits for a client, so
+    // that none comes between the look at what they did and the wait (and goes unheard).
+    let waiting_mask = hold_signals(&SERVER_SIGNALS)?;
     let result = loop {
         family.report_reaped(reaper);
         if family.writer_ended.is_some() {
@@ -439,7 +442,13 @@ fn serve(
             std::thread::sleep(left);
             pause.descriptor_freed();
         }
-        // 6. accept(): a SIGCHLD interrupts it (EINTR), as in ch10.
+        // 6. Wait for a client, the signals let in: a SIGCHLD or SIGTERM ends the wait
+        // (EINTR) and the loop's top says what it did. Then accept(): a client waits.
+        match wait_readable_letting_in(&listener, &waiting_mask) {
+            Ok(_) => {}
+            Err(e) if e.is_interrupted() => continue,
+            Err(e) => break Err(e.into()),
+        }
         let (client, peer) = match accept(&listener) {
             Ok(accepted) => accepted,
             Err(e) if e.is_interrupted() || e.errno == Errno::ECONNABORTED => continue,

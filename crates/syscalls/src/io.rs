@@ -310,6 +310,32 @@ pub fn wait_writable(fd: impl AsFd, timeout: std::time::Duration) -> SysResult<b
     )
 }
 
+/// `ppoll(2)` on one fd for input, with the signal mask `letting_in` for the time of the
+/// wait (the mask the process had before [`crate::signal::hold_signals`]): true when the
+/// fd is readable. A signal held outside the wait is delivered inside it, the wait ends
+/// with EINTR, and the caller looks at what the signal did: the look and the wait can no
+/// longer miss each other. No time limit.
+pub fn wait_readable_letting_in(
+    fd: impl AsFd,
+    letting_in: &crate::signal::WaitingMask,
+) -> SysResult<bool> {
+    use nix::poll::{PollFd, PollFlags, ppoll};
+    let raw = fd.as_fd().as_raw_fd();
+    let mut fds = [PollFd::new(fd.as_fd(), PollFlags::POLLIN)];
+    let started = start();
+    let result = ppoll(&mut fds, None, Some(letting_in.0));
+    let ready = traced(
+        started,
+        |_| {
+            let shown: Vec<String> = letting_in.0.iter().map(|s| s.to_string()).collect();
+            format!("ppoll([{raw}: POLLIN], NULL, [{}])", shown.join(" "))
+        },
+        result,
+        |n| n.to_string(),
+    )?;
+    Ok(ready > 0)
+}
+
 fn poll_one(
     fd: std::os::fd::BorrowedFd<'_>,
     events: nix::poll::PollFlags,

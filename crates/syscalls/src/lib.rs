@@ -42,8 +42,8 @@ pub use accept_pause::AcceptPause;
 pub use error::{SysError, SysResult};
 pub use io::{
     FdStream, FileKind, FileStat, close, create, dup, dup2, fstat, is_interrupted, open_dir,
-    open_read, openat2_beneath, pipe, read, readv, regular_file_size, wait_readable, wait_writable,
-    write, write_all, writev,
+    open_read, openat2_beneath, pipe, read, readv, regular_file_size, wait_readable,
+    wait_readable_letting_in, wait_writable, write, write_all, writev,
 };
 pub use net::{
     Datagram, MsgFlags, Shutdown, accept, add_membership, bind, connect, get_rcvbuf, get_sndbuf,
@@ -58,7 +58,8 @@ pub use process::{Reaper, fork, kill, waitpid};
 pub use resource::raise_open_file_limit;
 pub use semaphore::Semaphore;
 pub use signal::{
-    SignalPipe, StopPipe, StopSignals, block_stop_signals_in_this_thread, ignore_sigpipe,
+    SERVER_SIGNALS, SignalPipe, StopPipe, StopSignals, WaitingMask,
+    block_stop_signals_in_this_thread, hold_signals, ignore_sigpipe, unblock_all_signals,
 };
 
 /// A duration as a `timeval`, rounded *up* to the microsecond, so that a short wait never

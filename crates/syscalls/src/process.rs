@@ -117,12 +117,14 @@ pub fn getppid() -> Pid {
 
 /// What a server's child does first after fork(), so that it never outlives its server:
 /// SIGINT and SIGTERM back to their default action
-/// ([`crate::signal::default_stop_signals`]), SIGTERM when the parent dies, however it
+/// ([`crate::signal::default_stop_signals`]), no signal blocked (a server that holds its
+/// signals outside its wait passes its mask on), SIGTERM when the parent dies, however it
 /// dies, SIGKILL included ([`set_parent_death_signal`]), and a look at [`getppid`] in case
 /// the parent died before that call. False when a call failed or the parent is already
 /// gone: the child should exit.
 pub fn tie_to_parent(parent: Pid) -> bool {
     crate::signal::default_stop_signals().is_ok()
+        && crate::signal::unblock_all_signals().is_ok()
         && set_parent_death_signal(Signal::SIGTERM).is_ok()
         && getppid() == parent
 }

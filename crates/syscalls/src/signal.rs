@@ -221,6 +221,53 @@ impl StopPipe {
     }
 }
 
+// ------------------------------------------------------------- the moment of waiting
+
+/// The signals a fork server waits for: a child ended, or a request to stop.
+pub const SERVER_SIGNALS: [Signal; 3] = [Signal::SIGCHLD, Signal::SIGINT, Signal::SIGTERM];
+
+/// The signal mask a server lets its signals in with, only while it waits: the mask it
+/// had before [`hold_signals`] blocked them.
+#[derive(Debug, Clone, Copy)]
+pub struct WaitingMask(pub SigSet);
+
+/// `sigprocmask(2)` blocking `signals` from now on, except inside
+/// [`crate::io::wait_readable_letting_in`] (ppoll(2)), which lets them in atomically with
+/// the wait.
+///
+/// Why: a server whose signal handler sets a flag (or reaps a child) looks at the flag,
+/// then blocks in accept(). A signal that comes between the look and the call is handled
+/// before accept() begins, so accept() is not interrupted: the news waits, unheard, until
+/// the next client comes, which may be never. With the signals blocked everywhere but in
+/// the wait, they can only arrive where they interrupt it. That race is what pselect(2)
+/// and ppoll(2) exist for; the book's servers have it.
+pub fn hold_signals(signals: &[Signal]) -> SysResult<WaitingMask> {
+    let mut set = SigSet::empty();
+    for s in signals {
+        set.add(*s);
+    }
+    let mut before = SigSet::empty();
+    let names: Vec<String> = signals.iter().map(|s| s.to_string()).collect();
+    traced(
+        start(),
+        |_| format!("sigprocmask(SIG_BLOCK, [{}])", names.join(" ")),
+        nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&set), Some(&mut before)),
+        zero,
+    )?;
+    Ok(WaitingMask(before))
+}
+
+/// `sigprocmask(2)` unblocking every signal: what a child of a server does after fork()
+/// (it inherits the mask), so that SIGTERM reaches it wherever it is.
+pub fn unblock_all_signals() -> SysResult<()> {
+    traced(
+        start(),
+        |_| "sigprocmask(SIG_SETMASK, [])".to_string(),
+        nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None),
+        zero,
+    )
+}
+
 // ------------------------------------------------------------- the thread that hears
 
 /// `pthread_sigmask(3)` blocking SIGINT and SIGTERM in the calling thread, so that they
