@@ -567,13 +567,30 @@ impl<'a> Ctx<'a> {
     /// Explains a failed exchange: when the server died, that is the news.
     ///
     /// A dying process closes its sockets (the checker sees the reset) a moment before
-    /// it becomes a zombie whose status can be read, so this waits up to a second
-    /// (scaled) for the death to show before concluding the server is alive.
+    /// it becomes a zombie whose status can be read, so while it may be on its way out
+    /// (it no longer listens, it has begun to exit, or a signal waits for it) this waits
+    /// up to a second (scaled) for the death to show before concluding it is alive.
     pub fn explain(&mut self, server: &Server, evidence: Evidence) -> Problem {
         let until = Instant::now() + self.secs(1.0);
         let mut gone = self.server_gone(server);
-        while gone.is_none() && Instant::now() < until {
+        // Wait only while it may be on its way out: its listening (or bound) socket is
+        // gone (a program closes its sockets, or the interpreter does, before it exits),
+        // it has begun to exit, or a signal waits to be delivered to it. A server that
+        // still listens, with none of that, is alive, and says so at once.
+        let port = server.addr.port();
+        let dying = |pid: i32| {
+            let listens = procfs::ready_socket(procfs::Proto::Tcp, port).is_some()
+                || procfs::ready_socket(procfs::Proto::Udp, port).is_some();
+            procfs::stat(pid).is_some_and(|p| {
+                p.state != 'Z' && (!listens || p.exiting() || procfs::signal_pending(pid))
+            })
+        };
+        while gone.is_none() && Instant::now() < until && dying(server.pid) {
             std::thread::sleep(Duration::from_millis(10));
+            gone = self.server_gone(server);
+        }
+        // It may have become a zombie since the last look.
+        if gone.is_none() {
             gone = self.server_gone(server);
         }
         match gone {

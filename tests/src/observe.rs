@@ -453,3 +453,71 @@ pub fn nothing_can_come(root: i32, ours: SocketAddr, theirs: SocketAddr) -> Opti
         ),
     })
 }
+
+/// Evidence that a UDP program of the tree rooted at `root`, bound to `port`, will send
+/// nothing more until a datagram comes: its socket holds none unread, and every thread
+/// of the processes holding it sleeps in a read on that very socket (it took what was
+/// sent, and waits for the next) or in a call without a time limit. None when something
+/// still might come. As with [`nothing_can_come`], call it twice, apart.
+pub fn udp_nothing_can_come(root: i32, port: u16) -> Option<String> {
+    let row = procfs::sockets_on(procfs::Proto::Udp, port)
+        .into_iter()
+        .find(|r| r.local.port() == port)?;
+    if row.rx_queue > 0 || row.tx_queue > 0 {
+        return None;
+    }
+    let holders: Vec<i32> = procfs::subtree(root)
+        .into_iter()
+        .filter(|p| p.state != 'Z' && procfs::socket_inodes(p.pid).contains(&row.inode))
+        .map(|p| p.pid)
+        .collect();
+    let mut reading = None;
+    for &pid in &holders {
+        for t in threads(pid) {
+            if t.state == 'Z' {
+                continue;
+            }
+            if t.state != 'S' {
+                return None;
+            }
+            let call = t.syscall?;
+            let on_it = call
+                .fd()
+                .is_some_and(|fd| fd_inode(pid, fd) == Some(row.inode));
+            match call.name() {
+                Some(name) if on_it && READS.contains(&name) => {
+                    reading = Some(format!("{name}({})", call.fd().unwrap_or(-1)));
+                }
+                _ if waits_without_limit(pid, &call) => {}
+                _ => return None,
+            }
+        }
+    }
+    let call = reading?;
+    Some(format!(
+        "nothing more can come: your program has taken every datagram sent to it and is blocked in {call}, waiting for the next"
+    ))
+}
+
+/// Whether the program's side of the checker's connection from `ours` to `theirs` is
+/// non-blocking (O_NONBLOCK in /proc/PID/fdinfo/FD of the first fd of the tree rooted
+/// at `root` that holds it); None when no such fd is found.
+pub fn connection_is_nonblocking(root: i32, ours: SocketAddr, theirs: SocketAddr) -> Option<bool> {
+    const O_NONBLOCK: u64 = 0o4000;
+    let inode = procfs::connection(theirs, ours)?.inode;
+    procfs::subtree(root).into_iter().find_map(|p| {
+        let fds = std::fs::read_dir(format!("/proc/{}/fd", p.pid)).ok()?;
+        fds.flatten().find_map(|e| {
+            let fd: i32 = e.file_name().to_str()?.parse().ok()?;
+            if fd_inode(p.pid, fd) != Some(inode) {
+                return None;
+            }
+            let info = std::fs::read_to_string(format!("/proc/{}/fdinfo/{fd}", p.pid)).ok()?;
+            let flags = info
+                .lines()
+                .find_map(|l| l.strip_prefix("flags:"))
+                .and_then(|v| u64::from_str_radix(v.trim(), 8).ok())?;
+            Some(flags & O_NONBLOCK != 0)
+        })
+    })
+}

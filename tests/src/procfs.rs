@@ -17,10 +17,36 @@ pub struct ProcStat {
     pub ppid: i32,
     /// Its process group (a zombie keeps it, while its environment is gone).
     pub pgrp: i32,
+    /// The kernel's flags for it (`PF_*`): [`ProcStat::exiting`] reads one.
+    pub flags: u64,
     /// User plus system CPU time, in clock ticks.
     pub cpu_ticks: u64,
     /// What its reaped children used (cutime + cstime), in clock ticks.
     pub reaped_children_ticks: u64,
+}
+
+impl ProcStat {
+    /// Whether the process is on its way out (PF_EXITING): it has begun to exit, and is
+    /// closing its files, before it becomes a zombie.
+    pub fn exiting(&self) -> bool {
+        const PF_EXITING: u64 = 0x4;
+        self.flags & PF_EXITING != 0
+    }
+}
+
+/// Whether a signal waits to be delivered to the process (`SigPnd` or `ShdPnd` in
+/// /proc/PID/status not zero): a SIGPIPE sent, say, that the process has not yet run to
+/// take.
+pub fn signal_pending(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/status")).is_ok_and(|text| {
+        text.lines().any(|l| {
+            (l.starts_with("SigPnd:") || l.starts_with("ShdPnd:"))
+                && l.split_whitespace()
+                    .nth(1)
+                    .and_then(|v| u64::from_str_radix(v, 16).ok())
+                    .is_some_and(|v| v != 0)
+        })
+    })
 }
 
 /// Reads /proc/PID/stat; None when the process is gone.
@@ -35,6 +61,7 @@ pub fn stat(pid: i32) -> Option<ProcStat> {
     let state = rest.first()?.chars().next()?;
     let ppid = rest.get(1)?.parse().ok()?;
     let pgrp = rest.get(2)?.parse().ok()?;
+    let flags = rest.get(6)?.parse().ok()?;
     let utime: u64 = rest.get(11)?.parse().ok()?;
     let stime: u64 = rest.get(12)?.parse().ok()?;
     let cutime: u64 = rest.get(13)?.parse().ok()?;
@@ -45,6 +72,7 @@ pub fn stat(pid: i32) -> Option<ProcStat> {
         state,
         ppid,
         pgrp,
+        flags,
         cpu_ticks: utime + stime,
         reaped_children_ticks: cutime + cstime,
     })

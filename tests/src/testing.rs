@@ -69,6 +69,7 @@ pub fn assert_gallery_entry(path: &str) {
     record_timings(path, &records);
     let text = text_report(&records, Colour::Never);
     println!("{text}");
+    assert_deadlines_kept(path, &records, &settings);
     let mut expected = built.manifest.must_fail.clone();
     expected.sort();
     assert_eq!(
@@ -87,6 +88,39 @@ pub fn assert_gallery_entry(path: &str) {
             panic!(
                 "{path}: the report a student reads changed; if that is meant, run the test \
                  with WORKBOOK_BLESS=1 and review report.txt.\n--- report.txt\n{kept}\n--- now\n{report}"
+            );
+        }
+    }
+}
+
+/// What a check may take beyond the deadline its title states: starting the programs,
+/// the setup before the timed step, and ending them (SIGTERM, a grace period, SIGKILL).
+pub const DEADLINE_SLACK: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The deadline a check's title promises (`... within 2 s`), if it states one.
+pub fn stated_deadline(title: &str) -> Option<std::time::Duration> {
+    let rest = title.split("within ").nth(1)?;
+    let number = rest.split(" s").next()?;
+    number
+        .parse::<f64>()
+        .ok()
+        .map(std::time::Duration::from_secs_f64)
+}
+
+/// Deadlines are deadlines: a check whose title states one ends within it (scaled by
+/// `--timeout`) plus [`DEADLINE_SLACK`], passing or failing, however slowly the
+/// program under test gives up. (A check that waited for a looping client to stop
+/// printing took 35 s of a 2 s deadline once.)
+fn assert_deadlines_kept(path: &str, records: &[crate::verdict::Record], settings: &Settings) {
+    for r in records {
+        if let Some(deadline) = stated_deadline(r.title) {
+            let limit = deadline.mul_f64(settings.deadline_factor) + DEADLINE_SLACK;
+            assert!(
+                r.duration <= limit,
+                "{path}: {} took {:.1?}, more than its stated deadline and {DEADLINE_SLACK:?}: {}",
+                r.id,
+                r.duration,
+                r.title
             );
         }
     }
@@ -433,6 +467,22 @@ fn run_demo(binary: &str, args: &[&str]) -> (String, String) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_titles_deadline_is_read() {
+        assert_eq!(
+            stated_deadline("end of input (Ctrl-D) ends the client with status 0 within 2 s"),
+            Some(std::time::Duration::from_secs(2))
+        );
+        assert_eq!(
+            stated_deadline("the writer sees end of file and ends within 3 s, nothing left"),
+            Some(std::time::Duration::from_secs(3))
+        );
+        assert_eq!(
+            stated_deadline("1 MiB in one write comes back byte-identical"),
+            None
+        );
+    }
 
     #[test]
     fn a_read_before_its_write_and_an_accept_before_any_connect_are_caught() {

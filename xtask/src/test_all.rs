@@ -82,6 +82,9 @@ fn run_merged(mut command: Command, limit: Duration) -> anyhow::Result<(bool, St
     Ok((status.is_some_and(|s| s.success()), output))
 }
 
+/// How many gallery entries are graded at once (each grades its checks 4 at a time).
+const GALLERY_THREADS: usize = 4;
+
 /// How long one test binary may run before it counts as hung.
 const BINARY_LIMIT: Duration = Duration::from_secs(600);
 
@@ -129,6 +132,11 @@ fn run_pool(tests: &[Artifact], jobs: usize, env: &[(String, String)]) -> Vec<Ra
                     let test = &tests[i];
                     let mut command = Command::new(&test.executable);
                     command.current_dir(&test.manifest_dir);
+                    if test.target == "gallery" {
+                        // Its tests wait on programs far more than they compute: more of
+                        // them at once than libtest's one per CPU.
+                        command.arg(format!("--test-threads={GALLERY_THREADS}"));
+                    }
                     command.envs(env.iter().map(|(k, v)| (k, v)));
                     let started = Instant::now();
                     let ran = match run_merged(command, BINARY_LIMIT) {

@@ -156,6 +156,45 @@ pub fn chapter() -> Chapter {
     }
 }
 
+/// What a wait for the server's next datagram brought.
+enum Reply {
+    Came(Vec<u8>),
+    /// None by the deadline.
+    TimedOut,
+    /// Nothing can come: the server has taken every datagram and waits for the next,
+    /// seen twice in /proc 250 ms apart (the reason says so).
+    Stuck(String),
+}
+
+/// Waits until `until` for the next datagram from the server (others are dropped),
+/// ending early on evidence ([`crate::observe::udp_nothing_can_come`]).
+fn next_reply(server: &Server, peer: &UdpPeer, until: Instant) -> Result<Reply, String> {
+    let mut stuck_since: Option<Instant> = None;
+    while Instant::now() < until {
+        let slice = until
+            .saturating_duration_since(Instant::now())
+            .min(Duration::from_millis(100));
+        match peer.recv_from(slice)? {
+            Some((reply, from)) if from == server.addr => return Ok(Reply::Came(reply)),
+            Some(_) => continue,
+            None => {}
+        }
+        if crate::procfs::stat(server.pid).is_none_or(|p| p.state == 'Z') {
+            return Ok(Reply::Stuck("your server is no longer running".into()));
+        }
+        match crate::observe::udp_nothing_can_come(server.spawned.pid, server.addr.port()) {
+            None => stuck_since = None,
+            Some(reason) => {
+                let since = *stuck_since.get_or_insert_with(Instant::now);
+                if since.elapsed() >= Duration::from_millis(250) {
+                    return Ok(Reply::Stuck(reason));
+                }
+            }
+        }
+    }
+    Ok(Reply::TimedOut)
+}
+
 /// Sends `data` and waits for the reply from the server, resending up to 3 times (the
 /// checker tolerates loss, even though loopback loses nothing).
 fn exchange(
@@ -164,16 +203,26 @@ fn exchange(
     peer: &UdpPeer,
     data: &[u8],
 ) -> Result<Vec<u8>, Problem> {
+    // The tries end early, on evidence: a server that has taken the datagram and waits
+    // for the next will not reply (loopback loses nothing, so a datagram sent again
+    // would only be taken again).
     for _ in 0..3 {
         peer.send_to(data, server.addr).map_err(fail)?;
-        let until = Instant::now() + ctx.secs(2.0);
-        while let Some((reply, from)) = peer
-            .recv_from(until.saturating_duration_since(Instant::now()))
-            .map_err(fail)?
-        {
-            if from == server.addr {
-                return Ok(reply);
+        match next_reply(server, peer, Instant::now() + ctx.secs(2.0)).map_err(fail)? {
+            Reply::Came(reply) => return Ok(reply),
+            Reply::Stuck(reason) => {
+                return Err(ctx.explain(
+                    server,
+                    Evidence::new(format!("no reply: {reason}"))
+                        .sent(&data[..data.len().min(64)])
+                        .expected(format!(
+                            "the same {} bytes back from {}",
+                            data.len(),
+                            server.addr
+                        )),
+                ));
             }
+            Reply::TimedOut => {}
         }
     }
     Err(ctx.explain(
@@ -224,13 +273,9 @@ fn boundaries_kept(ctx: &mut Ctx) -> Outcome {
     let mut got = Vec::new();
     let until = Instant::now() + ctx.secs(5.0);
     while got.len() < sizes.len() {
-        match peer
-            .recv_from(until.saturating_duration_since(Instant::now()))
-            .map_err(fail)?
-        {
-            Some((reply, from)) if from == server.addr => got.push(reply),
-            Some(_) => {}
-            None => break,
+        match next_reply(&server, &peer, until).map_err(fail)? {
+            Reply::Came(reply) => got.push(reply),
+            Reply::TimedOut | Reply::Stuck(_) => break,
         }
     }
     let got_sizes: Vec<usize> = got.iter().map(Vec::len).collect();

@@ -413,6 +413,19 @@ pub fn stream_integrity(ctx: &mut Ctx) -> Outcome {
         std::thread::sleep(Duration::from_millis(5));
     }
     stop.store(true, Ordering::SeqCst);
+    // A server whose socket toward us blocks cannot lose bytes to a short write: its
+    // write() returns only once every byte is taken. That is this check's lesson, so it
+    // is settled; what such a server costs the others is slow-client's. (And waiting for
+    // the whole echo from a server that reads two bytes at a time would take minutes.)
+    if crate::observe::connection_is_nonblocking(server.spawned.pid, local, theirs) == Some(false) {
+        stop.store(true, Ordering::SeqCst);
+        let _ = stream.shutdown(std::net::Shutdown::Both);
+        let _ = writer.join();
+        ctx.note(
+            "your server's socket toward this client is blocking: write() does not return before every byte is taken, so none can be lost to a short write (what blocking costs the others is ch17/slow-client's lesson)",
+        );
+        return Ok(());
+    }
     // Read until every byte sent has come back: the writer stops after the chunk it is
     // in (which our reading lets through) and half-closes. Whether the server then
     // closes is another check's business (disconnect-cleanup).

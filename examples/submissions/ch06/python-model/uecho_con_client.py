@@ -1,7 +1,8 @@
-"""Broken twin: a connected UDP client that reads replies into 16 bytes.
+"""The book's uecho_con_client in Python, correct: the model the Python twins patch.
 
-recv(16) on a UDP socket returns the first 16 bytes of the datagram and the rest is
-discarded: there is no second read for the remainder, as there would be on TCP.
+connect() on a UDP socket: the kernel keeps only the server's datagrams for it and
+reports ECONNREFUSED when nobody listens; a reply is received whole (a buffer of the
+largest datagram); a lost one is sent again, three tries of a second each.
 """
 import socket
 import sys
@@ -20,7 +21,7 @@ while True:
         for _ in range(3):
             sock.send((line + "\n").encode())
             try:
-                data = sock.recv(16)  # the mistake: a datagram longer than 16 bytes is cut
+                data = sock.recv(65535)
                 break
             except socket.timeout:
                 continue

@@ -1,7 +1,10 @@
-"""Broken twin: a lookup that crashes with a traceback on a malformed address.
+"""The book's gethostbyname/gethostbyaddr lookups in Python, correct: the model the
+Python twins patch.
 
-ipaddress.ip_address() raises ValueError, which the except clause (OSError only)
-does not catch: the user gets a traceback instead of one clear line.
+--name: every address getaddrinfo() gives, IPv4 and IPv6, each once; a name that does
+not exist is one line on stderr and exit 1. --addr: a malformed address is refused as
+such before any lookup (inet_pton), then gethostbyaddr() gives the name, or one line on
+stderr and exit 1.
 """
 import argparse
 import socket
@@ -21,8 +24,7 @@ try:
         for i, a in enumerate(seen, 1):
             print(f"IP addr {i}: {a}")
     else:
-        import ipaddress
-        ipaddress.ip_address(args.addr)  # the mistake: ValueError is not caught below
+        socket.inet_pton(socket.AF_INET6 if ":" in args.addr else socket.AF_INET, args.addr)
         name, _, _ = socket.gethostbyaddr(args.addr)
         print("Official name:", name)
 except OSError as e:

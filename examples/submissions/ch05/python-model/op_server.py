@@ -1,8 +1,9 @@
-"""Broken twin: a calculator server that reads and writes big-endian ints.
+"""The book's op_server in Python, correct: the model the Python twins patch.
 
-Network byte order (ch03) is the right habit for most protocols, but this one is the
-book's, which sends ints as they lie in memory on the group's machines: little-endian.
-Everything else here is right (read loops, deadline, bad requests refused).
+The request is read whole whatever the pieces it comes in (a count byte, then 4 bytes
+per operand and the operator), ints are little-endian as the book's C sends them, the
+result wraps to 32 bits as a C int does, a request cut short or stalled ends that client
+only (a 3 s deadline), and a bad count or operator is refused.
 """
 import signal
 import socket
@@ -37,7 +38,7 @@ while True:
         if not 1 <= count <= 100:
             raise ValueError(f"bad count {count}")
         body = recv_exact(conn, count * 4 + 1)
-        operands = struct.unpack(f">{count}i", body[:-1])  # the mistake: '>' is big-endian
+        operands = struct.unpack(f"<{count}i", body[:-1])
         op = chr(body[-1])
         result = operands[0]
         for x in operands[1:]:
@@ -51,7 +52,7 @@ while True:
                 raise ValueError(f"bad operator {op!r}")
         if op not in "+-*":
             raise ValueError(f"bad operator {op!r}")
-        conn.sendall(struct.pack(">i", result))
+        conn.sendall(struct.pack("<i", result))
     except (OSError, EOFError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
     conn.close()
