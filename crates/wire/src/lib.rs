@@ -19,5 +19,5 @@ pub mod pcap;
 pub mod segment;
 
 pub use capture::{Capture, Captured, Packet};
-pub use namespace::{Unavailable, enter};
+pub use namespace::{Ids, Refused, Unavailable, enter, enter_private, how_to_enable};
 pub use segment::{Flags, Narrator, Segment};

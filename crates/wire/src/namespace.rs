@@ -29,8 +29,9 @@ impl fmt::Display for Unavailable {
 }
 
 /// What to do when unprivileged user namespaces are switched off, for each switch that
-/// exists on this kernel.
-fn how_to_enable() -> String {
+/// exists on this kernel: the one text every part of the workbook that needs a private
+/// network gives (the wire, the loss lab, ch14's hosts).
+pub fn how_to_enable() -> String {
     let mut ways = Vec::new();
     if std::fs::read_to_string("/proc/sys/kernel/unprivileged_userns_clone")
         .is_ok_and(|v| v.trim() == "0")
@@ -56,41 +57,96 @@ fn how_to_enable() -> String {
     }
 }
 
+/// Who the process is inside the user namespace it makes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ids {
+    /// Its own uid and gid, mapped to themselves: the programs it starts see the ids
+    /// they had (the wire: a demo and a check run as they would without it).
+    Same,
+    /// Root (uid 0 inside is our uid outside): programs it starts hold every capability
+    /// in the namespace (the loss lab's `nft`).
+    Root,
+}
+
+/// The kernel would not make the namespaces.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refused {
+    /// What failed: `unshare(CLONE_NEWUSER|CLONE_NEWNET)`, `write /proc/self/uid_map`.
+    pub what: String,
+    pub errno: nix::errno::Errno,
+    /// Whether the kernel refuses unprivileged user namespaces (the remedy is a sysctl),
+    /// rather than something else going wrong.
+    pub switched_off: bool,
+}
+
+impl fmt::Display for Refused {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} failed ({})", self.what, self.errno)?;
+        if self.switched_off {
+            write!(f, "; {}", how_to_enable())?;
+        }
+        Ok(())
+    }
+}
+
 /// Moves this process (and everything it starts from now on) into a network namespace
-/// of its own, inside a user namespace of its own unless it is root, and brings its
-/// loopback up. Call it before any thread starts.
-pub fn enter() -> Result<(), Unavailable> {
+/// of its own, inside a user namespace of its own unless it is root, as `ids` there, and
+/// brings its loopback up: what `unshare --user --net` and `ip link set lo up` do. Call
+/// it before any thread starts.
+pub fn enter_private(ids: Ids) -> Result<(), Refused> {
+    use nix::errno::Errno;
     let uid = nix::unistd::getuid();
     let gid = nix::unistd::getgid();
     // Root makes only the network namespace; if even root may not (a container without
     // CAP_SYS_ADMIN), the user namespace is tried as for anyone.
     let alone = uid.is_root() && unshare(CloneFlags::CLONE_NEWNET).is_ok();
     if !alone {
-        unshare(CloneFlags::CLONE_NEWUSER | CloneFlags::CLONE_NEWNET).map_err(|e| {
-            Unavailable(format!(
-                "--wire: no private network: unshare(CLONE_NEWUSER|CLONE_NEWNET) failed ({e}); {}; running without the wire",
-                how_to_enable()
-            ))
+        unshare(CloneFlags::CLONE_NEWUSER | CloneFlags::CLONE_NEWNET).map_err(|errno| Refused {
+            what: "unshare(CLONE_NEWUSER|CLONE_NEWNET)".into(),
+            errno,
+            switched_off: matches!(
+                errno,
+                Errno::EPERM | Errno::EACCES | Errno::ENOSPC | Errno::EUSERS
+            ),
         })?;
-        // Our own ids, mapped to themselves. setgroups must be denied before an
-        // unprivileged process may write gid_map (user_namespaces(7)).
+        // setgroups must be denied before an unprivileged process may write gid_map
+        // (user_namespaces(7)).
+        let inside = |id: u32| match ids {
+            Ids::Same => id,
+            Ids::Root => 0,
+        };
         let maps = [
             ("/proc/self/setgroups", "deny".to_string()),
-            ("/proc/self/uid_map", format!("{uid} {uid} 1")),
-            ("/proc/self/gid_map", format!("{gid} {gid} 1")),
+            (
+                "/proc/self/uid_map",
+                format!("{} {uid} 1", inside(uid.as_raw())),
+            ),
+            (
+                "/proc/self/gid_map",
+                format!("{} {gid} 1", inside(gid.as_raw())),
+            ),
         ];
         for (path, text) in maps {
-            std::fs::write(path, text).map_err(|e| {
-                Unavailable(format!(
-                    "--wire: no private network: writing {path} failed ({e}); {}; running without the wire",
-                    how_to_enable()
-                ))
+            std::fs::write(path, text).map_err(|e| Refused {
+                what: format!("write {path}"),
+                errno: Errno::from_raw(e.raw_os_error().unwrap_or(0)),
+                switched_off: false,
             })?;
         }
     }
-    loopback_up().map_err(|e| {
+    loopback_up().map_err(|e| Refused {
+        what: "ioctl(SIOCSIFFLAGS, lo up)".into(),
+        errno: nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(0)),
+        switched_off: false,
+    })
+}
+
+/// [`enter_private`] for the wire: our own ids inside, and one line a person can act on
+/// when it cannot be done.
+pub fn enter() -> Result<(), Unavailable> {
+    enter_private(Ids::Same).map_err(|refused| {
         Unavailable(format!(
-            "--wire: the private network's loopback would not come up ({e}); running without the wire"
+            "--wire: no private network: {refused}; running without the wire"
         ))
     })
 }

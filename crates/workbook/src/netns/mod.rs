@@ -60,28 +60,12 @@ impl std::fmt::Display for NoUserNamespaces {
 
 impl std::error::Error for NoUserNamespaces {}
 
-fn sysctl(path: &str) -> Option<String> {
-    std::fs::read_to_string(path)
-        .ok()
-        .map(|s| s.trim().to_string())
-}
-
-/// The one line for a refused `unshare(CLONE_NEWUSER)`: which switch is off, and the
-/// sysctl that turns it on.
+/// The one line for a refused `unshare(CLONE_NEWUSER)`, with the sysctl that allows it
+/// (`wire::how_to_enable`: one text for every part of the workbook that needs this).
 fn refused(errno: Errno) -> anyhow::Error {
-    let how = if sysctl("/proc/sys/kernel/unprivileged_userns_clone").as_deref() == Some("0") {
-        "allow them with `sudo sysctl -w kernel.unprivileged_userns_clone=1`".to_string()
-    } else if sysctl("/proc/sys/kernel/apparmor_restrict_unprivileged_userns").as_deref()
-        == Some("1")
-    {
-        "AppArmor restricts them: allow them with `sudo sysctl -w kernel.apparmor_restrict_unprivileged_userns=0`".to_string()
-    } else if sysctl("/proc/sys/user/max_user_namespaces").as_deref() == Some("0") {
-        "allow them with `sudo sysctl -w user.max_user_namespaces=10000`".to_string()
-    } else {
-        "allow them with `sudo sysctl -w kernel.unprivileged_userns_clone=1` (Debian) or `sudo sysctl -w kernel.apparmor_restrict_unprivileged_userns=0` (Ubuntu), or run as root".to_string()
-    };
     anyhow::Error::new(NoUserNamespaces(format!(
-        "this system does not let an ordinary user make a user namespace (unshare(CLONE_NEWUSER): {errno}): {how}"
+        "this system does not let an ordinary user make a user namespace (unshare(CLONE_NEWUSER): {errno}): {}",
+        wire::how_to_enable()
     )))
 }
 
@@ -91,52 +75,20 @@ pub fn is_refused(error: &anyhow::Error) -> bool {
     error.downcast_ref::<NoUserNamespaces>().is_some()
 }
 
-/// The maps that make us root inside a new user namespace: our uid and gid outside are
-/// 0 inside (`0 UID 1`), nothing else is mapped.
-fn maps() -> (String, String) {
-    (
-        format!("0 {} 1\n", nix::unistd::getuid()),
-        format!("0 {} 1\n", nix::unistd::getgid()),
-    )
-}
-
 /// Moves this process into a user namespace and a network namespace of its own, as root
-/// there, with its loopback up: what `unshare --user --map-root-user --net` and
-/// `ip link set lo up` do. Everything it starts from now on is in them too (a program
-/// run as root inside keeps its capabilities there: `nft` works). Only a single-threaded
-/// process may do this (unshare(2) refuses CLONE_NEWUSER otherwise).
+/// there, with its loopback up (`wire::enter_private` with `Ids::Root`): what `unshare
+/// --user --map-root-user --net` and `ip link set lo up` do. Everything it starts from now
+/// on is in them too (a program run as root inside keeps its capabilities there: `nft`
+/// works). Only a single-threaded process may do this (unshare(2) refuses CLONE_NEWUSER
+/// otherwise).
 pub fn enter_private() -> anyhow::Result<()> {
-    let (uid_map, gid_map) = maps();
-    use nix::sched::{CloneFlags, unshare};
-    match unshare(CloneFlags::CLONE_NEWUSER | CloneFlags::CLONE_NEWNET) {
-        Ok(()) => {}
-        Err(e @ (Errno::EPERM | Errno::EACCES | Errno::ENOSPC | Errno::EUSERS)) => {
-            return Err(refused(e));
+    wire::enter_private(wire::Ids::Root).map_err(|r| {
+        if r.switched_off {
+            refused(r.errno)
+        } else {
+            anyhow::anyhow!("{r}")
         }
-        Err(e) => return Err(e).context("unshare(CLONE_NEWUSER | CLONE_NEWNET)"),
-    }
-    std::fs::write("/proc/self/setgroups", "deny").context("write /proc/self/setgroups")?;
-    std::fs::write("/proc/self/uid_map", uid_map).context("write /proc/self/uid_map")?;
-    std::fs::write("/proc/self/gid_map", gid_map).context("write /proc/self/gid_map")?;
-    let route = route_socket_here()?;
-    netlink::link_up(&route, "lo")
-}
-
-/// A route socket in this process's own network namespace.
-fn route_socket_here() -> anyhow::Result<OwnedFd> {
-    // SAFETY: socket(2) with constant arguments; the fd is checked and owned at once.
-    let fd = unsafe {
-        libc::socket(
-            libc::AF_NETLINK,
-            libc::SOCK_RAW | libc::SOCK_CLOEXEC,
-            libc::NETLINK_ROUTE,
-        )
-    };
-    if fd < 0 {
-        return Err(Errno::last()).context("socket(AF_NETLINK, NETLINK_ROUTE)");
-    }
-    // SAFETY: a new fd that nothing else owns.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+    })
 }
 
 /// Joins the user namespace `user` and then the network namespace `net` (setns(2)
@@ -320,6 +272,16 @@ fn with_helper(what: &str, child: impl FnOnce(RawFd)) -> anyhow::Result<Vec<Owne
         STEP_SOCKET => Err(errno).context("socket() in the private network"),
         _ => bail!("{what}: the helper reported step {step}"),
     }
+}
+
+/// The maps that make us root inside a new user namespace: our uid and gid outside are
+/// 0 inside (`0 UID 1`), nothing else is mapped. Made before the helper forks: the child
+/// only writes them (allocation is not async-signal-safe).
+fn maps() -> (String, String) {
+    (
+        format!("0 {} 1\n", nix::unistd::getuid()),
+        format!("0 {} 1\n", nix::unistd::getgid()),
+    )
 }
 
 /// A new user namespace and `nets` network namespaces owned by it, made by a helper
