@@ -294,6 +294,9 @@ pub struct Ctx<'a> {
     /// (CLOCK_MONOTONIC), for the segments a failure's evidence shows.
     wire_ends: std::sync::Mutex<Vec<crate::wire::End>>,
     began: u64,
+    /// The local addresses of the clients this check connected ([`Ctx::connect`]), in
+    /// order: a report calls the connection of the third `client 3`.
+    clients: Vec<SocketAddr>,
 }
 
 impl<'a> Ctx<'a> {
@@ -316,6 +319,7 @@ impl<'a> Ctx<'a> {
             limits: Limits::default(),
             wire_ends: std::sync::Mutex::new(Vec::new()),
             began: syscalls::trace::now(),
+            clients: Vec::new(),
         })
     }
 
@@ -366,6 +370,15 @@ impl<'a> Ctx<'a> {
             if !stderr.trim().is_empty() {
                 evidence.stderr = Some(stderr);
             }
+        }
+        // What the program under test is doing as the check gives up, read now, before
+        // the checker ends it: the most useful fact for a beginner, whatever the check.
+        if let Verdict::Fail(evidence) = &mut verdict
+            && evidence.doing.is_none()
+            && let Some(pid) = self.sup.first_spawned().map(|s| s.pid)
+            && procfs::stat(pid).is_some_and(|p| p.state != 'Z')
+        {
+            evidence.doing = Some(self.doing_tree(pid));
         }
         if let Verdict::Fail(evidence) = &mut verdict
             && evidence.wire.is_none()
@@ -529,9 +542,13 @@ impl<'a> Ctx<'a> {
 
     /// Connects to the server under test; when it cannot, says whether the server died.
     pub fn connect(&mut self, server: &Server) -> Result<Conn, Problem> {
-        Conn::connect(server.addr, self.secs(5.0), &self.recorder)
+        let conn = Conn::connect(server.addr, self.secs(5.0), &self.recorder)
             .map(|conn| conn.watching(server.spawned.pid))
-            .map_err(|e| self.explain(server, Evidence::new(e)))
+            .map_err(|e| self.explain(server, Evidence::new(e)))?;
+        if let Ok(local) = conn.stream.local_addr() {
+            self.clients.push(local);
+        }
+        Ok(conn)
     }
 
     /// A server of the checker's for a client under test, on 127.0.0.1 and a port the
@@ -888,7 +905,41 @@ impl<'a> Ctx<'a> {
 
     /// What process `pid` of this check is doing now, in a report's words.
     pub fn doing(&mut self, pid: i32) -> String {
-        let what = crate::observe::doing(pid, &|_| None);
-        format!("your program (pid {pid}) is {what}")
+        let what = crate::observe::doing(pid, &|addr| self.client_named(addr));
+        let who = match self.chapter.role(self.check.role).map(|r| r.kind) {
+            Some(RoleKind::Server(_)) => "your server",
+            Some(RoleKind::Client) => "your client",
+            _ => "your program",
+        };
+        format!("{who} (pid {pid}) is {what}")
+    }
+
+    /// `client 3's connection` for the third client this check connected.
+    fn client_named(&self, addr: SocketAddr) -> Option<String> {
+        self.clients
+            .iter()
+            .position(|c| *c == addr)
+            .map(|i| format!("client {}'s connection", i + 1))
+    }
+
+    /// What process `pid` and the processes it started are doing now: the process, then
+    /// each live child (a fork server's, a split client's), at most four of them.
+    pub fn doing_tree(&mut self, pid: i32) -> String {
+        let mut parts = vec![self.doing(pid)];
+        let children: Vec<i32> = procfs::subtree(pid)
+            .into_iter()
+            .filter(|p| p.pid != pid && p.state != 'Z')
+            .map(|p| p.pid)
+            .collect();
+        for child in children.iter().take(4) {
+            parts.push(format!(
+                "its child (pid {child}) is {}",
+                crate::observe::doing(*child, &|addr| self.client_named(addr))
+            ));
+        }
+        if children.len() > 4 {
+            parts.push(format!("and {} more processes", children.len() - 4));
+        }
+        parts.join("; ")
     }
 }

@@ -243,6 +243,12 @@ impl Supervisor {
         Ok(spawned)
     }
 
+    /// The first program the check started: the program under test (later ones are the
+    /// checker's helpers or other roles).
+    pub fn first_spawned(&self) -> Option<&Spawned> {
+        self.spawned.first()
+    }
+
     /// The last `lines` lines of stderr of the first program the check started (the
     /// program under test; later ones are the checker's helpers or other roles).
     pub fn spawned_stderr_tail(&self, lines: usize) -> String {
