@@ -114,9 +114,9 @@ pub fn large_message(ctx: &mut Ctx) -> Outcome {
                 .unwrap_or(0);
             Err(echo_cause(
                 Evidence::new(format!(
-                    "the echo of a 1 MiB message differs from byte {at} on: {} was sent there",
-                    crate::report::escape(&message[at..(at + 1).min(message.len())], 1)
+                    "the echo of a 1 MiB message differs from byte {at} on"
                 ))
+                .sent(&message[at..(at + 32).min(message.len())])
                 .expected("the same bytes back")
                 .got(&got[at..(at + 32).min(got.len())])
                 .into(),

@@ -215,6 +215,53 @@ fn stalled_and_served(ctx: &mut Ctx, single_process: bool) -> Outcome {
     let context = format!(
         "a client sent {sent} bytes and stopped reading (its buffers are full); another client"
     );
+    let stalled_peer = stalled
+        .socket
+        .peer_addr()
+        .ok()
+        .and_then(|a| a.as_socket())
+        .ok_or_else(|| fail("the stalled client's peer address is gone"))?;
+    // One thread, writing to the client that stopped reading on a blocking socket (no
+    // O_NONBLOCK): write() blocks as soon as that client's buffers are full, which they
+    // will be (it never reads, and it sent more than they hold), and then nobody is
+    // served. The outcome is settled as soon as the server is seen writing to it; whether
+    // it has blocked yet is a matter of speed (a server that reads two bytes at a time
+    // takes minutes), not of the lesson, so the report does not depend on it.
+    if single_process {
+        let until = Instant::now() + ctx.secs(2.0);
+        let written_to = loop {
+            let written = crate::procfs::connection(stalled_peer, stalled_addr)
+                .is_some_and(|r| r.tx_queue > 0);
+            if written || Instant::now() >= until {
+                break written;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        // One thread in one process: a thread or a process per client would block only
+        // that client's, which is the other models' way.
+        let alone = crate::procfs::thread_count(server.pid) == Some(1)
+            && crate::procfs::subtree(server.spawned.pid)
+                .iter()
+                .filter(|p| p.state != 'Z')
+                .count()
+                == 1;
+        if written_to
+            && alone
+            && crate::observe::connection_is_nonblocking(
+                server.spawned.pid,
+                stalled_addr,
+                stalled_peer,
+            ) == Some(false)
+        {
+            return Err(Evidence::new(format!(
+                "a client sent {sent} bytes and stopped reading; your server writes its echo to it on a blocking socket (no O_NONBLOCK): once that client's buffers are full, write() blocks, and while it does nobody else is served"
+            ))
+            .expected("a non-blocking socket for every client, and what a client cannot take kept for later, so that one slow client never stops the others")
+            .doing(ctx.doing(server.pid))
+            .into());
+        }
+    }
+
     // A probe: a new client's round trip. In a single-process server, a wait for its
     // echo ends early once the server is seen blocked writing to the stalled client
     // twice, 300 ms apart: nothing can change then.
@@ -251,6 +298,8 @@ fn stalled_and_served(ctx: &mut Ctx, single_process: bool) -> Outcome {
                     if !timed_out || stuck || Instant::now() >= until {
                         let why = if stuck {
                             "nothing came back while your server was blocked writing to the client that stopped reading".to_string()
+                        } else if timed_out {
+                            format!("nothing came back within {:.1?}", ctx.secs(5.0))
                         } else {
                             short.why
                         };
