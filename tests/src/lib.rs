@@ -7,7 +7,6 @@
 //!   found even after a double fork (child subreaper), killed and reaped by pid;
 //! * [`observe`]: what a program under test is doing: the call each thread is blocked
 //!   in, what its fds are, whether it spins;
-//! * [`diag`]: a listening socket's accept queue and backlog, from NETLINK_SOCK_DIAG;
 //! * [`procfs`]: what /proc says: listening sockets, children and their states, fd and
 //!   thread counts;
 //! * [`pty`]: client roles on a pseudo-terminal, as a person runs them;
@@ -32,7 +31,6 @@
 //! Linux only: readiness, process facts and supervision all read /proc.
 
 pub mod check;
-pub mod diag;
 pub mod gallery;
 pub mod grading;
 pub mod hostile;

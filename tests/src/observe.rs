@@ -172,9 +172,11 @@ pub fn fd_target(pid: i32, fd: i32) -> Option<FdTarget> {
         .and_then(|s| s.strip_suffix(']'))
         .and_then(|s| s.parse::<u64>().ok())
     {
-        let row = procfs::sockets(procfs::Proto::Tcp)
-            .into_iter()
-            .find(|r| r.inode == inode);
+        let row = workbook::diag::tcp_by_inode(inode).or_else(|| {
+            procfs::sockets(procfs::Proto::Tcp)
+                .into_iter()
+                .find(|r| r.inode == inode)
+        });
         return Some(match row {
             Some(row) if row.state == procfs::TCP_LISTEN => FdTarget::Listening(row.local),
             Some(row) => FdTarget::Connection {

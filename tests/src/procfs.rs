@@ -200,27 +200,9 @@ pub fn environ_has(pid: i32, entry: &str) -> bool {
         .unwrap_or(false)
 }
 
-/// The transport a socket table describes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Proto {
-    Tcp,
-    Udp,
-}
-
-/// One row of /proc/net/{tcp,tcp6,udp,udp6}.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SocketRow {
-    pub local: std::net::SocketAddr,
-    pub remote: std::net::SocketAddr,
-    /// The kernel's state number: 0x0A is TCP LISTEN, 0x07 is CLOSE (an unconnected
-    /// UDP socket), 0x01 ESTABLISHED.
-    pub state: u8,
-    /// Bytes queued to send (tx_queue) and to read (rx_queue); for a listening socket
-    /// rx_queue is the number of connections waiting for accept().
-    pub tx_queue: u64,
-    pub rx_queue: u64,
-    pub inode: u64,
-}
+/// The transport and the row of a socket table: the kernel's description of a socket,
+/// shared with sock_diag ([`workbook::diag`]).
+pub use workbook::diag::{Proto, SocketRow};
 
 /// The TCP state number of LISTEN in /proc/net/tcp.
 pub const TCP_LISTEN: u8 = 0x0A;
@@ -275,10 +257,10 @@ pub fn sockets(proto: Proto) -> Vec<SocketRow> {
 }
 
 /// The sockets of `proto` whose local or remote port is `port`, asked of the kernel
-/// through sock_diag ([`crate::diag`]: a filter the kernel runs, not a line printed for
+/// through sock_diag ([`workbook::diag`]: a filter the kernel runs, not a line printed for
 /// every socket of the machine), or read from /proc/net when it does not answer.
 pub fn sockets_on(proto: Proto, port: u16) -> Vec<SocketRow> {
-    if let Some(rows) = crate::diag::on_port(proto, port) {
+    if let Some(rows) = workbook::diag::on_port(proto, port) {
         return rows;
     }
     sockets_of(proto, Some(port))
@@ -290,7 +272,7 @@ pub fn sockets_on(proto: Proto, port: u16) -> Vec<SocketRow> {
 /// The TCP connection from `local` to `remote` (the row of the side whose address is
 /// `local`), looked up by its addresses.
 pub fn connection(local: std::net::SocketAddr, remote: std::net::SocketAddr) -> Option<SocketRow> {
-    if let Some(row) = crate::diag::connection(local, remote) {
+    if let Some(row) = workbook::diag::connection(local, remote) {
         return Some(row);
     }
     sockets_on(Proto::Tcp, local.port())

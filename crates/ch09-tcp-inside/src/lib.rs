@@ -12,7 +12,8 @@
 //!   with Nagle's algorithm on; TCP_NODELAY cures it. Measured now, on this machine.
 //!
 //! And three facts the book states and no program of it shows, made visible from the
-//! kernel's own table (/proc/net/tcp, what `ss` reads):
+//! kernel's own table of TCP sockets (what `ss` shows, asked for one socket at a time
+//! through sock_diag: `workbook::diag`):
 //!
 //! * `backlog`: the three-way handshake is completed by the *kernel*, after listen() and
 //!   before any accept(). Connections wait, ESTABLISHED, in the listening socket's queue
@@ -42,7 +43,7 @@ use std::net::SocketAddr;
 use std::os::fd::{AsFd, OwnedFd};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 use clap::{Parser, Subcommand};
 use syscalls::multiplex::set_nonblocking;
 use syscalls::{
@@ -165,66 +166,17 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     })
 }
 
-/// The kernel's name for a TCP state number in /proc/net/tcp.
+/// The kernel's name for a TCP state number (what `ss` and /proc/net/tcp show).
 pub fn state_name(state: u8) -> &'static str {
-    match state {
-        0x01 => "ESTABLISHED",
-        0x02 => "SYN_SENT",
-        0x03 => "SYN_RECV",
-        0x04 => "FIN_WAIT1",
-        0x05 => "FIN_WAIT2",
-        0x06 => "TIME_WAIT",
-        0x07 => "CLOSE",
-        0x08 => "CLOSE_WAIT",
-        0x09 => "LAST_ACK",
-        0x0A => "LISTEN",
-        0x0B => "CLOSING",
-        _ => "?",
-    }
+    workbook::diag::tcp_state_name(state)
 }
 
-/// One row of /proc/net/tcp: (local, remote, state, rx_queue).
-struct Row {
-    local: SocketAddr,
-    remote: SocketAddr,
-    state: u8,
-    rx_queue: u64,
-}
-
-fn parse_addr(hex: &str) -> Option<SocketAddr> {
-    let (ip, port) = hex.split_once(':')?;
-    let ip = u32::from_str_radix(ip, 16).ok()?;
-    Some(SocketAddr::from((
-        ip.to_ne_bytes(),
-        u16::from_str_radix(port, 16).ok()?,
-    )))
-}
-
-/// The IPv4 TCP table (the demos use 127.0.0.1 only).
-fn tcp_table() -> anyhow::Result<Vec<Row>> {
-    let text = std::fs::read_to_string("/proc/net/tcp").context("read /proc/net/tcp")?;
-    Ok(text
-        .lines()
-        .skip(1)
-        .filter_map(|line| {
-            let f: Vec<&str> = line.split_whitespace().collect();
-            let (_, rx) = f.get(4)?.split_once(':')?;
-            Some(Row {
-                local: parse_addr(f.get(1)?)?,
-                remote: parse_addr(f.get(2)?)?,
-                state: u8::from_str_radix(f.get(3)?, 16).ok()?,
-                rx_queue: u64::from_str_radix(rx, 16).ok()?,
-            })
-        })
-        .collect())
-}
-
-/// The state of the socket `local -> remote`, as the kernel reports it now.
+/// The state of the socket `local -> remote`, as the kernel reports it now: asked of it
+/// through sock_diag, for that one socket, as `ss` asks (reading /proc/net/tcp would make
+/// the kernel print every socket of the machine, thousands of them in TIME_WAIT after a
+/// busy minute, and take as long).
 fn state_of(local: SocketAddr, remote: SocketAddr) -> anyhow::Result<&'static str> {
-    Ok(tcp_table()?
-        .iter()
-        .find(|r| r.local == local && r.remote == remote)
-        .map_or("(gone)", |r| state_name(r.state)))
+    Ok(workbook::diag::connection(local, remote).map_or("(gone)", |r| state_name(r.state)))
 }
 
 /// Waits (with a deadline) until `fd`'s non-blocking connect() has finished.
@@ -270,10 +222,7 @@ fn backlog_demo(backlog: i32, clients: usize, pause: Duration) -> anyhow::Result
         }
         socks.push((s, me));
     }
-    let queued = tcp_table()?
-        .iter()
-        .find(|r| r.local == server && r.state == 0x0A)
-        .map_or(0, |r| r.rx_queue);
+    let queued = workbook::diag::listen_queue(server.port()).map_or(0, |q| q.waiting);
     println!(
         "queued: {queued} completed connections wait in the listen queue (ss -ltn shows it as Recv-Q)"
     );

@@ -15,10 +15,13 @@
 //!   server as a child process, its own client as another, lines prefixed `[server]`
 //!   and `[client]`, merged on one clock ([`timeline`]: how the merge works), and with
 //!   [`WireOpt`] (`--wire`) the segments between them.
+//! * [`diag`]: sockets asked of the kernel through NETLINK_SOCK_DIAG, as `ss` asks: one
+//!   connection's state and queues, the sockets of a port, a listener's backlog.
 //! * [`netns`]: private networks without root (a user namespace and network namespaces
 //!   of our own), for ch14's multicast and broadcast and for the loss lab.
 
 pub mod demo;
+pub mod diag;
 pub mod netns;
 pub mod timeline;
 

@@ -172,7 +172,7 @@ fn connect_before_accept(ctx: &mut Ctx) -> Outcome {
     let server = addr_after(&out, "listening on")
         .ok_or_else(|| Evidence::new("no `listening on ADDR` line").got(out.as_bytes()))?;
     // Observed now, by us, while the demo has not called accept().
-    let rows = procfs::sockets(Proto::Tcp);
+    let rows = procfs::sockets_on(Proto::Tcp, server.port());
     let queued = rows
         .iter()
         .find(|r| r.local == server && r.state == procfs::TCP_LISTEN)
@@ -250,7 +250,7 @@ fn time_wait_side(ctx: &mut Ctx) -> Outcome {
     let client = addr_after(&out, "client ")
         .ok_or_else(|| Evidence::new("no `client ADDR` line").got(&run.stdout))?;
     // The demo has exited; TIME_WAIT outlives it (60 s), so we can look ourselves.
-    let rows = procfs::sockets(Proto::Tcp);
+    let rows = procfs::sockets_on(Proto::Tcp, server.port());
     let on_client = rows
         .iter()
         .any(|r| r.local == client && r.remote == server && r.state == TIME_WAIT);

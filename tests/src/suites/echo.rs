@@ -360,7 +360,7 @@ pub fn clients_in_reverse(ctx: &mut Ctx, n: usize) -> Outcome {
 
 /// How many connections wait in the server's listen queue (NETLINK_SOCK_DIAG).
 fn waiting(server: &Server) -> u32 {
-    crate::diag::listen_queue(server.addr.port()).map_or(0, |q| q.waiting)
+    workbook::diag::listen_queue(server.addr.port()).map_or(0, |q| q.waiting)
 }
 
 /// Waits until no connection waits in the server's listen queue. Returns false, early,
@@ -448,7 +448,8 @@ impl Drop for Stopped {
 /// book's listen(5) gets a burst of 6, never a dropped SYN.
 pub fn burst_connect(ctx: &mut Ctx, server: &Server, n: usize) -> Result<Vec<Conn>, Problem> {
     use socket2::{Domain, Socket, Type};
-    let backlog = crate::diag::listen_queue(server.addr.port()).map_or(0, |q| q.backlog as usize);
+    let backlog =
+        workbook::diag::listen_queue(server.addr.port()).map_or(0, |q| q.backlog as usize);
     let burst = n.min(backlog + 1).max(1);
     let mut sockets = Vec::with_capacity(burst);
     // Stopped while it waits for clients (asleep in epoll_wait(), select(), accept()...),

@@ -11,13 +11,56 @@
 //! fixed kernel ABI (linux/inet_diag.h), so it is written here in a few structs rather
 //! than through a generic netlink stack; nix has no sock_diag, so libc's socket() and
 //! the raw structs it is. Every function returns None when the kernel does not answer
-//! (no sock_diag module), and the callers in [`crate::procfs`] fall back to /proc.
+//! (no sock_diag module); the checker (`harness::procfs`) then falls back to /proc.
+//!
+//! Who uses it: ch09's demos, which show the states of their own connections as the
+//! kernel keeps them (what `ss` shows), and the checker, which watches the connections
+//! of the programs it grades.
 
 use std::mem::size_of;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
-use crate::procfs::{Proto, SocketRow};
+/// The transport a socket table describes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Proto {
+    Tcp,
+    Udp,
+}
+
+/// One socket as the kernel describes it, the fields of a row of /proc/net/tcp.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SocketRow {
+    pub local: SocketAddr,
+    pub remote: SocketAddr,
+    /// The kernel's state number: 0x0A is TCP LISTEN, 0x07 is CLOSE (an unconnected
+    /// UDP socket), 0x01 ESTABLISHED ([`tcp_state_name`]).
+    pub state: u8,
+    /// Bytes queued to send (tx_queue) and to read (rx_queue); for a listening socket
+    /// rx_queue is the number of connections waiting for accept().
+    pub tx_queue: u64,
+    pub rx_queue: u64,
+    pub inode: u64,
+}
+
+/// The kernel's name for a TCP state number (include/net/tcp_states.h).
+pub fn tcp_state_name(state: u8) -> &'static str {
+    match state {
+        0x01 => "ESTABLISHED",
+        0x02 => "SYN_SENT",
+        0x03 => "SYN_RECV",
+        0x04 => "FIN_WAIT1",
+        0x05 => "FIN_WAIT2",
+        0x06 => "TIME_WAIT",
+        0x07 => "CLOSE",
+        0x08 => "CLOSE_WAIT",
+        0x09 => "LAST_ACK",
+        0x0A => "LISTEN",
+        0x0B => "CLOSING",
+        0x0C => "NEW_SYN_RECV",
+        _ => "UNKNOWN",
+    }
+}
 
 /// `struct nlmsghdr`.
 #[repr(C)]
@@ -301,6 +344,21 @@ pub fn on_port(proto: Proto, port: u16) -> Option<Vec<SocketRow>> {
     Some(rows)
 }
 
+/// The TCP socket whose inode is `inode` (what /proc/PID/fd shows as `socket:[N]`), IPv4
+/// or IPv6, in any state. The kernel has no index by inode, so this is a dump of every
+/// socket, sent as binary records: still far cheaper than /proc/net/tcp's lines.
+pub fn tcp_by_inode(inode: u64) -> Option<SocketRow> {
+    [libc::AF_INET, libc::AF_INET6]
+        .into_iter()
+        .find_map(|family| {
+            let found = ask(family as u8, Proto::Tcp, true, !0, SockId::default(), &[])?;
+            found
+                .iter()
+                .find(|m| u64::from(m.inode) == inode)
+                .map(row_of)
+        })
+}
+
 /// A listening socket's queue: connections waiting for accept(), and the backlog.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ListenQueue {
@@ -342,13 +400,26 @@ mod tests {
     /// accepted waiting in its queue.
     #[test]
     fn a_listeners_queue_and_backlog_are_seen() {
-        let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)
-            .expect("socket failed");
-        socket
-            .bind(&std::net::SocketAddr::from(([127, 0, 0, 1], 0)).into())
-            .expect("bind failed");
-        socket.listen(7).expect("listen failed");
-        let port = socket.local_addr().unwrap().as_socket().unwrap().port();
+        use nix::sys::socket::{
+            AddressFamily, Backlog, SockFlag, SockType, SockaddrIn, bind, getsockname, listen,
+            socket,
+        };
+        let socket = socket(
+            AddressFamily::Inet,
+            SockType::Stream,
+            SockFlag::SOCK_CLOEXEC,
+            None,
+        )
+        .expect("socket failed");
+        bind(
+            std::os::fd::AsRawFd::as_raw_fd(&socket),
+            &SockaddrIn::new(127, 0, 0, 1, 0),
+        )
+        .expect("bind failed");
+        listen(&socket, Backlog::new(7).expect("a backlog")).expect("listen failed");
+        let port = getsockname::<SockaddrIn>(std::os::fd::AsRawFd::as_raw_fd(&socket))
+            .expect("getsockname failed")
+            .port();
         assert_eq!(
             listen_queue(port),
             Some(ListenQueue {
