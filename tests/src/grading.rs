@@ -171,13 +171,14 @@ struct Graded {
     notes: Vec<String>,
     transcript: Vec<String>,
     duration: std::time::Duration,
+    after_mark: Option<std::time::Duration>,
 }
 
 /// Runs one check (or skips it when its role has no template), timing it.
 fn run_check(chapter: &Chapter, check: &Check, targets: &Targets, settings: &Settings) -> Graded {
     let started = Instant::now();
     let reference_only = chapter.role(check.role).is_some_and(|r| r.reference_only);
-    let (verdict, notes, transcript) = if targets.templates.contains_key(check.role) {
+    let (verdict, notes, transcript, after_mark) = if targets.templates.contains_key(check.role) {
         grade_one(chapter, check, targets, settings)
     } else if reference_only {
         (
@@ -186,12 +187,14 @@ fn run_check(chapter: &Chapter, check: &Check, targets: &Targets, settings: &Set
             ),
             Vec::new(),
             Vec::new(),
+            None,
         )
     } else {
         (
             Verdict::Skip(format!("no template for role {}", check.role)),
             Vec::new(),
             Vec::new(),
+            None,
         )
     };
     Graded {
@@ -199,6 +202,7 @@ fn run_check(chapter: &Chapter, check: &Check, targets: &Targets, settings: &Set
         notes,
         transcript,
         duration: started.elapsed(),
+        after_mark,
     }
 }
 
@@ -210,6 +214,7 @@ fn finish_record(chapter: &Chapter, check: &Check, graded: Graded, earlier: &[Re
         mut notes,
         transcript,
         duration,
+        after_mark,
     } = graded;
     notes.retain(|n| !earlier.iter().any(|r| r.notes.contains(n)));
     let same_cause_as = match &verdict {
@@ -231,6 +236,7 @@ fn finish_record(chapter: &Chapter, check: &Check, graded: Graded, earlier: &[Re
         role: check.role,
         hint: check.hint(),
         duration,
+        after_stated_deadline_began: after_mark,
         verdict,
         notes,
         transcript,
@@ -245,7 +251,12 @@ fn grade_one(
     check: &Check,
     targets: &Targets,
     settings: &Settings,
-) -> (Verdict, Vec<String>, Vec<String>) {
+) -> (
+    Verdict,
+    Vec<String>,
+    Vec<String>,
+    Option<std::time::Duration>,
+) {
     let mut ctx = match Ctx::new(chapter, check, &targets.templates, settings) {
         Ok(ctx) => ctx,
         Err(e) => {
@@ -253,6 +264,7 @@ fn grade_one(
                 Verdict::from(Err(fail(format!("could not set up the check: {e:#}")))),
                 Vec::new(),
                 Vec::new(),
+                None,
             );
         }
     };
@@ -263,5 +275,11 @@ fn grade_one(
         Verdict::Pass if !leftovers.is_empty() => Verdict::from(Err(fail(leftovers.join("; ")))),
         other => other,
     };
-    (verdict, std::mem::take(&mut ctx.notes), ctx.recorder.take())
+    let after_mark = ctx.deadline_mark.map(|m| m.elapsed());
+    (
+        verdict,
+        std::mem::take(&mut ctx.notes),
+        ctx.recorder.take(),
+        after_mark,
+    )
 }

@@ -149,6 +149,9 @@ pub struct Record {
     pub role: &'static str,
     pub hint: Hint,
     pub duration: Duration,
+    /// From the start of the wait the title states a bound for (when the check marks it)
+    /// to the end of the check, its programs ended and reaped.
+    pub after_stated_deadline_began: Option<Duration>,
     pub verdict: Verdict,
     /// Things worth saying that are not failures (a wording the book does not use).
     pub notes: Vec<String>,

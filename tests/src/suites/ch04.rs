@@ -184,6 +184,7 @@ fn client_eof(ctx: &mut Ctx) -> Outcome {
     ctx.expect_reply(&client, MESSAGE_FROM_SERVER, "last line", ctx.secs(5.0))?;
     let before = received.load(Ordering::Relaxed);
     client.end_input().map_err(|e| fail(format!("{e:#}")))?;
+    ctx.stated_deadline_starts();
     let deadline = ctx.secs(2.0);
     match ctx.sup.wait_exit(client.spawned.pid, deadline) {
         Some(status) if exited_zero(&status) => Ok(()),

@@ -362,6 +362,7 @@ fn gives_up(ctx: &mut Ctx, within: Duration, what: &str) -> Outcome {
     client
         .type_text("is anyone there?\n")
         .map_err(|e| fail(format!("{e:#}")))?;
+    ctx.stated_deadline_starts();
     let status = ctx.sup.wait_exit(client.spawned.pid, within);
     let printed_reply = crate::wording::find_shown(
         &crate::wording::lines_of(&client.output_now()),
@@ -459,6 +460,7 @@ fn datagram_client_eof(ctx: &mut Ctx) -> Outcome {
     client.wait_for_more_lines(printed, ctx.secs(2.0));
     let before = server.received.load(Ordering::SeqCst);
     client.end_input().map_err(|e| fail(format!("{e:#}")))?;
+    ctx.stated_deadline_starts();
     let deadline = ctx.secs(2.0);
     let until = Instant::now() + deadline;
     loop {

@@ -259,6 +259,7 @@ fn writer_ends_with_server(ctx: &mut Ctx) -> Outcome {
     let _ = ctx.sup.processes();
     kill(Pid::from_raw(server.pid), Signal::SIGKILL)
         .map_err(|e| fail(format!("kill(SIGKILL): {e}")))?;
+    ctx.stated_deadline_starts();
     // Its children serve no client now; what is left is the writer, which ends once it
     // reads end of file: when no write end of the pipe is open any more.
     let deadline = ctx.secs(3.0);

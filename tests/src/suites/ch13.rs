@@ -348,6 +348,7 @@ fn peek_sees_close(ctx: &mut Ctx) -> Outcome {
         ));
     }
     drop(conn);
+    ctx.stated_deadline_starts();
     let deadline = ctx.secs(3.0);
     if ctx.sup.wait_exit(server.spawned.pid, deadline).is_some() {
         return Ok(());

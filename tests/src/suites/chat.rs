@@ -256,6 +256,9 @@ fn chat_split_line(ctx: &mut Ctx) -> Outcome {
 /// every line. The book's thread chat server removes a member by shifting its array
 /// one slot late, so the member after the one who left silently stops hearing the room
 /// (only the last can leave safely, which is all a check that lets the last leave sees).
+/// The TCP state number of TIME_WAIT.
+const TIME_WAIT: u8 = 0x06;
+
 fn chat_leave(ctx: &mut Ctx) -> Outcome {
     let server = ctx.server()?;
     let names = ["alice", "bob", "carol", "dave", "erin"];
@@ -265,17 +268,30 @@ fn chat_leave(ctx: &mut Ctx) -> Outcome {
         members.push((name, conn));
     }
     for (leaving, position) in [
-        ("alice", "first"),
-        ("carol", "in the middle"),
-        ("erin", "last"),
+        ("alice", "the first to have joined"),
+        ("carol", "one in the middle"),
+        ("erin", "the last to have joined"),
     ] {
         let at = members
             .iter()
             .position(|(n, _)| *n == leaving)
             .expect("a member of the room");
         let (_, conn) = members.remove(at);
+        let (ours, theirs) = (conn.stream.local_addr(), conn.stream.peer_addr());
         drop(conn);
-        let context = format!("after {leaving} left (the {position} of the room to have joined)");
+        // The room has dealt with the departure once it has closed its side (our end of
+        // the connection, which closed first, reaches TIME_WAIT when the room's FIN comes):
+        // only then do the others talk, so that what is tested is the room after a
+        // departure, not a race with it. A room that never closes its side is given 2 s.
+        if let (Ok(ours), Ok(theirs)) = (ours, theirs) {
+            let until = Instant::now() + ctx.secs(2.0);
+            while Instant::now() < until
+                && crate::procfs::connection(ours, theirs).is_some_and(|r| r.state != TIME_WAIT)
+            {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }
+        let context = format!("after {leaving} left ({position})");
         // Rounds, so that a server that still writes to the member who left meets the
         // reset on the first write and EPIPE on the next.
         for round in 1..=2 {

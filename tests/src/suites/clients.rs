@@ -86,6 +86,7 @@ pub fn end_of_input(ctx: &mut Ctx, talk: Talk, extra: &[(&'static str, String)])
     }
     let before = received.load(Ordering::Relaxed);
     client.end_input().map_err(|e| fail(format!("{e:#}")))?;
+    ctx.stated_deadline_starts();
     let deadline = ctx.secs(2.0);
     let until = Instant::now() + deadline;
     loop {
@@ -179,6 +180,7 @@ pub fn server_closes(ctx: &mut Ctx, talk: Talk, extra: &[(&'static str, String)]
     };
     conn.send(&half).map_err(fail)?;
     drop(conn);
+    ctx.stated_deadline_starts();
     let deadline = ctx.secs(2.0);
     let mut retyped = false;
     let mut until = Instant::now() + deadline;
@@ -206,6 +208,7 @@ pub fn server_closes(ctx: &mut Ctx, talk: Talk, extra: &[(&'static str, String)]
             // the next one shows whether it notices the close.
             retyped = true;
             let _ = client.type_text("one more line\n");
+            ctx.stated_deadline_starts();
             until = Instant::now() + deadline;
             continue;
         }

@@ -642,8 +642,8 @@ pub fn half_close_echo(ctx: &mut Ctx) -> Outcome {
     };
     // Phase 1: send as fast as the server reads, 16 KiB at a time, watching its send
     // queue toward us. Its kernel buffer is full once that queue has not grown over three
-    // steps in which the server went on reading: what it read then can only wait in its
-    // own outbox. Stop there, before a bounded outbox fills and the server stops reading
+    // steps in which the server went on reading, and it holds echo it has read and not
+    // written: that can only wait in its own outbox. Stop there, before a bounded outbox fills and the server stops reading
     // (then its reading of end of stream would wait for our reading, and race it). A
     // server that stops reading first (a small bound, a blocking write) stops our sending:
     // that ends the phase too.
@@ -655,10 +655,19 @@ pub fn half_close_echo(ctx: &mut Ctx) -> Outcome {
         let unread = server_side().map_or(0, |r| r.rx_queue) as usize;
         sent.saturating_sub(not_sent + unread)
     };
+    // What the server holds in its own outbox: what it has read, less what it has
+    // written (its send queue toward us, and what waits in our receive buffer; we read
+    // nothing yet). A loaded machine can make its send queue stand still for a moment
+    // because it has not written yet, not because its buffer is full: so the phase ends
+    // only once the server is seen holding echo it could not write.
+    let held = |read: usize, queued: u64| {
+        let ours = crate::procfs::connection(local, theirs).map_or(0, |r| r.rx_queue);
+        read.saturating_sub((queued + ours) as usize)
+    };
     let (mut peak, mut flat, mut last_read) = (0u64, 0, 0usize);
     let mut stalled_since: Option<Instant> = None;
     let until = Instant::now() + ctx.secs(10.0);
-    while Instant::now() < until && flat < 3 {
+    while Instant::now() < until && !(flat >= 3 && held(last_read, peak) >= 4096) {
         let before = sent;
         // Never more than 64 KiB ahead of the server's reading: what waits unread when
         // the phase ends must fit in its outbox, not pile up in its receive queue.
