@@ -279,6 +279,26 @@ pub fn render(lines: &[Line]) -> Vec<String> {
                     .any(|&(_, _, _, j)| lines[j].track != line.track)
         })
         .collect();
+    // A side with several threads (a server with a thread per client) names each, as
+    // strace -f names pids: `[server]` for its first thread, `[server thread 2]` for the
+    // next, so that a `<... read resumed>` is seen to belong to the read it resumes.
+    let mut threads: std::collections::HashMap<u32, Vec<i32>> = std::collections::HashMap::new();
+    for &(_, _, _, i) in &points {
+        let (source, tid) = lines[i].track;
+        let seen = threads.entry(source).or_default();
+        if lines[i].is_call() && !seen.contains(&tid) {
+            seen.push(tid);
+        }
+    }
+    let prefix = |line: &Line| -> Option<String> {
+        let side = line.side.as_ref()?;
+        let (source, tid) = line.track;
+        let seen = threads.get(&source).map(Vec::as_slice).unwrap_or_default();
+        match seen.iter().position(|t| *t == tid) {
+            Some(n) if n > 0 && seen.len() > 1 => Some(format!("{side} thread {}", n + 1)),
+            _ => Some(side.clone()),
+        }
+    };
     let mut out = Vec::with_capacity(points.len());
     for &(_, _, kind, i) in &points {
         let line = &lines[i];
@@ -295,7 +315,7 @@ pub fn render(lines: &[Line]) -> Vec<String> {
             (Kind::End, true) => stamped().resumed(),
             (Kind::End, false) => continue,
         };
-        out.push(match &line.side {
+        out.push(match prefix(line) {
             Some(side) => format!("[{side}] {text}"),
             None => text,
         });
