@@ -404,67 +404,14 @@ fn waits_without_limit(pid: i32, call: &Syscall) -> bool {
 /// The calls that read from an fd.
 const READS: [&str; 5] = ["read", "readv", "recvfrom", "recvmsg", "pread64"];
 
-/// Evidence that nothing more can come on the checker's connection from `ours` (its
-/// local address) to a program of the tree rooted at `root`, read from /proc now, or
-/// None when something still might. Something might as long as the program side of the
-/// connection has bytes to read or bytes in flight, a thread of a process holding it
-/// runs, or one waits with a time limit (or might: a read on another socket). When none
-/// of that holds, the program has read everything sent and will write nothing more
-/// until something outside it happens: the checker, which is waiting, is that
-/// something. Call it twice, apart, before concluding: the readings are a snapshot.
-pub fn nothing_can_come(root: i32, ours: SocketAddr, theirs: SocketAddr) -> Option<String> {
-    let row = procfs::connection(theirs, ours)?;
-    if row.rx_queue > 0 || row.tx_queue > 0 {
-        return None;
-    }
-    let holders: Vec<i32> = procfs::subtree(root)
-        .into_iter()
-        .filter(|p| p.state != 'Z' && procfs::socket_inodes(p.pid).contains(&row.inode))
-        .map(|p| p.pid)
-        .collect();
-    let mut reading_ours = None;
-    for &pid in &holders {
-        for t in threads(pid) {
-            if t.state == 'Z' {
-                continue;
-            }
-            if t.state != 'S' {
-                return None;
-            }
-            let call = t.syscall?;
-            let on_ours = call
-                .fd()
-                .is_some_and(|fd| fd_inode(pid, fd) == Some(row.inode));
-            match call.name() {
-                Some(name) if on_ours && READS.contains(&name) => {
-                    reading_ours = Some(format!("{name}({})", call.fd().unwrap_or(-1)));
-                }
-                _ if waits_without_limit(pid, &call) => {}
-                _ => return None,
-            }
-        }
-    }
-    let first = *holders.first()?;
-    Some(match reading_ours {
-        Some(call) => format!(
-            "nothing more can come: your program has read every byte sent and is blocked in {call} on this connection, waiting for more"
-        ),
-        None => format!(
-            "nothing more can come: your program has read every byte sent, has nothing in flight on this connection, and waits without a time limit (it is {})",
-            doing(first, &|_| None)
-        ),
-    })
-}
-
-/// Evidence that a UDP program of the tree rooted at `root`, bound to `port`, will send
-/// nothing more until a datagram comes: its socket holds none unread, and every thread
-/// of the processes holding it sleeps in a read on that very socket (it took what was
-/// sent, and waits for the next) or in a call without a time limit. None when something
-/// still might come. As with [`nothing_can_come`], call it twice, apart.
-pub fn udp_nothing_can_come(root: i32, port: u16) -> Option<String> {
-    let row = procfs::sockets_on(procfs::Proto::Udp, port)
-        .into_iter()
-        .find(|r| r.local.port() == port)?;
+/// What the processes of the tree rooted at `root` that hold socket `row` are doing,
+/// when all of them wait for something outside: every thread asleep in a read on that
+/// very socket or in a call without a time limit. `Some(Some(call))` names the read on
+/// the socket, `Some(None)` when none reads it; None when something still might happen:
+/// the socket has bytes to read or in flight, a thread runs, or one waits with a time
+/// limit (or might: a read or write on another socket, whose SO_RCVTIMEO /proc cannot
+/// show), or no process of the tree holds the socket.
+fn all_wait_on(root: i32, row: &procfs::SocketRow) -> Option<(i32, Option<String>)> {
     if row.rx_queue > 0 || row.tx_queue > 0 {
         return None;
     }
@@ -495,7 +442,39 @@ pub fn udp_nothing_can_come(root: i32, port: u16) -> Option<String> {
             }
         }
     }
-    let call = reading?;
+    Some((*holders.first()?, reading))
+}
+
+/// Evidence that nothing more can come on the checker's connection from `ours` (its
+/// local address) to a program of the tree rooted at `root`, read from /proc now, or
+/// None when something still might ([`all_wait_on`]). When nothing might, the program
+/// has read everything sent and will write nothing more until something outside it
+/// happens: the checker, which is waiting, is that something. Call it twice, apart,
+/// before concluding: the readings are a snapshot.
+pub fn nothing_can_come(root: i32, ours: SocketAddr, theirs: SocketAddr) -> Option<String> {
+    let row = procfs::connection(theirs, ours)?;
+    let (holder, reading) = all_wait_on(root, &row)?;
+    Some(match reading {
+        Some(call) => format!(
+            "nothing more can come: your program has read every byte sent and is blocked in {call} on this connection, waiting for more"
+        ),
+        None => format!(
+            "nothing more can come: your program has read every byte sent, has nothing in flight on this connection, and waits without a time limit (it is {})",
+            doing(holder, &|_| None)
+        ),
+    })
+}
+
+/// Evidence that a UDP program of the tree rooted at `root`, bound to `port`, will send
+/// nothing more until a datagram comes: its socket holds none unread, and it sleeps in a
+/// read on that very socket (it took what was sent, and waits for the next), every other
+/// thread in a call without a time limit. As with [`nothing_can_come`], call it twice,
+/// apart.
+pub fn udp_nothing_can_come(root: i32, port: u16) -> Option<String> {
+    let row = procfs::sockets_on(procfs::Proto::Udp, port)
+        .into_iter()
+        .find(|r| r.local.port() == port)?;
+    let call = all_wait_on(root, &row)?.1?;
     Some(format!(
         "nothing more can come: your program has taken every datagram sent to it and is blocked in {call}, waiting for the next"
     ))
