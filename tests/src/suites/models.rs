@@ -438,25 +438,31 @@ pub fn stream_integrity(ctx: &mut Ctx) -> Outcome {
         })
     };
     let theirs = stream.peer_addr().map_err(|e| fail(e.to_string()))?;
-    let server_side =
-        |local: std::net::SocketAddr| crate::procfs::connection(theirs, local).map(|r| r.tx_queue);
-    let (mut seen, mut moved) = (0usize, Instant::now());
-    let (mut peak, mut peak_at_progress) = (0u64, 0usize);
+    // Measured on the server's side, not ours (our own thread may be slow to run on a
+    // loaded machine): what it has read (what we wrote, less what our kernel has not
+    // sent and what waits unread in its receive queue) and its send queue toward us.
+    let (mut last_read, mut read_moved) = (0usize, Instant::now());
+    let (mut peak, mut read_at_peak) = (0u64, 0usize);
     let until = Instant::now() + ctx.secs(20.0);
     loop {
-        let now = progress.load(Ordering::SeqCst);
-        if now != seen {
-            seen = now;
-            moved = Instant::now();
+        let written = progress.load(Ordering::SeqCst);
+        let row = crate::procfs::connection(theirs, local);
+        let (queued, unread) = row.map_or((0, 0), |r| (r.tx_queue, r.rx_queue));
+        let not_sent = crate::peer::notsent_bytes(&stream).unwrap_or(0) as usize;
+        let read = written.saturating_sub(not_sent + unread as usize);
+        if read != last_read {
+            (last_read, read_moved) = (read, Instant::now());
         }
-        let queued = server_side(local).unwrap_or(0);
         if queued > peak {
-            peak = queued;
-            peak_at_progress = now;
+            (peak, read_at_peak) = (queued, read);
         }
-        let sending_stopped = moved.elapsed() >= Duration::from_millis(300);
-        let server_full = peak > 0 && now.saturating_sub(peak_at_progress) >= 2 << 20;
-        if sending_stopped || server_full || now >= MAX || Instant::now() >= until {
+        // Its send queue stopped growing and it read 2 MiB more: those could not all
+        // go out, so a server that drops what a short write left has dropped some.
+        let server_full = peak > 0 && read.saturating_sub(read_at_peak) >= 2 << 20;
+        // It stopped reading with bytes waiting for it: a bounded outbox or a blocking
+        // write, either way it keeps what it read.
+        let stopped_reading = unread > 0 && read_moved.elapsed() >= Duration::from_millis(300);
+        if server_full || stopped_reading || written >= MAX || Instant::now() >= until {
             break;
         }
         std::thread::sleep(Duration::from_millis(5));
