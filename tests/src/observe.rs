@@ -57,6 +57,7 @@ fn syscall_name(number: i64) -> Option<&'static str> {
     let table: &[(i64, &str)] = &[
         (0, "read"),
         (1, "write"),
+        (2, "open"),
         (7, "poll"),
         (17, "pread64"),
         (18, "pwrite64"),
@@ -77,6 +78,7 @@ fn syscall_name(number: i64) -> Option<&'static str> {
         (230, "clock_nanosleep"),
         (232, "epoll_wait"),
         (247, "waitid"),
+        (257, "openat"),
         (270, "pselect6"),
         (271, "ppoll"),
         (281, "epoll_pwait"),
@@ -86,6 +88,7 @@ fn syscall_name(number: i64) -> Option<&'static str> {
     #[cfg(target_arch = "aarch64")]
     let table: &[(i64, &str)] = &[
         (22, "epoll_pwait"),
+        (56, "openat"),
         (63, "read"),
         (64, "write"),
         (65, "readv"),

@@ -132,9 +132,17 @@ pub fn chapter() -> Chapter {
                 name: "calc-truncated",
                 role: "calc-server",
                 title: "a request cut short (closed or stalled) neither spins nor blocks the next client",
-                hint: "read() returns 0 when the client has closed: stop there; give a stalled client a deadline (SO_RCVTIMEO)",
+                hint: "read() returns 0 when the client has closed: stop there; give each request a deadline, so that a stalled client is closed",
                 see: CALC_README.at("Bad requests"),
                 run: calc_truncated,
+            },
+            Check {
+                name: "calc-dribble",
+                role: "calc-server",
+                title: "a client that sends one byte of its request every 0.5 s, never finishing, does not hold the server: the next client is answered within 10 s",
+                hint: "a timeout per read() (SO_RCVTIMEO set once, Python's settimeout) starts again with every byte, so a client that sends a byte now and then holds the server forever: fix one deadline for the whole request when you accept(), and before each read() wait only for what is left of it",
+                see: CALC_README.at("Bad requests"),
+                run: calc_dribble,
             },
             Check {
                 name: "calc-bad-operator",
@@ -430,6 +438,67 @@ fn calc_truncated(ctx: &mut Ctx) -> Outcome {
         return Err(fail(format!(
             "while a client stalled, 3 + 5 + 7 gave {got}"
         )));
+    }
+    Ok(())
+}
+
+/// How often the dribbling client of `calc-dribble` sends a byte.
+const DRIBBLE_EVERY: Duration = Duration::from_millis(500);
+
+/// A client sends its request one byte every 0.5 s (TCP_NODELAY: a segment each), a
+/// request of 100 operands that would take over 3 minutes to finish; meanwhile the next
+/// client asks 3 + 5 + 7 and must have its answer within 10 s. An iterative server that
+/// bounds each read() only (SO_RCVTIMEO set once) is held as long as the dribbler likes:
+/// every byte restarts its timeout. One deadline for the whole request cuts it off.
+fn calc_dribble(ctx: &mut Ctx) -> Outcome {
+    use std::sync::mpsc;
+    let server = ctx.server()?;
+    let dribbler = ctx.connect(&server)?;
+    dribbler.nodelay();
+    let mut writer = dribbler
+        .stream
+        .try_clone()
+        .map_err(|e| fail(format!("dup socket: {e}")))?;
+    let slow = request(&[1; 100], b'+');
+    let (stop, stopped) = mpsc::channel::<()>();
+    // The dribbler: a byte, then a pause; it ends when the server closes its connection
+    // (the send fails) or the check tells it to. The pause is the client's pace, the
+    // behaviour under test, not a wait for anything.
+    let pacer = std::thread::spawn(move || -> usize {
+        use std::io::Write;
+        let mut sent = 0;
+        for byte in &slow {
+            if writer.write_all(std::slice::from_ref(byte)).is_err() {
+                break;
+            }
+            sent += 1;
+            if stopped.recv_timeout(DRIBBLE_EVERY) != Err(mpsc::RecvTimeoutError::Timeout) {
+                break;
+            }
+        }
+        sent
+    });
+    let deadline = ctx.secs(10.0);
+    ctx.stated_deadline_starts();
+    let answer = ask(ctx, &server, &request(&[3, 5, 7], b'+'), false, deadline);
+    let _ = stop.send(());
+    let sent = pacer.join().unwrap_or(0);
+    let context = format!(
+        "while a client sent its request one byte every 0.5 s ({sent} of 402 bytes so far, the request never complete), the next client"
+    );
+    let got = answer.map_err(|p| {
+        let p = with_prefix(p, &context);
+        match p {
+            Problem::Fail(mut evidence) if evidence.doing.is_none() => {
+                evidence.doing = Some(ctx.doing(server.pid));
+                Problem::Fail(evidence)
+            }
+            other => other,
+        }
+    })?;
+    drop(dribbler);
+    if got != 15 {
+        return Err(fail(format!("{context} asked 3 + 5 + 7 and got {got}")));
     }
     Ok(())
 }

@@ -2,9 +2,15 @@
 //! client's last word.
 
 use std::path::PathBuf;
+use std::time::{Duration, Instant};
 
-use crate::check::{Chapter, Check, Ctx, Evidence, Outcome, Readme, Role, RoleKind, fail};
-use crate::procfs::Proto;
+use nix::sys::wait::WaitStatus;
+
+use crate::check::{
+    Chapter, Check, Ctx, Evidence, Outcome, Problem, Readme, Role, RoleKind, Server, fail,
+};
+use crate::procfs::{self, Proto};
+use crate::supervise::{Spawned, describe_status};
 
 use super::pattern;
 
@@ -55,6 +61,14 @@ pub fn chapter() -> Chapter {
                 hint: "shutdown(SHUT_WR), not close(): close() ends both directions and the client's Thank you is lost",
                 see: README.at("Half-close"),
                 run: thank_you_after_eof,
+            },
+            Check {
+                name: "not-a-file",
+                role: "server",
+                title: "given a FIFO, then a directory, as {file}: refused (a line on stderr and a non-zero exit before listening, or the connection reset), never 0 bytes and end of stream as if the file were empty, never a hang",
+                hint: "only a regular file can be sent: open it with O_NONBLOCK (a FIFO's open() waits for a writer), ask fstat() what you opened, and refuse anything but S_ISREG with one line on stderr and exit(1), before listening",
+                see: README.at("Sending a file"),
+                run: not_a_file,
             },
             Check {
                 name: "client-saves-and-thanks",
@@ -149,6 +163,188 @@ fn thank_you_after_eof(ctx: &mut Ctx) -> Outcome {
                 "the client read end of stream, then sent \"Thank you\\0\"",
             )
         })
+}
+
+/// What a server given something else than a regular file did first.
+enum Start {
+    /// It listens: what it sends the first client decides.
+    Listening(Server),
+    /// It exited before it listened.
+    Exited(WaitStatus),
+    /// Every thread of it has slept for a second without listening: it waits for
+    /// something outside (a FIFO's open() waits for a writer), and nothing will come.
+    Asleep(String),
+}
+
+/// Starts the server with `file` as {file} and waits until it listens, exits, or is
+/// seen asleep, without listening, for a second (in state S all along, so not merely
+/// slow: a program waiting for a CPU is runnable).
+fn start_with(ctx: &mut Ctx, file: &std::path::Path) -> Result<(Start, Spawned), Problem> {
+    let port = crate::peer::free_port().map_err(fail)?;
+    let terminal = ctx.start_role(
+        "server",
+        &[
+            ("{host}", "127.0.0.1".into()),
+            ("{port}", port.to_string()),
+            ("{file}", file.to_string_lossy().into_owned()),
+        ],
+    )?;
+    let spawned = terminal.spawned.clone();
+    let deadline = ctx.secs(10.0);
+    let until = Instant::now() + deadline;
+    let mut asleep_since: Option<Instant> = None;
+    loop {
+        if let Some(row) = procfs::ready_socket(Proto::Tcp, port)
+            && let Some(holder) = ctx
+                .sup
+                .processes()
+                .into_iter()
+                .find(|p| p.state != 'Z' && procfs::socket_inodes(p.pid).contains(&row.inode))
+        {
+            let server = Server {
+                addr: std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+                pid: holder.pid,
+                spawned: spawned.clone(),
+                terminal: std::sync::Arc::new(terminal),
+            };
+            return Ok((Start::Listening(server), spawned));
+        }
+        if let Some(status) = ctx.sup.status(spawned.pid) {
+            return Ok((Start::Exited(status), spawned));
+        }
+        let living: Vec<i32> = ctx
+            .sup
+            .processes()
+            .into_iter()
+            .filter(|p| p.state != 'Z')
+            .map(|p| p.pid)
+            .collect();
+        let asleep = !living.is_empty()
+            && living.iter().all(|&pid| {
+                let threads = crate::observe::threads(pid);
+                !threads.is_empty() && threads.iter().all(|t| t.state == 'S')
+            });
+        asleep_since = if asleep {
+            asleep_since.or(Some(Instant::now()))
+        } else {
+            None
+        };
+        if asleep_since.is_some_and(|s| s.elapsed() >= Duration::from_secs(1)) {
+            let doing = ctx.doing(spawned.pid);
+            return Ok((Start::Asleep(doing), spawned));
+        }
+        if Instant::now() >= until {
+            return Err(Evidence::new(format!(
+                "your server neither listened nor exited within {deadline:.1?}"
+            ))
+            .doing(ctx.doing(spawned.pid))
+            .into());
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// A FIFO, then a directory, as {file}. A directory opens, but read() fails with EISDIR;
+/// a FIFO with no writer reads as empty, and its open() without O_NONBLOCK waits for a
+/// writer. Either way there is no file to send, and the protocol has no length: a clean
+/// end of stream after 0 bytes tells the client "here is your file, it is empty". A
+/// server may refuse at start (a line on stderr, a non-zero exit, before listening) or,
+/// once listening, refuse the connection with a reset (SO_LINGER 0, then close()).
+fn not_a_file(ctx: &mut Ctx) -> Outcome {
+    let dir = ctx.sup.workdir().join("a-directory");
+    std::fs::create_dir(&dir).map_err(|e| fail(format!("mkdir {}: {e}", dir.display())))?;
+    std::fs::write(dir.join("inside.txt"), b"a file inside the directory\n")
+        .map_err(|e| fail(format!("write into {}: {e}", dir.display())))?;
+    let fifo = ctx.sup.workdir().join("a-fifo");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU)
+        .map_err(|e| fail(format!("mkfifo {}: {e}", fifo.display())))?;
+    refused(ctx, &fifo, "a FIFO (named pipe) nobody writes to", true)?;
+    refused(ctx, &dir, "a directory", false)
+}
+
+/// Starts the server with `path`, which is `what`, and expects a refusal. `first`: the
+/// first program the check starts, whose stderr a failure's report shows by itself.
+fn refused(ctx: &mut Ctx, path: &std::path::Path, what: &str, first: bool) -> Outcome {
+    let (start, spawned) = start_with(ctx, path)?;
+    // The report's stderr is this program's, not the first one the check started.
+    judge_refusal(ctx, start, path, what).map_err(|problem| match problem {
+        Problem::Fail(mut evidence) if evidence.stderr.is_none() && !first => {
+            let tail = spawned.stderr_tail(5);
+            evidence.stderr = Some(if tail.trim().is_empty() {
+                "(nothing)".into()
+            } else {
+                tail
+            });
+            Problem::Fail(evidence)
+        }
+        other => other,
+    })
+}
+
+fn judge_refusal(ctx: &mut Ctx, start: Start, path: &std::path::Path, what: &str) -> Outcome {
+    let given = format!("given {what} as {{file}} ({})", path.display());
+    match start {
+        Start::Exited(WaitStatus::Exited(_, code)) if code != 0 => {
+            let stderr = ctx.sup.spawned_stderr_tail(5);
+            if stderr.trim().is_empty() {
+                return Err(Evidence::new(format!(
+                    "{given}, your server exited with status {code} before it listened, without a word on stderr"
+                ))
+                .expected("one line on stderr saying why (the path is not a regular file), then exit 1")
+                .into());
+            }
+            Ok(())
+        }
+        Start::Exited(status) => Err(Evidence::new(format!(
+            "{given}, your server {} before it listened",
+            describe_status(&status)
+        ))
+        .expected("a refusal: one line on stderr saying why, then exit 1 (status 0 says all went well)")
+        .into()),
+        Start::Asleep(doing) => Err(Evidence::new(format!(
+            "{given}, your server has not listened, and has slept for a second: it waits for something that will not come"
+        ))
+        .expected("a refusal before listening: open() with O_NONBLOCK does not wait for a FIFO's writer, and fstat() then says what it is")
+        .doing(doing)
+        .into()),
+        Start::Listening(server) => {
+            let mut conn = ctx.connect(&server)?;
+            let sent = conn.recv_to_end(1 << 20, ctx.secs(5.0));
+            // Be polite either way: a server that sent something waits for it.
+            let _ = conn.send(THANK_YOU);
+            match sent {
+                Ok(got) => {
+                    // Whether it then exited or not, the client has been told a lie:
+                    // that is the news, not the exit.
+                    let mut evidence = Evidence::new(format!(
+                        "{given}, your server listened, and sent the first client {} bytes and a clean end of stream: the client takes that for the whole file{}",
+                        got.len(),
+                        if got.is_empty() { ", an empty one" } else { "" }
+                    ))
+                    .expected("a refusal: exit 1 with a line on stderr before listening, or a reset (SO_LINGER 0, then close()) instead of end of stream");
+                    if !got.is_empty() {
+                        evidence = evidence.got(&got);
+                    }
+                    evidence.seen = ctx.server_gone(&server).map(|gone| format!("then {gone}"));
+                    Err(evidence.into())
+                }
+                Err(short) if short.why.contains("ECONNRESET") => Ok(()),
+                Err(short) => {
+                    let doing = ctx.doing(server.pid);
+                    Err(ctx.explain(
+                        &server,
+                        Evidence::new(format!(
+                            "{given}, your server listened, and its first client got {} bytes, then: {}",
+                            short.got.len(),
+                            short.why
+                        ))
+                        .expected("a refusal: exit 1 with a line on stderr before listening, or a reset instead of a file")
+                        .doing(doing),
+                    ))
+                }
+            }
+        }
+    }
 }
 
 fn client_saves_and_thanks(ctx: &mut Ctx) -> Outcome {

@@ -118,7 +118,7 @@ pub fn chat_checks(model: Model, readme: Readme) -> Vec<Check> {
 }
 
 /// A member of the room, as the checker plays one: connected, and seen accepted.
-fn join(ctx: &mut Ctx, server: &Server, name: &str) -> Result<Conn, Problem> {
+pub(super) fn join(ctx: &mut Ctx, server: &Server, name: &str) -> Result<Conn, Problem> {
     let conn = ctx.connect(server)?;
     if !conn.wait_accepted(server.pid, ctx.secs(5.0)) {
         return Err(ctx.explain(
@@ -130,7 +130,7 @@ fn join(ctx: &mut Ctx, server: &Server, name: &str) -> Result<Conn, Problem> {
 }
 
 /// Reads lines until `expected` (as a multiset, order aside) have all arrived.
-fn hear(
+pub(super) fn hear(
     ctx: &mut Ctx,
     server: &Server,
     conn: &mut Conn,

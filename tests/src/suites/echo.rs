@@ -359,14 +359,14 @@ pub fn clients_in_reverse(ctx: &mut Ctx, n: usize) -> Outcome {
 }
 
 /// How many connections wait in the server's listen queue (NETLINK_SOCK_DIAG).
-fn waiting(server: &Server) -> u32 {
+pub(super) fn waiting(server: &Server) -> u32 {
     workbook::diag::listen_queue(server.addr.port()).map_or(0, |q| q.waiting)
 }
 
 /// Waits until no connection waits in the server's listen queue. Returns false, early,
 /// when one waits while the server sleeps (it is not accepting now: an iterative server
 /// busy with another client), or after 5 s (scaled).
-fn wait_queue_empty(ctx: &Ctx, server: &Server) -> bool {
+pub(super) fn wait_queue_empty(ctx: &Ctx, server: &Server) -> bool {
     let until = Instant::now() + ctx.secs(5.0);
     let mut asleep_since: Option<Instant> = None;
     loop {
@@ -408,14 +408,14 @@ pub fn paced_connect(ctx: &mut Ctx, server: &Server, n: usize) -> Result<Vec<Con
 }
 
 /// Stops a process (SIGSTOP) until dropped (SIGCONT), whatever happens in between.
-struct Stopped(i32);
+pub(super) struct Stopped(i32);
 
 impl Stopped {
     /// Sends SIGSTOP and waits (up to `deadline`) until every thread shows state `T` in
     /// /proc. Only then has the stop been taken: a thread woken by SIGSTOP must still run
     /// to take it, and a connection arriving before it runs would hand its epoll_wait()
     /// an event instead of the EINTR a stop gives.
-    fn new(pid: i32, deadline: Duration) -> Stopped {
+    pub(super) fn new(pid: i32, deadline: Duration) -> Stopped {
         let _ = nix::sys::signal::kill(
             nix::unistd::Pid::from_raw(pid),
             nix::sys::signal::Signal::SIGSTOP,
@@ -542,11 +542,24 @@ pub fn burst_connect(ctx: &mut Ctx, server: &Server, n: usize) -> Result<Vec<Con
 /// evidence, when connections wait in the queue, the queue has not moved for a second
 /// and the server sleeps: nothing will accept them.
 pub fn expect_all_accepted(ctx: &mut Ctx, server: &Server, n: usize) -> Outcome {
-    let queued = || waiting(server);
+    queue_drains(ctx, server).map_err(|now| {
+        Evidence::new(format!(
+            "{now} of {n} connections that arrived together are still waiting in your server's listen queue, never accept()ed"
+        ))
+        .expected("every waiting connection accept()ed at once: accept until none is left (EAGAIN), and never serve one client to its end before accepting the next")
+        .doing(ctx.doing(server.pid))
+        .into()
+    })
+}
+
+/// Waits (up to 5 s, scaled) until no connection waits in the server's listen queue.
+/// Err(n) when n still wait then, or earlier, once the queue has not moved for a second
+/// while the server sleeps: nothing will accept them.
+pub(super) fn queue_drains(ctx: &Ctx, server: &Server) -> Result<(), u32> {
     let until = Instant::now() + ctx.secs(5.0);
-    let (mut last, mut since) = (queued(), Instant::now());
+    let (mut last, mut since) = (waiting(server), Instant::now());
     loop {
-        let now = queued();
+        let now = waiting(server);
         if now == 0 {
             return Ok(());
         }
@@ -557,12 +570,7 @@ pub fn expect_all_accepted(ctx: &mut Ctx, server: &Server, n: usize) -> Outcome 
             && crate::observe::runnable_fraction(server.pid, Duration::from_millis(200))
                 .is_some_and(|f| f < 0.2);
         if stuck || Instant::now() >= until {
-            return Err(Evidence::new(format!(
-                "{now} of {n} connections that arrived together are still waiting in your server's listen queue, never accept()ed"
-            ))
-            .expected("every waiting connection accept()ed at once: accept until none is left (EAGAIN), and never serve one client to its end before accepting the next")
-            .doing(ctx.doing(server.pid))
-            .into());
+            return Err(now);
         }
         std::thread::sleep(Duration::from_millis(20));
     }

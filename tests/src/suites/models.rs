@@ -68,6 +68,17 @@ pub fn echo_checks(model: Model, readme: Readme) -> Vec<Check> {
             "after read() returns 0, write everything you still hold for the client before close()"
         }
     };
+    let out_of_fds = match model {
+        Model::Select => {
+            "when accept() fails with EMFILE (no fd free), the connection waits in the listen queue and select() reports the listening socket readable again at once: leave it out of the read set until a client leaves (or a moment passes), say so once, and never exit"
+        }
+        Model::Epoll => {
+            "when accept() fails with EMFILE (no fd free), the connection waits in the listen queue: level-triggered, epoll_wait() reports the listening socket again at once; edge-triggered, never again. Stop watching it (EPOLL_CTL_MOD, no events) until a client leaves or a moment passes, then watch it again (which re-arms it); say so once, never exit"
+        }
+        Model::Threads => {
+            "accept() failing with EMFILE (no fd free) is no reason to exit: the connection waits in the listen queue; wait until a client's thread ends (or a moment passes), say so once, and accept again"
+        }
+    };
     let model_section = match model {
         Model::Select => "The model",
         Model::Epoll => "Level and edge",
@@ -136,8 +147,233 @@ pub fn echo_checks(model: Model, readme: Readme) -> Vec<Check> {
             see: readme.at(model_section),
             run: reset_among_others,
         },
+        Check {
+            name: "emfile",
+            role: "server",
+            title: "out of fds (ulimit -n 32 for this check), with 4 clients more than it can accept: it neither spins nor exits, serves the others, and once 10 leave serves the 4 (or has refused them at once) and a newcomer",
+            hint: out_of_fds,
+            see: readme.at("When things go wrong"),
+            run: emfile,
+        },
     ]);
     checks
+}
+
+/// How much of `window` the process was busy: runnable (as
+/// [`crate::observe::runnable_fraction`] counts it, which a loaded machine does not hide),
+/// or blocked writing to its terminal or a pipe. A loop that logs each failed accept()
+/// spends part of its spinning waiting for the reader of its output, the more so the
+/// busier the machine, and is busy all the same.
+pub(super) fn busy_fraction(pid: i32, window: Duration) -> Option<f64> {
+    use crate::observe::{FdTarget, fd_target, threads};
+    let logging = |t: &crate::observe::Thread| {
+        t.syscall.is_some_and(|call| {
+            matches!(call.name(), Some("write" | "writev"))
+                && call
+                    .fd()
+                    .and_then(|fd| fd_target(pid, fd))
+                    .is_some_and(|target| match target {
+                        FdTarget::Terminal => true,
+                        FdTarget::Other(path) => path.starts_with("pipe:"),
+                        _ => false,
+                    })
+        })
+    };
+    let until = Instant::now() + window;
+    let (mut samples, mut busy) = (0u32, 0u32);
+    while Instant::now() < until {
+        let threads = threads(pid);
+        if threads.is_empty() {
+            return None;
+        }
+        samples += 1;
+        if threads.iter().any(|t| t.state == 'R' || logging(t)) {
+            busy += 1;
+        }
+        // A sampling interval, not synchronisation.
+        std::thread::sleep(Duration::from_millis(4));
+    }
+    (samples > 0).then(|| f64::from(busy) / f64::from(samples))
+}
+
+/// The open-file limit `emfile` runs the server with (its title says so).
+const EMFILE_LIMIT: u64 = 32;
+
+/// How many clients connect once the server is out of fds: they wait in its listen queue
+/// (the book's listen(5) holds six).
+const EMFILE_WAITING: usize = 4;
+
+/// The server runs with 32 open files. Clients connect one at a time, each accepted
+/// before the next, until the server holds 32 fds; then 4 more, which it cannot accept:
+/// accept() fails with EMFILE and they wait in its listen queue, which keeps the
+/// listening socket readable. Over the next second the server must not spin (judged
+/// by how much of it the server was runnable, which a busy machine does not hide) nor
+/// exit; an earlier client is still served; then 10 clients leave, and the 4 that waited
+/// must be accepted and served (or, by a server that keeps a spare fd to refuse with,
+/// refused: closed at once), and a new client served.
+fn emfile(ctx: &mut Ctx) -> Outcome {
+    ctx.limit_open_files(EMFILE_LIMIT);
+    let limit = EMFILE_LIMIT as usize;
+    let server = ctx.server()?;
+    let fds = |pid: i32| procfs::fd_count(pid).unwrap_or(0);
+    // 1. Clients until the server holds as many fds as it may.
+    let mut conns = Vec::new();
+    let mut full = fds(server.pid) >= limit;
+    while !full && conns.len() < limit + 8 {
+        let i = conns.len() + 1;
+        conns.push(
+            ctx.connect(&server)
+                .map_err(|p| with_prefix(p, &format!("client {i}, before the limit")))?,
+        );
+        // Accepted (the queue is empty), or the server is out of fds. A server asleep
+        // with the client still waiting, while it has fds to spare, is not accepting
+        // while it serves another client: what it does at the limit cannot be seen.
+        let mut accepted = super::echo::wait_queue_empty(ctx, &server);
+        if accepted {
+            // Off the queue; its fd shows in /proc/PID/fd a moment later.
+            let conn = conns.last().expect("just connected");
+            accepted = conn.wait_accepted(server.pid, ctx.secs(1.0));
+        }
+        full = fds(server.pid) >= limit;
+        if !accepted && !full {
+            if ctx.server_gone(&server).is_some() {
+                return Err(ctx.explain(
+                    &server,
+                    Evidence::new(format!("client {i} connected, before the limit")),
+                ));
+            }
+            return Err(Problem::Skip(format!(
+                "your server did not accept client {i} with {} clients already connected and fds to spare: it never reaches its limit (concurrent-clients shows why)",
+                i - 1
+            )));
+        }
+    }
+    let before = conns.len();
+    // 2. Clients it has no fd for: they wait in the listen queue.
+    let context = if full {
+        format!(
+            "with {before} clients connected your server had all its {limit} fds open; {EMFILE_WAITING} more connected, which accept() cannot take (EMFILE)"
+        )
+    } else {
+        ctx.note(format!(
+            "with {before} clients connected your server held only {} fds of {limit}: it never ran out",
+            fds(server.pid)
+        ));
+        format!("with {before} clients connected, {EMFILE_WAITING} more")
+    };
+    let mut waiting = Vec::new();
+    for i in 0..EMFILE_WAITING {
+        waiting
+            .push(ctx.connect(&server).map_err(|p| {
+                with_prefix(p, &format!("{context}; connection {} of them", i + 1))
+            })?);
+    }
+    // 3. Neither spinning nor exiting.
+    let runnable = busy_fraction(server.pid, Duration::from_secs(1));
+    if ctx.server_gone(&server).is_some() {
+        return Err(ctx.explain(&server, Evidence::new(context)));
+    }
+    if let Some(f) = runnable
+        && f > 0.5
+    {
+        return Err(Evidence::new(format!(
+            "{context}: over the next second your server was busy (running, or writing its output) {:.0}% of the time: it spins, trying accept() again and again",
+            f * 100.0
+        ))
+        .expected("the server asleep until a client leaves: a connection that cannot be accepted yet keeps the listening socket readable, so stop watching it for a while")
+        .doing(ctx.doing(server.pid))
+        .into());
+    }
+    // 4. The others are still served.
+    if let Some(first) = conns.first_mut() {
+        round_trip(
+            ctx,
+            &server,
+            first,
+            b"the first client, while the server is out of fds\n",
+        )
+        .map_err(|p| with_prefix(p, &context))?;
+    }
+    // 5. Ten leave, all while the server is stopped (as if it were busy), so that it
+    // finds them gone together: the waiting ones must be taken now. (Leaving one by one,
+    // each departure could re-arm an edge-triggered listener anew, and whether a server
+    // that accepts once per edge took all four would be a matter of timing.)
+    let leaving = conns.len().min(10);
+    {
+        let _stopped = super::echo::Stopped::new(server.pid, ctx.secs(2.0));
+        drop(conns.drain(..leaving));
+    }
+    let left = format!("{context}; then {leaving} clients left (their fds free again)");
+    if let Err(now) = super::echo::queue_drains(ctx, &server) {
+        if ctx.server_gone(&server).is_some() {
+            return Err(ctx.explain(&server, Evidence::new(left)));
+        }
+        return Err(Evidence::new(format!(
+            "{left}: {now} of the {EMFILE_WAITING} are still waiting in your server's listen queue, never accept()ed"
+        ))
+        .expected("accept() tried again once a client leaves (and every waiting connection accepted): a paused accept must resume; an edge-triggered listener reports no new edge for connections already waiting")
+        .doing(ctx.doing(server.pid))
+        .into());
+    }
+    let mut refused = 0;
+    for (i, conn) in waiting.iter_mut().enumerate() {
+        let message = format!(
+            "waited {} of {EMFILE_WAITING} while the server was out of fds\n",
+            i + 1
+        );
+        if conn.send(message.as_bytes()).is_err() {
+            refused += 1;
+            continue;
+        }
+        match conn.recv_exact(message.len(), ctx.secs(5.0)) {
+            Ok(got) if got == message.as_bytes() => {}
+            Err(short)
+                if short.got.is_empty()
+                    && (short.why.contains("end of stream")
+                        || short.why.contains("ECONNRESET")) =>
+            {
+                refused += 1;
+            }
+            Ok(got) => {
+                return Err(Evidence::new(format!(
+                    "{left}: connection {} of the {EMFILE_WAITING} that waited got another echo",
+                    i + 1
+                ))
+                .sent(message.as_bytes())
+                .got(&got)
+                .into());
+            }
+            Err(short) => {
+                return Err(ctx.explain(
+                    &server,
+                    Evidence::new(format!(
+                        "{left}: connection {} of the {EMFILE_WAITING} that waited got {} of {} bytes back: {}",
+                        i + 1,
+                        short.got.len(),
+                        message.len(),
+                        short.why
+                    ))
+                    .sent(message.as_bytes())
+                    .expected("the same bytes back")
+                    .got(&short.got),
+                ));
+            }
+        }
+    }
+    if refused > 0 {
+        ctx.note(format!(
+            "your server refused {refused} of the {EMFILE_WAITING} connections it had no fd for (closed them at once): none is left hanging, but they could have waited in the listen queue and been served a moment later"
+        ));
+    }
+    // 6. And a newcomer is served.
+    let mut late = ctx.connect(&server).map_err(|p| with_prefix(p, &left))?;
+    round_trip(
+        ctx,
+        &server,
+        &mut late,
+        b"a new client, after others left\n",
+    )
+    .map_err(|p| with_prefix(p, &format!("{left}; a new client")))
 }
 
 fn concurrent_clients(ctx: &mut Ctx) -> Outcome {

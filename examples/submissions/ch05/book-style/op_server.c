@@ -1,5 +1,5 @@
 /* The book's op_server.c (chapter 5), made correct (FIX): it stops reading at end of
- * stream instead of spinning, gives a stalled client 3 seconds, checks the count and
+ * stream instead of spinning, gives each request 3 seconds in all, checks the count and
  * the operator, and closes a bad request's connection without an answer. It serves 5
  * clients and exits, as the book's does. Operands are little-endian: this machine's
  * order, as the book assumes. */
@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/time.h>
+#include <time.h>
 #include <unistd.h>
 
 #define BUF_SIZE 1024
@@ -17,11 +18,25 @@
 #define MAX_OPERANDS 100
 void error_handling(char *message);
 
-/* FIX: read exactly len bytes; -1 on end of stream, error or timeout. */
-static int read_full(int fd, char *buf, int len)
+/* FIX: read exactly len bytes by the request's deadline; -1 on end of stream, error or
+ * the deadline passed. SO_RCVTIMEO set once would bound each read() alone, and a client
+ * sending a byte now and then would hold this one-client-at-a-time server for ever: so
+ * before each read() the timeout is set to what is left of the whole request's time. */
+static int read_full(int fd, char *buf, int len, const struct timespec *deadline)
 {
     int got = 0, n;
     while (got < len) {
+        struct timespec now;
+        struct timeval left;
+        long long us;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        us = (deadline->tv_sec - now.tv_sec) * 1000000LL
+             + (deadline->tv_nsec - now.tv_nsec) / 1000;
+        if (us <= 0)
+            return -1; /* never a zero timeout: SO_RCVTIMEO 0 means none at all */
+        left.tv_sec = us / 1000000;
+        left.tv_usec = us % 1000000;
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &left, sizeof(left));
         n = read(fd, buf + got, len - got);
         if (n <= 0)
             return -1;
@@ -53,7 +68,7 @@ int main(int argc, char *argv[])
     unsigned char opnd_cnt;
     struct sockaddr_in serv_adr, clnt_adr;
     socklen_t clnt_adr_sz;
-    struct timeval deadline = {3, 0};
+    struct timespec deadline;
 
     if (argc != 2) {
         printf("Usage : %s <port>\n", argv[0]);
@@ -77,11 +92,12 @@ int main(int argc, char *argv[])
         clnt_sock = accept(serv_sock, (struct sockaddr *)&clnt_adr, &clnt_adr_sz);
         if (clnt_sock == -1)
             error_handling("accept() error");
-        setsockopt(clnt_sock, SOL_SOCKET, SO_RCVTIMEO, &deadline, sizeof(deadline)); /* FIX */
+        clock_gettime(CLOCK_MONOTONIC, &deadline); /* FIX: 3 s for the whole request */
+        deadline.tv_sec += 3;
 
-        if (read_full(clnt_sock, (char *)&opnd_cnt, 1) == -1
+        if (read_full(clnt_sock, (char *)&opnd_cnt, 1, &deadline) == -1
             || opnd_cnt == 0 || opnd_cnt > MAX_OPERANDS /* FIX */
-            || read_full(clnt_sock, opinfo, opnd_cnt * OPSZ + 1) == -1
+            || read_full(clnt_sock, opinfo, opnd_cnt * OPSZ + 1, &deadline) == -1
             || calculate(opnd_cnt, (int *)opinfo, opinfo[opnd_cnt * OPSZ], &result) == -1) {
             fprintf(stderr, "bad request from client %d; closed it\n", i + 1);
             close(clnt_sock);

@@ -3,19 +3,27 @@
 The request is read whole whatever the pieces it comes in (a count byte, then 4 bytes
 per operand and the operator), ints are little-endian as the book's C sends them, the
 result wraps to 32 bits as a C int does, a request cut short or stalled ends that client
-only (a 3 s deadline), and a bad count or operator is refused.
+only (3 s for the whole request), and a bad count or operator is refused.
 """
 import signal
 import socket
 import struct
 import sys
+import time
 
 signal.signal(signal.SIGPIPE, signal.SIG_IGN)
 
 
-def recv_exact(conn, n):
+def recv_exact(conn, n, deadline):
+    # settimeout() bounds one recv() only: set it to what is left of the whole
+    # request's time before each one, or a client sending a byte every second
+    # holds the server for ever.
     data = b""
     while len(data) < n:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError("request stalled: its 3 s are up")
+        conn.settimeout(left)
         chunk = conn.recv(n - len(data))
         if not chunk:
             raise EOFError("request cut short")
@@ -32,12 +40,12 @@ server.bind(("127.0.0.1", int(sys.argv[1])))
 server.listen(5)
 while True:
     conn, _ = server.accept()
-    conn.settimeout(3)
+    deadline = time.monotonic() + 3
     try:
-        count = recv_exact(conn, 1)[0]
+        count = recv_exact(conn, 1, deadline)[0]
         if not 1 <= count <= 100:
             raise ValueError(f"bad count {count}")
-        body = recv_exact(conn, count * 4 + 1)
+        body = recv_exact(conn, count * 4 + 1, deadline)
         operands = struct.unpack(f"<{count}i", body[:-1])
         op = chr(body[-1])
         result = operands[0]

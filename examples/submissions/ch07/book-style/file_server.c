@@ -1,12 +1,15 @@
 /* The book's file_server.c (chapter 7), made correct (FIX): it takes the file to send
- * as an argument and checks that it opened, prints only the bytes the client sent, and
- * ignores SIGPIPE. It serves one client and exits, as the book's does. */
+ * as an argument and checks that it opened and is a regular file, prints only the bytes
+ * the client sent, and ignores SIGPIPE. It serves one client and exits, as the book's
+ * does. */
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define BUF_SIZE 30
@@ -17,7 +20,8 @@ int main(int argc, char *argv[])
     int serv_sd, clnt_sd;
     FILE *fp;
     char buf[BUF_SIZE];
-    int read_cnt;
+    int read_cnt, fd;
+    struct stat st;
     struct sockaddr_in serv_adr, clnt_adr;
     socklen_t clnt_adr_sz;
 
@@ -25,9 +29,20 @@ int main(int argc, char *argv[])
         printf("Usage: %s <port> <file>\n", argv[0]);
         exit(1);
     }
-    fp = fopen(argv[2], "rb");
-    if (fp == NULL) /* FIX: the book never checks, and crashes at the first fread() */
-        error_handling("fopen() error");
+    /* FIX: the book never checks, and crashes at the first fread(). And only a regular
+     * file will do: a directory opens, but every read() fails (EISDIR), so the client
+     * would get 0 bytes and a clean end of stream, as if the file were empty; a FIFO's
+     * open() waits until someone opens it for writing. So: open with O_NONBLOCK (the
+     * open itself cannot wait; on a regular file the flag changes nothing), ask fstat()
+     * what was opened, and refuse anything else before listening. */
+    fd = open(argv[2], O_RDONLY | O_NONBLOCK);
+    if (fd == -1)
+        error_handling("open() error");
+    if (fstat(fd, &st) == -1 || !S_ISREG(st.st_mode)) {
+        fprintf(stderr, "%s is not a regular file\n", argv[2]);
+        exit(1);
+    }
+    fp = fdopen(fd, "rb");
     signal(SIGPIPE, SIG_IGN); /* FIX */
 
     serv_sd = socket(PF_INET, SOCK_STREAM, 0);

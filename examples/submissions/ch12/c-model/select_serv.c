@@ -3,8 +3,9 @@
  * self-pipe for SIGINT/SIGTERM; every client socket non-blocking; output a client cannot
  * take yet waits in its outbox. Echo: a client whose outbox holds 256 KiB is not read
  * from until it reads. Chat: lines are framed by newline (at most 4096 bytes), each goes
- * to every member, and a member whose outbox passes 256 KiB is disconnected.
- * Usage: select_serv echo|chat <port> */
+ * to every member, and a member whose outbox passes 256 KiB is disconnected. A connection
+ * whose fd select() cannot watch (FD_SETSIZE and up) is refused; out of fds (EMFILE),
+ * accepting pauses instead of spinning. Usage: select_serv echo|chat <port> */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
@@ -15,6 +16,7 @@
 #include <string.h>
 #include <sys/select.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #define BUF_SIZE 4096
@@ -33,6 +35,9 @@ struct client {
 static struct client clients[FD_SETSIZE];
 static int stop_pipe[2];
 static int chat;
+/* Out of fds: accepting is paused until a client leaves or this moment has passed. */
+static int accept_paused;
+static struct timespec paused_until;
 
 static void on_stop(int sig)
 {
@@ -57,6 +62,7 @@ static void drop(int fd, const char *why)
     if (why)
         fprintf(stderr, "client %d: %s; disconnected\n", fd, why);
     close(fd);
+    accept_paused = 0; /* an fd is free: accepting may be tried again */
     free(clients[fd].out);
     memset(&clients[fd], 0, sizeof(clients[fd]));
     printf("closed client: %d\n", fd);
@@ -89,11 +95,22 @@ static void broadcast(const char *line, size_t n)
     }
 }
 
+/* Milliseconds from now until t (0 when it has passed). */
+static long ms_until(const struct timespec *t)
+{
+    struct timespec now;
+    long ms;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    ms = (t->tv_sec - now.tv_sec) * 1000 + (t->tv_nsec - now.tv_nsec) / 1000000;
+    return ms > 0 ? ms : 0;
+}
+
 int main(int argc, char *argv[])
 {
     struct sockaddr_in adr;
     struct sigaction act;
     int serv, fd;
+    int out_of_fds = 0, refusing = 0; /* an episode is logged once */
     char buf[BUF_SIZE];
 
     if (argc != 3 || (strcmp(argv[1], "echo") && strcmp(argv[1], "chat"))) {
@@ -119,10 +136,14 @@ int main(int argc, char *argv[])
     }
     for (;;) {
         fd_set rd, wr;
+        struct timeval pause;
         int maxfd = serv > stop_pipe[0] ? serv : stop_pipe[0];
+        if (accept_paused && ms_until(&paused_until) == 0)
+            accept_paused = 0;
         FD_ZERO(&rd); /* rebuilt every time: select() overwrites the sets */
         FD_ZERO(&wr);
-        FD_SET(serv, &rd);
+        if (!accept_paused)
+            FD_SET(serv, &rd);
         FD_SET(stop_pipe[0], &rd);
         for (fd = 0; fd < FD_SETSIZE; fd++) {
             if (!clients[fd].used)
@@ -134,7 +155,12 @@ int main(int argc, char *argv[])
             if (fd > maxfd)
                 maxfd = fd;
         }
-        if (select(maxfd + 1, &rd, &wr, NULL, NULL) == -1) {
+        if (accept_paused) {
+            long ms = ms_until(&paused_until);
+            pause.tv_sec = ms / 1000;
+            pause.tv_usec = (ms % 1000) * 1000;
+        }
+        if (select(maxfd + 1, &rd, &wr, NULL, accept_paused ? &pause : NULL) == -1) {
             if (errno == EINTR) /* Linux never restarts select() */
                 continue;
             perror("select");
@@ -144,9 +170,33 @@ int main(int argc, char *argv[])
             break;
         if (FD_ISSET(serv, &rd)) {
             int cl = accept4(serv, NULL, NULL, SOCK_NONBLOCK);
-            if (cl >= FD_SETSIZE) {
-                close(cl); /* select() cannot watch it */
+            if (cl == -1 && (errno == EMFILE || errno == ENFILE)) {
+                /* FIX: no fd free. The connection waits in the listen queue, so the
+                 * listening socket stays readable: going straight back to select()
+                 * would wake at once and fail again, at 100% CPU. Stop watching it
+                 * until a client leaves (drop()) or 250 ms pass (ENFILE is freed by
+                 * other processes). */
+                if (!out_of_fds)
+                    fprintf(stderr, "accept: %s: not accepting until a client leaves\n",
+                            strerror(errno));
+                out_of_fds = 1;
+                accept_paused = 1;
+                clock_gettime(CLOCK_MONOTONIC, &paused_until);
+                paused_until.tv_nsec += 250 * 1000000L;
+                if (paused_until.tv_nsec >= 1000000000L) {
+                    paused_until.tv_sec++;
+                    paused_until.tv_nsec -= 1000000000L;
+                }
+            } else if (cl >= FD_SETSIZE) {
+                /* FIX: select() cannot watch an fd of FD_SETSIZE (1024) or more: FD_SET
+                 * would write past the end of the set, and clients[] has no room. */
+                if (!refusing)
+                    fprintf(stderr, "fd %d: select() can watch fds below FD_SETSIZE (%d) "
+                            "only; refusing connections until one leaves\n", cl, FD_SETSIZE);
+                refusing = 1;
+                close(cl);
             } else if (cl >= 0) {
+                out_of_fds = refusing = 0;
                 clients[cl].used = 1;
                 printf("connected client: %d\n", cl);
                 fflush(stdout);
