@@ -589,6 +589,14 @@ impl<'a> Ctx<'a> {
             return Some(format!("your server {}", describe_status(&status)));
         }
         if !alive {
+            // Ended, but its status cannot be read yet: a program with threads shows as
+            // a zombie while its other threads are still being torn down (the kernel
+            // lets its parent reap it only after), and a wrapper (`sh -c`) ends a moment
+            // after its child. How it ended is the news, so wait for it, briefly.
+            let pid = server.spawned.pid;
+            if let Some(status) = self.sup.wait_exit(pid, self.secs(1.0)) {
+                return Some(format!("your server {}", describe_status(&status)));
+            }
             return Some(format!("your server process (pid {}) is gone", server.pid));
         }
         None

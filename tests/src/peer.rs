@@ -315,10 +315,28 @@ impl Conn {
 
     /// Closes with SO_LINGER 0: the kernel sends RST instead of FIN, as when a client
     /// crashes or its machine drops off the network.
+    ///
+    /// Returns once the kernel has really closed the socket, so the reset is on its way
+    /// before the check's next step. A close is only a close of the last reference: a
+    /// program another check is starting holds a copy of every fd of the checker
+    /// between its fork() and its exec(), and on a busy machine that can last long
+    /// enough for the next client's whole exchange to come first (the reset then lands
+    /// after it, and a server that dies of it seemed to survive).
     pub fn reset(self) {
+        let ends = self
+            .stream
+            .local_addr()
+            .ok()
+            .zip(self.stream.peer_addr().ok());
         let socket = Socket::from(self.stream);
         let _ = socket.set_linger(Some(Duration::ZERO));
         drop(socket);
+        if let Some((local, peer)) = ends {
+            let until = Instant::now() + Duration::from_secs(10);
+            while workbook::diag::connection(local, peer).is_some() && Instant::now() < until {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
     }
 }
 
