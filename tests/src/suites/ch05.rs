@@ -406,19 +406,12 @@ fn calc_truncated(ctx: &mut Ctx) -> Outcome {
         .into());
     }
     drop(cut);
-    let got = ask(
+    next_client_served(
         ctx,
         &server,
-        &request(&[3, 5, 7], b'+'),
-        false,
+        "after a request cut short by a close",
         ctx.secs(10.0),
-    )
-    .map_err(|p| with_prefix(p, "after a request cut short by a close, the next client"))?;
-    if got != 15 {
-        return Err(fail(format!(
-            "after a request cut short, 3 + 5 + 7 gave {got}"
-        )));
-    }
+    )?;
 
     // A request that stalls: the client sends part and then nothing, connection open.
     let mut stalled = ctx.connect(&server)?;
@@ -430,14 +423,27 @@ fn calc_truncated(ctx: &mut Ctx) -> Outcome {
             "while a client stalled half-way through a request, your server was running for {busy}% of a second instead of waiting: it loops on a read() that fails"
         )));
     }
-    let got = ask(ctx, &server, &request(&[3, 5, 7], b'+'), false, ctx.secs(20.0)).map_err(|p| {
-        with_prefix(p, "while a client stalled half-way through its request (connection open), the next client")
-    })?;
+    next_client_served(
+        ctx,
+        &server,
+        "while a client stalled half-way through its request (connection open)",
+        ctx.secs(20.0),
+    )?;
     drop(stalled);
+    Ok(())
+}
+
+/// The next client's `3 + 5 + 7` is answered 15, after what `context` says happened.
+fn next_client_served(
+    ctx: &mut Ctx,
+    server: &Server,
+    context: &str,
+    deadline: Duration,
+) -> Outcome {
+    let got = ask(ctx, server, &request(&[3, 5, 7], b'+'), false, deadline)
+        .map_err(|p| with_prefix(p, &format!("{context}, the next client")))?;
     if got != 15 {
-        return Err(fail(format!(
-            "while a client stalled, 3 + 5 + 7 gave {got}"
-        )));
+        return Err(fail(format!("{context}, 3 + 5 + 7 gave {got}")));
     }
     Ok(())
 }
@@ -537,20 +543,7 @@ fn calc_bad_operator(ctx: &mut Ctx) -> Outcome {
         "a request with the unknown operator '/'",
     )?;
     expect_refused(ctx, &server, &[0], "a request with operand count 0")?;
-    let got = ask(
-        ctx,
-        &server,
-        &request(&[3, 5, 7], b'+'),
-        false,
-        ctx.secs(10.0),
-    )
-    .map_err(|p| with_prefix(p, "after two bad requests, the next client"))?;
-    if got != 15 {
-        return Err(fail(format!(
-            "after two bad requests, 3 + 5 + 7 gave {got}"
-        )));
-    }
-    Ok(())
+    next_client_served(ctx, &server, "after two bad requests", ctx.secs(10.0))
 }
 
 fn calc_client(ctx: &mut Ctx) -> Outcome {

@@ -46,12 +46,26 @@ fn closed(short: &crate::peer::Short) -> bool {
 pub fn round_trip(ctx: &mut Ctx, server: &Server, conn: &mut Conn, message: &[u8]) -> Outcome {
     conn.send(message)
         .map_err(|e| ctx.explain(server, Evidence::new(e).sent(message)))?;
-    match conn.recv_exact(message.len(), ctx.secs(5.0)) {
+    let got = conn.recv_exact(message.len(), ctx.secs(5.0));
+    judge_echo(ctx, server, message, got, "the same bytes back", "")
+}
+
+/// Judges what came back for `message`: byte for byte, or the short read explained
+/// (`suffix` adds what the sending side saw).
+fn judge_echo(
+    ctx: &mut Ctx,
+    server: &Server,
+    message: &[u8],
+    got: Result<Vec<u8>, crate::peer::Short>,
+    expected: &str,
+    suffix: &str,
+) -> Outcome {
+    match got {
         Ok(got) if got == message => Ok(()),
         Ok(got) => Err(echo_cause(
             Evidence::new("the echo differs from what was sent")
                 .sent(message)
-                .expected("the same bytes back")
+                .expected(expected)
                 .got(&got)
                 .into(),
             message,
@@ -62,13 +76,13 @@ pub fn round_trip(ctx: &mut Ctx, server: &Server, conn: &mut Conn, message: &[u8
             let problem = ctx.explain(
                 server,
                 Evidence::new(format!(
-                    "{} of {} bytes came back: {}",
+                    "{} of {} bytes came back: {}{suffix}",
                     short.got.len(),
                     message.len(),
                     short.why
                 ))
                 .sent(message)
-                .expected("the same bytes back")
+                .expected(expected)
                 .got(&short.got),
             );
             Err(echo_cause(problem, message, &short.got, closed(&short)))
@@ -162,36 +176,18 @@ pub fn byte_at_a_time(ctx: &mut Ctx) -> Outcome {
             in_step = conn.wait_consumed(ctx.secs(1.0));
         }
     }
-    match conn.recv_exact(message.len(), ctx.secs(5.0)) {
-        Ok(got) if got == message => Ok(()),
-        Ok(got) => Err(echo_cause(
-            Evidence::new("the echo differs from what was sent")
-                .sent(message)
-                .got(&got)
-                .into(),
-            message,
-            &got,
-            false,
-        )),
-        Err(short) => {
-            let sending = send_error
-                .map(|e| format!(" (sending stopped: {e})"))
-                .unwrap_or_default();
-            let problem = ctx.explain(
-                &server,
-                Evidence::new(format!(
-                    "{} of {} bytes came back: {}{sending}",
-                    short.got.len(),
-                    message.len(),
-                    short.why
-                ))
-                .sent(message)
-                .expected("every byte back, each echoed as it arrives")
-                .got(&short.got),
-            );
-            Err(echo_cause(problem, message, &short.got, closed(&short)))
-        }
-    }
+    let sending = send_error
+        .map(|e| format!(" (sending stopped: {e})"))
+        .unwrap_or_default();
+    let got = conn.recv_exact(message.len(), ctx.secs(5.0));
+    judge_echo(
+        ctx,
+        &server,
+        message,
+        got,
+        "every byte back, each echoed as it arrives",
+        &sending,
+    )
 }
 
 /// Five clients, one after another, each served in turn.
