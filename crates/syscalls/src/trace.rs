@@ -202,6 +202,8 @@ pub struct Stamped {
     pub start: u64,
     pub end: u64,
     pub tid: i32,
+    /// The process that made it (a forked child is a process of its own, not a thread).
+    pub pid: i32,
     /// For a call: how much of `text` is its entry (see [`entry_len`]).
     pub entry: Option<usize>,
     pub text: String,
@@ -210,8 +212,9 @@ pub struct Stamped {
 impl Stamped {
     fn encode(start: u64, end: u64, entry: Option<usize>, text: &str) -> String {
         let tid = nix::unistd::gettid();
+        let pid = nix::unistd::getpid();
         let entry = entry.map_or("-".to_string(), |e| e.to_string());
-        format!("\x01{start} {end} {tid} {entry}\x02{text}")
+        format!("\x01{start} {end} {tid} {entry} {pid}\x02{text}")
     }
 
     /// The stamped line `line`, or None for a line without a stamp.
@@ -226,10 +229,12 @@ impl Stamped {
             "-" => None,
             n => Some(n.parse::<usize>().ok()?.min(text.len())),
         };
+        let pid = fields.next()?.parse().ok()?;
         Some(Stamped {
             start,
             end,
             tid,
+            pid,
             entry: entry.filter(|e| text.is_char_boundary(*e)),
             text: text.to_string(),
         })
@@ -368,6 +373,7 @@ mod tests {
             start: 1,
             end: 2,
             tid: 7,
+            pid: 7,
             entry: Some(entry_len(write, write)),
             text: format!("{write} = 6"),
         };

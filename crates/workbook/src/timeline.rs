@@ -51,6 +51,9 @@ pub struct Line {
     /// The prefix: `server`, `client`, `wire`; None for the demo's own lines.
     pub side: Option<String>,
     track: Track,
+    /// The process that made it: a side's forked children are named apart from its
+    /// threads.
+    pid: i32,
     /// When it began, and, for a call, when it ended (nanoseconds, CLOCK_MONOTONIC).
     pub start: u64,
     pub end: u64,
@@ -151,6 +154,7 @@ impl Timeline {
         self.push(Line {
             side: side.map(str::to_string),
             track: (NOTES, 0),
+            pid: 0,
             start: now,
             end: now,
             entry: None,
@@ -165,6 +169,7 @@ impl Timeline {
         self.push(Line {
             side: Some("wire".to_string()),
             track: (WIRE, 0),
+            pid: 0,
             start: when,
             end: when,
             entry: None,
@@ -194,7 +199,7 @@ pub struct Source {
     id: u32,
     side: Option<String>,
     /// The last stamped line's end and thread: where a plain line after it goes.
-    last: Option<(u64, i32)>,
+    last: Option<(u64, i32, i32)>,
 }
 
 impl Source {
@@ -204,14 +209,15 @@ impl Source {
         let line = match Stamped::parse(raw) {
             Some(stamped) if stamped.is_mark() => {
                 // A call not narrated: only where the next plain line goes.
-                self.last = Some((stamped.end, stamped.tid));
+                self.last = Some((stamped.end, stamped.tid, stamped.pid));
                 return String::new();
             }
             Some(stamped) => {
-                self.last = Some((stamped.end, stamped.tid));
+                self.last = Some((stamped.end, stamped.tid, stamped.pid));
                 Line {
                     side: self.side.clone(),
                     track: (self.id, stamped.tid),
+                    pid: stamped.pid,
                     start: stamped.start,
                     end: stamped.end.max(stamped.start),
                     entry: stamped.entry,
@@ -221,13 +227,14 @@ impl Source {
                 }
             }
             None => {
-                let (at, tid, read_at) = match self.last {
-                    Some((at, tid)) => (at, tid, false),
-                    None => (syscalls::trace::now(), 0, true),
+                let (at, tid, pid, read_at) = match self.last {
+                    Some((at, tid, pid)) => (at, tid, pid, false),
+                    None => (syscalls::trace::now(), 0, 0, true),
                 };
                 Line {
                     side: self.side.clone(),
                     track: (self.id, tid),
+                    pid,
                     start: at,
                     end: at,
                     entry: None,
@@ -279,24 +286,48 @@ pub fn render(lines: &[Line]) -> Vec<String> {
                     .any(|&(_, _, _, j)| lines[j].track != line.track)
         })
         .collect();
-    // A side with several threads (a server with a thread per client) names each, as
-    // strace -f names pids: `[server]` for its first thread, `[server thread 2]` for the
-    // next, so that a `<... read resumed>` is seen to belong to the read it resumes.
-    let mut threads: std::collections::HashMap<u32, Vec<i32>> = std::collections::HashMap::new();
+    // A side with several threads (a server with a thread per client) or processes (a
+    // server that forks) names each, as strace -f names pids: `[server]` for its first
+    // process's first thread, `[server thread 2]` for its next thread, `[server child 1]`
+    // for the first child it forked, so that a `<... read resumed>` is seen to belong to
+    // the read it resumes, and a child is not mistaken for a thread.
+    type Seen = Vec<(i32, Vec<i32>)>;
+    let mut seen_by_source: std::collections::HashMap<u32, Seen> = std::collections::HashMap::new();
     for &(_, _, _, i) in &points {
-        let (source, tid) = lines[i].track;
-        let seen = threads.entry(source).or_default();
-        if lines[i].is_call() && !seen.contains(&tid) {
-            seen.push(tid);
+        let line = &lines[i];
+        if !line.is_call() {
+            continue;
+        }
+        let (source, tid) = line.track;
+        let processes = seen_by_source.entry(source).or_default();
+        let at = match processes.iter().position(|(pid, _)| *pid == line.pid) {
+            Some(at) => at,
+            None => {
+                processes.push((line.pid, Vec::new()));
+                processes.len() - 1
+            }
+        };
+        if !processes[at].1.contains(&tid) {
+            processes[at].1.push(tid);
         }
     }
     let prefix = |line: &Line| -> Option<String> {
         let side = line.side.as_ref()?;
         let (source, tid) = line.track;
-        let seen = threads.get(&source).map(Vec::as_slice).unwrap_or_default();
-        match seen.iter().position(|t| *t == tid) {
-            Some(n) if n > 0 && seen.len() > 1 => Some(format!("{side} thread {}", n + 1)),
-            _ => Some(side.clone()),
+        let processes = seen_by_source
+            .get(&source)
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        let Some(child) = processes.iter().position(|(pid, _)| *pid == line.pid) else {
+            return Some(side.clone());
+        };
+        let process = match child {
+            0 => side.clone(),
+            n => format!("{side} child {n}"),
+        };
+        match processes[child].1.iter().position(|t| *t == tid) {
+            Some(n) if n > 0 => Some(format!("{process} thread {}", n + 1)),
+            _ => Some(process),
         }
     };
     let mut out = Vec::with_capacity(points.len());
@@ -306,6 +337,7 @@ pub fn render(lines: &[Line]) -> Vec<String> {
             start: line.start,
             end: line.end,
             tid: line.track.1,
+            pid: line.pid,
             entry: line.entry,
             text: line.text.clone(),
         };
@@ -331,6 +363,7 @@ mod tests {
         Line {
             side: Some(side.into()),
             track: (source, 1),
+            pid: 1,
             start,
             end,
             entry: Some(entry),
@@ -358,13 +391,36 @@ mod tests {
         );
     }
 
+    /// A side's forked child is named as a child, its threads as threads, as strace -f
+    /// tells pids apart.
+    #[test]
+    fn a_forked_child_is_not_called_a_thread() {
+        let timeline = Timeline::install();
+        let mut server = timeline.source(Some("server"));
+        server.line("\x0110 11 100 8 100\x02accept(3) = 4");
+        server.line("\x0112 13 101 6 101\x02fork() = 0");
+        server.line("\x0114 15 102 8 100\x02read(5) = 0");
+        server.line("\x0116 17 103 8 101\x02read(4) = 0");
+        let mut lines = timeline.uninstall();
+        lines.sort_by_key(|l| l.seq);
+        assert_eq!(
+            render(&lines),
+            [
+                "[server] accept(3) = 4",
+                "[server child 1] fork() = 0",
+                "[server thread 2] read(5) = 0",
+                "[server child 1 thread 2] read(4) = 0",
+            ]
+        );
+    }
+
     /// Calls that overlap nothing print whole, in the order they began; a plain line of
     /// a pipe follows the call before it.
     #[test]
     fn calls_alone_print_whole_and_plain_lines_follow_their_call() {
         let timeline = Timeline::install();
         let mut client = timeline.source(Some("client"));
-        client.line("\x0110 20 7 8\x02read(3, \"Hi\\n\", 1024) = 3");
+        client.line("\x0110 20 7 8 7\x02read(3, \"Hi\\n\", 1024) = 3");
         client.line("Message from server: Hi");
         timeline.note(None, "between");
         let mut lines = timeline.uninstall();
