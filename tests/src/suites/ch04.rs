@@ -47,7 +47,7 @@ pub fn chapter() -> Chapter {
             Check {
                 name: "large-message",
                 role: server,
-                title: "1 MiB in one write comes back byte-identical",
+                title: "1 MiB and 1 byte in one write comes back byte-identical, and nothing after it",
                 hint: "one read() returns what has arrived so far: keep reading and writing until read() returns 0, and write every byte you read",
                 see: README.at("Reading until end of stream"),
                 run: echo::large_message,

@@ -59,7 +59,7 @@ pub fn chapter() -> Chapter {
             Check {
                 name: "large-message",
                 role: "server",
-                title: "the echo server returns 1 MiB byte-identical",
+                title: "the echo server returns 1 MiB and 1 byte byte-identical, and nothing after it",
                 hint: "read until read() returns 0 and write every byte",
                 see: super::ch04::README.at("Reading until end of stream"),
                 run: echo::large_message,

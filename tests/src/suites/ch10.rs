@@ -57,7 +57,7 @@ pub fn chapter() -> Chapter {
             Check {
                 name: "large-message",
                 role: "server",
-                title: "1 MiB in one write comes back byte-identical",
+                title: "1 MiB and 1 byte in one write comes back byte-identical, and nothing after it",
                 hint: "read() into a buffer of its real size (sizeof buf, not BUFSIZ) and write every byte you read; keep reading until read() returns 0",
                 see: README.at("The multi-process server"),
                 run: super::echo::large_message,

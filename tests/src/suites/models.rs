@@ -118,7 +118,7 @@ pub fn echo_checks(model: Model, readme: Readme) -> Vec<Check> {
         Check {
             name: "large-message",
             role: "server",
-            title: "1 MiB in one write comes back byte-identical",
+            title: "1 MiB and 1 byte in one write comes back byte-identical, and nothing after it",
             hint: "one read() returns what has arrived so far: read into a buffer of its real size, write every byte you read, and keep reading",
             see: readme.at(model_section),
             run: super::echo::large_message,
