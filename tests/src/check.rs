@@ -225,6 +225,14 @@ impl Server {
     }
 }
 
+/// Whether some socket of `proto` holds `port` now (any state: listening, bound,
+/// connected, TIME_WAIT), when the program that was to listen on it has ended.
+fn port_taken_by_another(proto: Proto, port: u16) -> bool {
+    procfs::sockets_on(proto, port)
+        .iter()
+        .any(|row| row.local.port() == port)
+}
+
 /// Renders `template` with `values`, leaving out every word that holds a placeholder
 /// without a value (`--root={root}` when a check gives no root).
 fn render_filled(template: &Template, values: &BTreeMap<&str, String>) -> Vec<String> {
@@ -448,23 +456,42 @@ impl<'a> Ctx<'a> {
         let RoleKind::Server(proto) = self.chapter.role(role).expect("known role").kind else {
             panic!("role {role} is not a server");
         };
-        let port = peer::free_port().map_err(fail)?;
-        self.on_the_wire(crate::wire::End::Program(port));
-        let mut values: BTreeMap<&str, String> = BTreeMap::new();
-        values.insert("{host}", "127.0.0.1".into());
-        values.insert("{port}", port.to_string());
-        values.extend(extra.iter().cloned());
-        let argv = render_filled(template, &values);
-        let terminal = TerminalProgram::spawn(&mut self.sup, &argv, &self.limits)
-            .map_err(|e| fail(format!("{e:#}")))?;
-        let spawned = terminal.spawned.clone();
-        let pid = self.wait_ready(&spawned, &terminal, proto, port)?;
-        Ok(Server {
-            addr: SocketAddr::from(([127, 0, 0, 1], port)),
-            pid,
-            spawned,
-            terminal: std::sync::Arc::new(terminal),
-        })
+        let mut attempt = 1;
+        loop {
+            let port = peer::free_port().map_err(fail)?;
+            self.on_the_wire(crate::wire::End::Program(port));
+            let mut values: BTreeMap<&str, String> = BTreeMap::new();
+            values.insert("{host}", "127.0.0.1".into());
+            values.insert("{port}", port.to_string());
+            values.extend(extra.iter().cloned());
+            let argv = render_filled(template, &values);
+            let terminal = TerminalProgram::spawn(&mut self.sup, &argv, &self.limits)
+                .map_err(|e| fail(format!("{e:#}")))?;
+            let spawned = terminal.spawned.clone();
+            match self.wait_ready(&spawned, &terminal, proto, port) {
+                Ok(pid) => {
+                    return Ok(Server {
+                        addr: SocketAddr::from(([127, 0, 0, 1], port)),
+                        pid,
+                        spawned,
+                        terminal: std::sync::Arc::new(terminal),
+                    });
+                }
+                // The port was free when it was chosen, but something outside this
+                // checker took it before the program's bind() (another program on the
+                // machine may pick any port): the program's failure is not its own. It
+                // starts again, on another port, as a person would.
+                Err(_)
+                    if attempt < 3
+                        && self.sup.status(spawned.pid).is_some()
+                        && port_taken_by_another(proto, port) =>
+                {
+                    self.sup.forget(spawned.pid);
+                    attempt += 1;
+                }
+                Err(problem) => return Err(problem),
+            }
+        }
     }
 
     /// Waits until a socket on `port` is listening (TCP) or bound (UDP) in

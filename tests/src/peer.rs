@@ -333,7 +333,7 @@ impl Conn {
         drop(socket);
         if let Some((local, peer)) = ends {
             let until = Instant::now() + Duration::from_secs(10);
-            while workbook::diag::connection(local, peer).is_some() && Instant::now() < until {
+            while crate::procfs::connection(local, peer).is_some() && Instant::now() < until {
                 std::thread::sleep(Duration::from_millis(1));
             }
         }

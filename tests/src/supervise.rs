@@ -243,6 +243,14 @@ impl Supervisor {
         Ok(spawned)
     }
 
+    /// Forgets a program that has ended and been reaped, so that it is no longer the
+    /// program under test (a server started again on another port replaces it).
+    pub fn forget(&mut self, pid: i32) {
+        if self.statuses.contains_key(&pid) {
+            self.spawned.retain(|s| s.pid != pid);
+        }
+    }
+
     /// The first program the check started: the program under test (later ones are the
     /// checker's helpers or other roles).
     pub fn first_spawned(&self) -> Option<&Spawned> {

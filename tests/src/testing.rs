@@ -494,7 +494,9 @@ mod tests {
             Some(std::time::Duration::from_secs(3))
         );
         assert_eq!(
-            stated_deadline("1 MiB and 1 byte in one write comes back byte-identical, and nothing after it"),
+            stated_deadline(
+                "1 MiB and 1 byte in one write comes back byte-identical, and nothing after it"
+            ),
             None
         );
     }

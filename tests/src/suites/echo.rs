@@ -99,7 +99,7 @@ fn bytes_past_the_echo(conn: &Conn, deadline: Duration) -> Vec<u8> {
         return Vec::new();
     };
     let until = Instant::now() + deadline;
-    while workbook::diag::connection(peer, local).is_some_and(|row| row.tx_queue > 0)
+    while crate::procfs::connection(peer, local).is_some_and(|row| row.tx_queue > 0)
         && Instant::now() < until
     {
         std::thread::sleep(Duration::from_millis(1));
