@@ -471,7 +471,10 @@ pub fn serve_connection(
         let wait = if first { limits.head } else { limits.idle };
         first = false;
         let outcome = match read_head(fd, &mut buf, limits, wait)? {
-            Head::Closed | Head::Idle => break,
+            Head::Closed => break,
+            // Nothing sent and nothing unread: a plain close() sends FIN, not RST, so
+            // there is nothing to linger for, and the worker is free at once.
+            Head::Idle => return Ok(()),
             Head::TooLarge => Err(Refusal(
                 431,
                 "Request Header Fields Too Large",
