@@ -5,14 +5,15 @@
 //! server, correct: HTTP/1.1 over the chapter's own socket calls, tested with curl and a
 //! headless browser.
 //!
-//! Subcommand: `server <port> [--workers N] [--root DIR]`. No subcommand: a demo that
+//! Subcommand: `server <port> [--workers N] [--max-workers M] [--root DIR]`. No subcommand: a demo that
 //! starts the server and makes a GET, a HEAD and a request for a page that is not there.
 //!
-//! System calls: `socket`, `bind`, `listen`; `fork` (prefork: N workers, each calling
-//! `accept` on the same listening socket), `sigprocmask`/`sigsuspend`/`waitpid` in the
-//! parent; `poll` and `read` (the request head, with a deadline), `write`,
-//! `shutdown(SHUT_WR)` and `read` (the lingering close), `close`; with `--root`,
-//! `openat2(RESOLVE_BENEATH)`, `fstat`, `read`.
+//! System calls: `socket`, `bind`, `listen`; `fork` (prefork: workers, each calling
+//! `accept` on the same listening socket, the pool growing while all are busy),
+//! `pipe`/`sigprocmask`/`ppoll`/`waitpid` in the parent; `setsockopt(SO_SNDTIMEO)`, `poll`
+//! and `read` (the request head, with a deadline), `write`, `shutdown(SHUT_WR)` and `read`
+//! (the lingering close), `close`; with `--root`, `openat2(RESOLVE_BENEATH, O_NONBLOCK)`,
+//! `fstat`, `read`.
 //!
 //! What the workbook's C gets wrong, and what ours does instead:
 //! * `send(sock, msg, sizeof(msg))` sends the string's NUL: ours sends exactly the page;
