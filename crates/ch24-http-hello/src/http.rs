@@ -6,8 +6,8 @@ use std::os::fd::OwnedFd;
 use std::time::{Duration, Instant};
 
 use syscalls::{
-    Errno, FileKind, Shutdown, SysError, fstat, openat2_beneath, read, shutdown, wait_readable,
-    write_all,
+    Errno, FileKind, MsgFlags, Shutdown, SysError, fstat, openat2_beneath, read, send, shutdown,
+    wait_readable, wait_writable, write_all,
 };
 
 /// The largest request head accepted, the blank line included; a larger one is 431,
@@ -30,8 +30,8 @@ pub struct Limits {
     pub idle: Duration,
     /// The lingering close: how long we drain what the client still sends.
     pub linger: Duration,
-    /// How long one write may wait for room in the send buffer (SO_SNDTIMEO): a client
-    /// that stops reading is given up after this long.
+    /// How long the client may take to make room for each piece of a response (at most
+    /// [`FILE_CHUNK`] bytes): a client that stops reading is given up after this long.
     pub send: Duration,
 }
 
@@ -126,7 +126,13 @@ impl Response {
     /// Writes the response (the head only for HEAD). False when a file's body came out
     /// shorter than its Content-Length said (the file shrank meanwhile): the connection
     /// must then close, since the client cannot find where the next response starts.
-    fn send(self, fd: &OwnedFd, head_only: bool, keep_alive: bool) -> Result<bool, SysError> {
+    fn send(
+        self,
+        fd: &OwnedFd,
+        head_only: bool,
+        keep_alive: bool,
+        limits: &Limits,
+    ) -> Result<bool, SysError> {
         let mut head = self.head(keep_alive);
         match self.body {
             Body::Bytes(bytes) => {
@@ -134,11 +140,11 @@ impl Response {
                     // Head and a small body in one write: one segment, as the demo shows.
                     head.extend_from_slice(&bytes);
                 }
-                write_all(fd, &head)?;
+                send_within(fd, &head, limits.send)?;
                 Ok(true)
             }
             Body::File(file, size) => {
-                write_all(fd, &head)?;
+                send_within(fd, &head, limits.send)?;
                 if head_only {
                     return Ok(true);
                 }
@@ -152,13 +158,36 @@ impl Response {
                         Err(e) if e.is_interrupted() => continue,
                         Err(_) => return Ok(false),
                     };
-                    write_all(fd, &chunk[..n])?;
+                    send_within(fd, &chunk[..n], limits.send)?;
                     left -= n as u64;
                 }
                 Ok(true)
             }
         }
     }
+}
+
+/// Sends all of `bytes` (at most a chunk) within `limit`: send(MSG_DONTWAIT), and poll for
+/// room with what is left of the deadline. EAGAIN when the client has not made room in
+/// time. One deadline for the whole piece, not one per call: SO_SNDTIMEO alone restarts
+/// its clock at every write, so a client that takes a few bytes now and then, or a queue
+/// the kernel compacts under memory pressure, would hold the worker for ever.
+fn send_within(fd: &OwnedFd, mut bytes: &[u8], limit: Duration) -> Result<(), SysError> {
+    let deadline = Instant::now() + limit;
+    while !bytes.is_empty() {
+        match send(fd, bytes, MsgFlags::MSG_DONTWAIT) {
+            Ok(n) => bytes = &bytes[n..],
+            Err(e) if e.is_interrupted() => {}
+            Err(e) if e.errno == Errno::EAGAIN => {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() || !wait_writable(fd, left)? {
+                    return Err(e);
+                }
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 /// Content-Type by extension, for the few kinds `--root` serves.
@@ -524,7 +553,7 @@ pub fn serve_connection(
             response.status,
             response.body.len()
         ));
-        let complete = response.send(fd, request.method == "HEAD", request.keep_alive)?;
+        let complete = response.send(fd, request.method == "HEAD", request.keep_alive, limits)?;
         if !complete || !request.keep_alive {
             break;
         }

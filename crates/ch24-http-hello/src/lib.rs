@@ -156,8 +156,9 @@ fn worker(listener: &OwnedFd, root: Option<&OwnedFd>, pool: &OwnedFd) -> anyhow:
             Err(e) => return Err(e.into()),
         };
         tell(pool, BUSY);
-        // A client that stops reading makes write() fail with EAGAIN after this long,
-        // instead of holding the worker for as long as it likes.
+        // Responses go out with a deadline for each piece (http::send_within); an error
+        // page's plain write() is held to the same limit by SO_SNDTIMEO, so that no write
+        // waits for a client that stopped reading for as long as it likes.
         set_send_timeout(&client, limits.send)?;
         // The access log never stops a worker: a line stdout cannot take now (a pipe
         // nobody reads) is dropped and counted, never waited for (syscalls::output).
