@@ -308,3 +308,62 @@ fn workers_that_die_at_once_are_restarted_with_a_pause() {
     );
     assert_eq!(text.matches("growing pause").count(), 1, "{text}");
 }
+
+/// The rest of RFC 9112's framing, over the wire, each answered at once (the whole list
+/// within 3 s): a bare LF ends a line (it waited 5 s for a 408), a signed length and two
+/// Hosts are 400, the query is not the path (it was 404), a name longer than the file
+/// system allows is 414 (it was 500), HTTP/2.0 is 505 (it was 400).
+#[test]
+fn framing_is_decided_at_once() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let root_arg = root.path().to_string_lossy().into_owned();
+    let server = start(&["--workers", "1", "--root", &root_arg]);
+    let long = format!("/{}", "a".repeat(300));
+    let cases: Vec<(Vec<u8>, u16)> = vec![
+        (
+            b"GET / HTTP/1.1\nHost: a\nConnection: close\n\n".to_vec(),
+            200,
+        ),
+        (
+            b"GET / HTTP/1.1\r\nHost: a\r\nContent-Length: +5\r\n\r\n".to_vec(),
+            400,
+        ),
+        (
+            b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n".to_vec(),
+            400,
+        ),
+        (b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n".to_vec(), 400),
+        (get("/?x=1"), 200),
+        (get(&long), 414),
+        (b"GET / HTTP/2.0\r\nHost: a\r\n\r\n".to_vec(), 505),
+    ];
+    let started = Instant::now();
+    for (request, status) in cases {
+        let got = exchange(server.addr(), &request);
+        assert_eq!(
+            status_of(&got),
+            status,
+            "{:?} got {:?}",
+            String::from_utf8_lossy(&request),
+            String::from_utf8_lossy(&got)
+        );
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+/// `Connection` is a token list: `notclose` keeps the connection open (it closed it).
+#[test]
+fn only_the_close_token_closes() {
+    let server = start(&["--workers", "1"]);
+    let mut stream = connect(server.addr());
+    for _ in 0..2 {
+        stream
+            .write_all(b"GET / HTTP/1.1\r\nHost: a\r\nConnection: notclose\r\n\r\n")
+            .expect("send on the same connection");
+        assert_eq!(status_of(&read_one(&mut stream)), 200);
+    }
+}
