@@ -28,6 +28,9 @@ pub struct Limits {
     pub head: Duration,
     /// An idle keep-alive connection before we close it quietly.
     pub idle: Duration,
+    /// An idle keep-alive connection while a client waits for a worker (every worker
+    /// busy, the pool at its maximum): it gives way after this long.
+    pub crowded_idle: Duration,
     /// The lingering close: how long we drain what the client still sends.
     pub linger: Duration,
     /// How long the client may take to make room for each piece of a response (at most
@@ -40,6 +43,7 @@ impl Default for Limits {
         Limits {
             head: Duration::from_secs(5),
             idle: Duration::from_secs(5),
+            crowded_idle: Duration::from_secs(1),
             linger: Duration::from_secs(2),
             send: Duration::from_secs(3),
         }
@@ -301,11 +305,16 @@ fn head_status(buf: &[u8]) -> Option<Head> {
 
 /// Reads into `buf` until it holds a complete head (a blank line ends it; a bare LF
 /// ends a line too, RFC 9112 §2.2), the size limit, the deadline, or end of stream.
+///
+/// `crowded`, for a kept-alive connection's wait for its next request: looked at after
+/// every `limits.crowded_idle` of silence; when true (a client waits for a worker), the
+/// connection gives way at once, as Idle.
 fn read_head(
     fd: &OwnedFd,
     buf: &mut Vec<u8>,
     limits: &Limits,
     first_wait: Duration,
+    crowded: Option<&dyn Fn() -> bool>,
 ) -> Result<Head, SysError> {
     let started = Instant::now();
     let mut chunk = [0u8; 4096];
@@ -320,6 +329,16 @@ fn read_head(
             limits.head
         };
         let left = limit.saturating_sub(started.elapsed());
+        if let Some(crowded) = crowded
+            && buf.is_empty()
+            && !left.is_zero()
+            && !wait_readable(fd, left.min(limits.crowded_idle))?
+        {
+            if crowded() {
+                return Ok(Head::Idle);
+            }
+            continue;
+        }
         if left.is_zero() || !wait_readable(fd, left)? {
             return Ok(if buf.is_empty() {
                 Head::Idle
@@ -488,18 +507,27 @@ fn malformed(buf: &[u8], error: httparse::Error) -> Refusal {
 
 /// Serves one connection until it closes, fails, or is not kept alive; then closes it
 /// without a reset. Each response is logged with `log`.
+///
+/// `crowded` says whether a client waits for a worker (for a prefork worker: the listening
+/// socket is readable, nobody has accepted the connection waiting there); an idle
+/// kept-alive connection then gives way after `limits.crowded_idle`, not `limits.idle`.
 pub fn serve_connection(
     fd: &OwnedFd,
     root: Option<&OwnedFd>,
     limits: &Limits,
+    crowded: &dyn Fn() -> bool,
     log: &mut dyn FnMut(String),
 ) -> Result<(), SysError> {
     let mut buf: Vec<u8> = Vec::new();
     let mut first = true;
     loop {
-        let wait = if first { limits.head } else { limits.idle };
+        let (wait, watch) = if first {
+            (limits.head, None)
+        } else {
+            (limits.idle, Some(crowded))
+        };
         first = false;
-        let outcome = match read_head(fd, &mut buf, limits, wait)? {
+        let outcome = match read_head(fd, &mut buf, limits, wait, watch)? {
             Head::Closed => break,
             // Nothing sent and nothing unread: a plain close() sends FIN, not RST, so
             // there is nothing to linger for, and the worker is free at once.

@@ -38,7 +38,7 @@ use syscalls::process::{ForkResult, Pid, describe};
 use syscalls::{
     Errno, Reaper, SERVER_SIGNALS, StopSignals, SysError, WaitingMask, accept, bind, close, fork,
     getsockname, hold_signals, ignore_sigpipe, kill, listen, open_dir, pipe, read,
-    set_send_timeout, tcp_socket, wait_readable_letting_in_for, waitpid, write,
+    set_send_timeout, tcp_socket, wait_readable, wait_readable_letting_in_for, waitpid, write,
 };
 use workbook::{ServerOpts, TraceOpt, WireOpt};
 
@@ -163,7 +163,10 @@ fn worker(listener: &OwnedFd, root: Option<&OwnedFd>, pool: &OwnedFd) -> anyhow:
         // The access log never stops a worker: a line stdout cannot take now (a pipe
         // nobody reads) is dropped and counted, never waited for (syscalls::output).
         let mut log = |line: String| workbook::log_line!("[worker {me}] {peer} {line}");
-        match http::serve_connection(&client, root, &limits, &mut log) {
+        // A connection waiting in the listening socket's queue, not taken by an idle
+        // worker: every worker is busy and the pool cannot grow.
+        let crowded = || wait_readable(listener, Duration::ZERO).unwrap_or(false);
+        match http::serve_connection(&client, root, &limits, &crowded, &mut log) {
             Err(e) if e.errno == Errno::EAGAIN => workbook::log_error!(
                 "{peer}: gave up: it read nothing of its response for {} s",
                 limits.send.as_secs()

@@ -367,3 +367,24 @@ fn only_the_close_token_closes() {
         assert_eq!(status_of(&read_one(&mut stream)), 200);
     }
 }
+
+/// With every worker busy and the pool at its maximum, an idle kept-alive connection
+/// gives way after 1 s instead of 5 s when a client waits in the listening queue.
+#[test]
+fn an_idle_kept_alive_connection_gives_way_when_clients_wait() {
+    let server = start(&["--workers", "1", "--max-workers", "1"]);
+    let mut kept = connect(server.addr());
+    kept.write_all(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+        .expect("send");
+    assert_eq!(status_of(&read_one(&mut kept)), 200);
+    let started = Instant::now();
+    let got = exchange(server.addr(), &get("/"));
+    assert_eq!(status_of(&got), 200);
+    assert!(
+        started.elapsed() < Duration::from_millis(2500),
+        "the waiting client was served after {:?}",
+        started.elapsed()
+    );
+    let mut byte = [0u8; 1];
+    assert_eq!(kept.read(&mut byte).expect("end of stream"), 0);
+}
