@@ -206,17 +206,20 @@ pub fn open_dir(path: &std::path::Path) -> SysResult<OwnedFd> {
 /// the *kernel* refuses (EXDEV) any resolution that would leave `dir`: `..` above it, an
 /// absolute path, a symlink pointing outside. No string filtering can promise that:
 /// symlinks are resolved by the kernel at open time, not by looking at the name.
+///
+/// `O_NONBLOCK`, as [`open_read`]: open() of a FIFO beneath the directory would wait for
+/// a writer that may never come. The caller asks [`fstat`] what it opened.
 pub fn openat2_beneath(dir: impl AsFd, path: &str) -> SysResult<OwnedFd> {
     use nix::fcntl::{OFlag, OpenHow, ResolveFlag};
     let raw = dir.as_fd().as_raw_fd();
     let how = OpenHow::new()
-        .flags(OFlag::O_RDONLY | OFlag::O_CLOEXEC)
+        .flags(OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC)
         .resolve(ResolveFlag::RESOLVE_BENEATH);
     let started = start();
     let result = nix::fcntl::openat2(dir, path, how);
     traced(
         started,
-        |_| format!("openat2({raw}, {path:?}, O_RDONLY, RESOLVE_BENEATH)"),
+        |_| format!("openat2({raw}, {path:?}, O_RDONLY|O_NONBLOCK, RESOLVE_BENEATH)"),
         result,
         |fd| fd.as_raw_fd().to_string(),
     )
@@ -329,6 +332,33 @@ pub fn wait_readable_letting_in(
         |_| {
             let shown: Vec<String> = letting_in.0.iter().map(|s| s.to_string()).collect();
             format!("ppoll([{raw}: POLLIN], NULL, [{}])", shown.join(" "))
+        },
+        result,
+        |n| n.to_string(),
+    )?;
+    Ok(ready > 0)
+}
+
+/// [`wait_readable_letting_in`] with a time limit (`None`: none): true when the fd is
+/// readable, false when the time ran out. A server that also has work to do at a time
+/// (a pause that ends, a timer) waits with it.
+pub fn wait_readable_letting_in_for(
+    fd: impl AsFd,
+    letting_in: &crate::signal::WaitingMask,
+    timeout: Option<std::time::Duration>,
+) -> SysResult<bool> {
+    use nix::poll::{PollFd, PollFlags, ppoll};
+    use nix::sys::time::TimeSpec;
+    let raw = fd.as_fd().as_raw_fd();
+    let mut fds = [PollFd::new(fd.as_fd(), PollFlags::POLLIN)];
+    let started = start();
+    let result = ppoll(&mut fds, timeout.map(TimeSpec::from), Some(letting_in.0));
+    let ready = traced(
+        started,
+        |_| {
+            let shown: Vec<String> = letting_in.0.iter().map(|s| s.to_string()).collect();
+            let limit = timeout.map_or("NULL".to_string(), |t| format!("{:.3}s", t.as_secs_f64()));
+            format!("ppoll([{raw}: POLLIN], {limit}, [{}])", shown.join(" "))
         },
         result,
         |n| n.to_string(),

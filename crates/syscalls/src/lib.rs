@@ -43,7 +43,8 @@ pub use error::{SysError, SysResult};
 pub use io::{
     FdStream, FileKind, FileStat, close, create, dup, dup2, fstat, is_interrupted, open_dir,
     open_read, openat2_beneath, pipe, read, readv, regular_file_size, wait_readable,
-    wait_readable_letting_in, wait_writable, write, write_all, writev,
+    wait_readable_letting_in, wait_readable_letting_in_for, wait_writable, write, write_all,
+    writev,
 };
 pub use net::{
     Datagram, MsgFlags, Shutdown, accept, add_membership, bind, connect, get_rcvbuf, get_sndbuf,

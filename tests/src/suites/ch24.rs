@@ -127,6 +127,38 @@ pub fn chapter() -> Chapter {
                 run: path_traversal,
             },
             Check {
+                name: "keep-alive-fairness",
+                role: "server",
+                title: "4 keep-alive clients hold their connections open; a fifth is still served within 3 s",
+                hint: "a kept-alive connection holds its worker: keep a spare worker and fork another while all are busy (up to a maximum), and close idle connections after a few seconds",
+                see: README.at("When things go wrong"),
+                run: keep_alive_fairness,
+            },
+            Check {
+                name: "send-timeout",
+                role: "server",
+                title: "a client that asks for a 32 MiB file and never reads is let go within 10 s, and others are served meanwhile",
+                hint: "set SO_SNDTIMEO on the connection (or poll for POLLOUT with a deadline): a send that makes no progress for a few seconds ends the connection",
+                see: README.at("When things go wrong"),
+                run: send_timeout,
+            },
+            Check {
+                name: "framing",
+                role: "server",
+                title: "Content-Length 0 and 43 in one request: 400, and the request hidden in the body never served; HTTP/1.1 without Host: 400; GET /?x=1 is the page",
+                hint: "RFC 9112: Content-Lengths that differ are an error (never take the first), HTTP/1.1 needs exactly one Host, and the query is not part of the path",
+                see: README.at("Framing"),
+                run: framing,
+            },
+            Check {
+                name: "fifo-in-root",
+                role: "server",
+                title: "a FIFO (named pipe) under the root: 403 or 404 within 3 s, and the server still serves",
+                hint: "open with O_NONBLOCK (open() of a FIFO waits for a writer), then fstat() and serve regular files only",
+                see: README.at("When things go wrong"),
+                run: fifo_in_root,
+            },
+            Check {
                 name: "prefork",
                 role: "server",
                 title: "--workers 4: four workers, 200 requests from 20 clients all answered, SIGTERM leaves nothing",
@@ -762,4 +794,227 @@ fn prefork(ctx: &mut Ctx) -> Outcome {
             .map_err(|e| fail(format!("client {} of 20 (10 requests each): {e}", i + 1)))?;
     }
     ctx.expect_clean_stop(&server, ctx.secs(5.0))
+}
+
+/// Reads one response on a kept-alive connection, as a failure of this check.
+fn read_kept(conn: &mut Conn, what: &str, deadline: Duration) -> Result<Response, Problem> {
+    let mut pending = Vec::new();
+    read_response(conn, &mut pending, false, deadline)
+        .map_err(|f| super::echo::with_prefix(Problem::Fail(f), what))
+}
+
+fn keep_alive_fairness(ctx: &mut Ctx) -> Outcome {
+    let server = ctx.server()?;
+    let request = b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n";
+    let mut held = Vec::new();
+    for i in 1..=4 {
+        let mut conn = ctx.connect(&server)?;
+        conn.send(request).map_err(fail)?;
+        let resp = read_kept(
+            &mut conn,
+            &format!("keep-alive client {i} of 4 (the others holding their connections)"),
+            ctx.secs(3.0),
+        )?;
+        expect_status(&resp, request, &[200])?;
+        held.push(conn);
+    }
+    // The four stay connected, idle for less than a keep-alive timeout; the fifth asks.
+    let started = Instant::now();
+    ctx.stated_deadline_starts();
+    let mut fifth = ctx.connect(&server)?;
+    fifth.send(&get("/")).map_err(fail)?;
+    let got = fifth.recv_to_end(1 << 20, ctx.secs(3.0));
+    let waited = started.elapsed();
+    drop(held);
+    match got {
+        Ok(raw) if raw.starts_with(b"HTTP/1.1 200") || raw.starts_with(b"HTTP/1.0 200") => Ok(()),
+        Ok(raw) => Err(Evidence::new("the fifth client got another answer than 200")
+            .sent(&get("/"))
+            .got(&raw)
+            .into()),
+        Err(short) => Err(ctx.explain(
+            &server,
+            Evidence::new(format!(
+                "while 4 keep-alive clients held their connections, a fifth waited {:.1} s: {}",
+                waited.as_secs_f64(),
+                short.why
+            ))
+            .sent(&get("/"))
+            .expected("the page within 3 s: a spare worker (or thread, or event loop) for the next client")
+            .got(&short.got),
+        )),
+    }
+}
+
+/// A directory for one check's `{root}`, and the server started with it.
+fn server_with_root(
+    ctx: &mut Ctx,
+    name: &str,
+    setup: impl FnOnce(&std::path::Path) -> std::io::Result<()>,
+) -> Result<Server, Problem> {
+    if !ctx.template_uses("{root}") {
+        return Err(Problem::Skip("the server template has no {root}".into()));
+    }
+    let root = ctx.sup.workdir().join(name);
+    std::fs::create_dir_all(&root)
+        .and_then(|()| setup(&root))
+        .map_err(|e| fail(format!("set up the root: {e}")))?;
+    ctx.server_of("server", &[("{root}", root.to_string_lossy().into_owned())])
+}
+
+fn send_timeout(ctx: &mut Ctx) -> Outcome {
+    let server = server_with_root(ctx, "site-large", |root| {
+        std::fs::write(root.join("large.bin"), vec![b'x'; 32 << 20])
+    })?;
+    let request = get("/large.bin");
+    let mut stalled = ctx.connect(&server)?;
+    stalled.send(&request).map_err(fail)?;
+    let me = stalled
+        .stream
+        .local_addr()
+        .map_err(|e| fail(e.to_string()))?;
+    // The server's side of the connection, once it holds it (accept()ed: an inode) and
+    // has begun to answer (bytes wait in our receive queue, unread).
+    let until = Instant::now() + ctx.secs(5.0);
+    loop {
+        let held = procfs::connection(server.addr, me).is_some_and(|r| r.inode != 0);
+        if held && procfs::unread_at(server.addr, me).is_some_and(|n| n > 0) {
+            break;
+        }
+        if Instant::now() >= until {
+            return Err(ctx.explain(
+                &server,
+                Evidence::new("GET /large.bin (32 MiB in {root}) was not answered within 5 s")
+                    .sent(&request),
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let started = Instant::now();
+    ctx.stated_deadline_starts();
+    let other = exchange(ctx, &server, &get("/")).map_err(|p| {
+        super::echo::with_prefix(
+            p,
+            "while one client read nothing of a 32 MiB response, another client",
+        )
+    })?;
+    expect_status(&other, &get("/"), &[200])?;
+    // Let go: no process of the server holds its side any more (an orphan has inode 0),
+    // or the connection is gone.
+    let until = started + ctx.secs(10.0);
+    loop {
+        let row = procfs::connection(server.addr, me);
+        if row.as_ref().is_none_or(|r| r.inode == 0) {
+            return Ok(());
+        }
+        if Instant::now() >= until {
+            let queued = row.map_or(0, |r| r.tx_queue);
+            return Err(ctx.explain(
+                &server,
+                Evidence::new(format!(
+                    "a client that read nothing of its 32 MiB response was still held after {:.0} s ({queued} bytes queued to it)",
+                    started.elapsed().as_secs_f64()
+                ))
+                .sent(&request)
+                .expected("the connection given up after a few seconds without progress (SO_SNDTIMEO)"),
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn framing(ctx: &mut Ctx) -> Outcome {
+    let server = ctx.server()?;
+    let hidden = b"GET /smuggled HTTP/1.1\r\nHost: localhost\r\n\r\n";
+    let mut request = format!(
+        "GET / HTTP/1.1\r\nHost: localhost\r\nContent-Length: 0\r\nContent-Length: {}\r\n\r\n",
+        hidden.len()
+    )
+    .into_bytes();
+    request.extend_from_slice(hidden);
+    // Whatever it answers, the answers end once it closes; a server that kept the
+    // connection open has shown what it made of the bytes within 2 s.
+    let mut conn = ctx.connect(&server)?;
+    conn.send(&request).map_err(fail)?;
+    let raw = match conn.recv_to_end(1 << 20, ctx.secs(2.0)) {
+        Ok(raw) => raw,
+        Err(short) => short.got,
+    };
+    let answers = raw.windows(9).filter(|w| w.starts_with(b"HTTP/1.")).count();
+    if !(raw.starts_with(b"HTTP/1.1 400") || raw.starts_with(b"HTTP/1.0 400")) || answers > 1 {
+        return Err(Evidence::new(format!(
+            "two Content-Length headers that differ (0 and {}), then a request in what the second calls the body: {answers} response(s)",
+            hidden.len()
+        ))
+        .sent(&request)
+        .expected("one response, 400 Bad Request, and the connection closed: which length is right cannot be known, and taking one lets a request hide past a proxy that took the other")
+        .got(&raw)
+        .into());
+    }
+    let no_host = b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n";
+    let resp = exchange(ctx, &server, no_host)?;
+    expect_status(&resp, no_host, &[400])
+        .map_err(|p| super::echo::with_prefix(p, "an HTTP/1.1 request without Host"))?;
+    let query = get("/?x=1");
+    let resp = exchange(ctx, &server, &query)?;
+    expect_status(&resp, &query, &[200]).map_err(|p| {
+        super::echo::with_prefix(p, "GET /?x=1 (the query is not part of the path)")
+    })?;
+    if !String::from_utf8_lossy(&resp.body).contains(HELLO) {
+        return Err(Evidence::new("GET /?x=1 is not the page")
+            .sent(&query)
+            .got(&resp.raw)
+            .into());
+    }
+    Ok(())
+}
+
+fn fifo_in_root(ctx: &mut Ctx) -> Outcome {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut fifo = std::path::PathBuf::new();
+    let server = server_with_root(ctx, "site-fifo", |root| {
+        fifo = root.join("pipe");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).map_err(std::io::Error::from)
+    })?;
+    let request = get("/pipe");
+    ctx.stated_deadline_starts();
+    let mut conn = ctx.connect(&server)?;
+    conn.send(&request).map_err(fail)?;
+    let got = conn.recv_to_end(1 << 20, ctx.secs(3.0));
+    // A reader blocked in open() is let go: a writer opens the FIFO (without waiting)
+    // and closes it, so a stuck worker does not outlive the check.
+    let release = || {
+        let _ = std::fs::OpenOptions::new()
+            .write(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(&fifo);
+    };
+    let raw = match got {
+        Ok(raw) => raw,
+        Err(short) => {
+            let problem = ctx.explain(
+                &server,
+                Evidence::new(format!("GET /pipe (a FIFO under {{root}}): {}", short.why))
+                    .sent(&request)
+                    .expected("403 or 404 at once: open() with O_NONBLOCK, then fstat(): not a regular file")
+                    .got(&short.got),
+            );
+            release();
+            return Err(problem);
+        }
+    };
+    let (status, ..) = parse_head(&raw)
+        .map_err(|e| Evidence::new(e).got(&raw))?
+        .ok_or_else(|| Evidence::new("no complete response head").got(&raw))?;
+    if !matches!(status, 403 | 404) {
+        return Err(
+            Evidence::new(format!("GET /pipe (a FIFO) got status {status}"))
+                .sent(&request)
+                .expected("403 or 404: only regular files are served")
+                .got(&raw)
+                .into(),
+        );
+    }
+    let resp = exchange(ctx, &server, &get("/"))?;
+    expect_status(&resp, &get("/"), &[200])
 }
