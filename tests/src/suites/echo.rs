@@ -187,12 +187,19 @@ pub fn large_message(ctx: &mut Ctx) -> Outcome {
             ))
         }
         Err(short) => {
+            // A server that closes while the checker still sends is seen to close by an
+            // end of stream or by a reset, whichever of its FIN and the RST its unread
+            // bytes cause comes first: one fact, said one way.
+            let why = if closed(&short) {
+                "the server closed the connection (end of stream, or a reset: it closed with bytes unread)".to_string()
+            } else {
+                short.why.clone()
+            };
             let problem = ctx.explain(
                 &server,
                 Evidence::new(format!(
-                    "only {} of {SIZE} bytes came back: {}",
+                    "only {} of {SIZE} bytes came back: {why}",
                     short.got.len(),
-                    short.why
                 ))
                 .sent(&message[..64])
                 .expected("all 1,048,577 bytes back (one read() returns only what has arrived: loop until read() returns 0)"),
