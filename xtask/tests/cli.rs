@@ -167,7 +167,7 @@ fn a_failing_program_exits_one_with_evidence_and_hint() {
         .code(1)
         .stdout(predicate::str::is_match(r"ch04/large-message +FAIL").unwrap())
         .stdout(predicate::str::contains(
-            "[ch04/large-message] only 1024 of 1048576 bytes came back",
+            "[ch04/large-message] only 1024 of 1048577 bytes came back",
         ))
         .stdout(predicate::str::contains("[ch04/large-message] hint: "))
         .stdout(predicate::str::ends_with("0 passed, 1 failed, 0 skipped\n"));
@@ -262,7 +262,7 @@ fn json_report_parses() {
     assert!(
         large["message"]
             .as_str()
-            .is_some_and(|m| m.contains("of 1048576 bytes came back"))
+            .is_some_and(|m| m.contains("of 1048577 bytes came back"))
     );
     assert_eq!(
         checks
