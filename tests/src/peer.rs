@@ -252,7 +252,42 @@ impl Conn {
                     continue;
                 }
                 Step::End => "the server closed the connection (end of stream)".into(),
-                Step::TimedOut => format!("no more bytes came within {deadline:.1?}"),
+                Step::TimedOut => format!("not all of them came within {deadline:.1?}"),
+                Step::Stuck(why) | Step::Failed(why) => why,
+            };
+            return Err(Short { got, why });
+        }
+        Ok(got)
+    }
+
+    /// Reads exactly `n` bytes for as long as they keep coming: gives up once none has
+    /// come for `idle`, or at `cap` in all. A slow program that is making progress (a
+    /// 2-byte buffer on a busy machine) is not cut off by a deadline for the whole.
+    pub fn recv_exact_progressing(
+        &mut self,
+        n: usize,
+        idle: Duration,
+        cap: Duration,
+    ) -> Result<Vec<u8>, Short> {
+        let start = Instant::now();
+        let mut last = start;
+        let mut got = Vec::with_capacity(n);
+        let mut buf = vec![0u8; 64 * 1024];
+        while got.len() < n {
+            let want = (n - got.len()).min(buf.len());
+            let until = (last + idle).min(start + cap);
+            let why = match self.read_step(&mut buf[..want], until) {
+                Step::Data(k) => {
+                    got.extend_from_slice(&buf[..k]);
+                    last = Instant::now();
+                    continue;
+                }
+                Step::End => "the server closed the connection (end of stream)".into(),
+                Step::TimedOut if until >= start + cap => format!(
+                    "{} bytes came in {cap:.1?}, still coming, but too slowly",
+                    got.len()
+                ),
+                Step::TimedOut => format!("no more bytes came for {idle:.1?}"),
                 Step::Stuck(why) | Step::Failed(why) => why,
             };
             return Err(Short { got, why });

@@ -143,12 +143,14 @@ pub fn large_message(ctx: &mut Ctx) -> Outcome {
         .map_err(|e| fail(format!("dup socket: {e}")))?;
     let to_send = message.clone();
     let sender = std::thread::spawn(move || std::io::Write::write_all(&mut writer, &to_send));
-    let received = conn.recv_exact(SIZE, ctx.secs(30.0)).map(|mut got| {
-        if got == message {
-            got.extend(bytes_past_the_echo(&conn, ctx.secs(2.0)));
-        }
-        got
-    });
+    let received = conn
+        .recv_exact_progressing(SIZE, ctx.secs(10.0), ctx.secs(120.0))
+        .map(|mut got| {
+            if got == message {
+                got.extend(bytes_past_the_echo(&conn, ctx.secs(2.0)));
+            }
+            got
+        });
     // Unblock the writer if the server stopped reading, then collect it.
     let _ = conn.stream.shutdown(std::net::Shutdown::Both);
     let _ = sender.join();

@@ -953,7 +953,7 @@ pub fn half_close_echo(ctx: &mut Ctx) -> Outcome {
         crate::peer::Conn::from_stream(stream, &ctx.recorder).watching(server.spawned.pid);
     // Every byte back is the lesson; whether the server then closes is
     // disconnect-cleanup's.
-    match conn.recv_exact(sent, ctx.secs(20.0)) {
+    match conn.recv_exact_progressing(sent, ctx.secs(10.0), ctx.secs(120.0)) {
         Ok(got) if got == message => Ok(()),
         Ok(got) => Err(Evidence::new("the echo differs from what was sent")
             .got(&got[..got.len().min(64)])
