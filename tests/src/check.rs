@@ -687,7 +687,16 @@ impl<'a> Ctx<'a> {
                 }
                 evidence.into()
             }
-            None => evidence.into(),
+            // Alive: what it is doing now, at the failure, before the check lets go of
+            // what holds it (a dribbling client, a FIFO's reader); read at the end of the
+            // check it would show a program that has moved on.
+            None => {
+                let mut evidence = evidence;
+                if evidence.doing.is_none() {
+                    evidence.doing = Some(self.doing_tree(server.pid));
+                }
+                evidence.into()
+            }
         }
     }
 

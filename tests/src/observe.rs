@@ -213,8 +213,11 @@ pub enum FdTarget {
     Other(String),
 }
 
-/// What `pid` is doing now, in a sentence: the first thread blocked in a call on an fd
-/// (the one a single-threaded server is in), or that it is running, or gone.
+/// What `pid` is doing now, in a sentence: the call it is blocked in and what its fd
+/// is, or that it is running, or gone. A program with threads says it of each (its
+/// first thread, then up to three others whose state differs, busiest first): in a
+/// thread-per-client server the main thread waits in accept() while the one that is
+/// stuck is another.
 ///
 /// `name` names the checker's own connections (`client 3`), by their local address.
 pub fn doing(pid: i32, name: &dyn Fn(SocketAddr) -> Option<String>) -> String {
@@ -225,34 +228,63 @@ pub fn doing(pid: i32, name: &dyn Fn(SocketAddr) -> Option<String>) -> String {
     if threads.iter().all(|t| t.state == 'Z') {
         return format!("process {pid} has exited (a zombie its parent has not reaped)");
     }
-    let blocked: Vec<&Thread> = threads
+    let first = threads.iter().find(|t| t.tid == pid).unwrap_or(&threads[0]);
+    let main = thread_doing(pid, first, name);
+    if threads.len() == 1 {
+        return main;
+    }
+    // The others, those blocked on a connection or running first: where a stuck client
+    // is served.
+    let mut others: Vec<(u8, i32, String)> = threads
         .iter()
-        .filter(|t| t.state != 'R' && t.syscall.is_some())
+        .filter(|t| t.tid != first.tid && t.state != 'Z')
+        .map(|t| {
+            let what = thread_doing(pid, t, name);
+            // A thread waiting on another (futex: a lock, a condition, a runtime's
+            // idle worker) says nothing of the world; it is only counted.
+            let rank = if t.state == 'R' {
+                0
+            } else if what.contains("connection") {
+                1
+            } else if what.starts_with("blocked in futex") {
+                3
+            } else {
+                2
+            };
+            (rank, t.tid, what)
+        })
+        .filter(|(_, _, what)| *what != main)
         .collect();
-    if let Some(t) = blocked
-        .iter()
-        .find(|t| t.syscall.and_then(|s| s.fd()).is_some())
-    {
-        let call = t.syscall.expect("blocked");
-        let fd = call.fd().expect("an fd");
-        let what = fd_target(pid, fd)
-            .map(|target| describe_target(&target, name))
-            .unwrap_or_else(|| "an fd that is gone".into());
-        let of = if threads.len() > 1 {
-            format!(" (thread {} of {})", t.tid, threads.len())
-        } else {
-            String::new()
-        };
-        return format!(
-            "blocked in {}({fd}){of}, fd {fd} being {what}",
-            call.name().unwrap_or("a system call")
-        );
+    others.sort();
+    let shown: Vec<&(u8, i32, String)> = others.iter().filter(|o| o.0 < 3).take(3).collect();
+    let mut parts = vec![format!("{main} (its first thread, of {})", threads.len())];
+    for (_, tid, what) in &shown {
+        parts.push(format!("thread {tid} is {what}"));
     }
-    if let Some(t) = blocked.first() {
-        let call = t.syscall.expect("blocked");
-        return format!("blocked in {}()", call.name().unwrap_or("a system call"));
+    if others.len() > shown.len() && !shown.is_empty() {
+        parts.push(format!("and {} more threads", others.len() - shown.len()));
     }
-    "running (not blocked in any system call)".to_string()
+    parts.join("; ")
+}
+
+/// What one thread of `pid` is doing, in words.
+fn thread_doing(pid: i32, t: &Thread, name: &dyn Fn(SocketAddr) -> Option<String>) -> String {
+    if t.state == 'R' {
+        return "running (not blocked in any system call)".to_string();
+    }
+    let Some(call) = t.syscall else {
+        return "running (not blocked in any system call)".to_string();
+    };
+    let call_name = call.name().unwrap_or("a system call");
+    match call.fd() {
+        Some(fd) => {
+            let what = fd_target(pid, fd)
+                .map(|target| describe_target(&target, name))
+                .unwrap_or_else(|| "an fd that is gone".into());
+            format!("blocked in {call_name}({fd}), fd {fd} being {what}")
+        }
+        None => format!("blocked in {call_name}()"),
+    }
 }
 
 fn describe_target(target: &FdTarget, name: &dyn Fn(SocketAddr) -> Option<String>) -> String {
@@ -404,6 +436,41 @@ fn waits_without_limit(pid: i32, call: &Syscall) -> bool {
     }
 }
 
+/// The receive timeout (SO_RCVTIMEO) of socket `fd` of process `pid`, read from a copy
+/// of the fd that pidfd_getfd(2) makes in this process (Linux 5.6; the checker is the
+/// program's ancestor, which may do it). None when it cannot be read.
+fn receive_timeout(pid: i32, fd: i32) -> Option<Duration> {
+    use std::os::fd::{FromRawFd, OwnedFd};
+    // SAFETY: pidfd_open takes a pid and flags and returns a new fd or -1.
+    let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    if pidfd < 0 {
+        return None;
+    }
+    // SAFETY: pidfd_open returned a new fd that nothing else owns.
+    let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd as i32) };
+    // SAFETY: pidfd_getfd takes a pidfd, the target's fd number and flags, and returns
+    // a new fd of ours or -1.
+    let copy = unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_getfd,
+            std::os::fd::AsRawFd::as_raw_fd(&pidfd),
+            fd,
+            0,
+        )
+    };
+    if copy < 0 {
+        return None;
+    }
+    // SAFETY: pidfd_getfd returned a new fd that nothing else owns.
+    let copy = unsafe { OwnedFd::from_raw_fd(copy as i32) };
+    nix::sys::socket::getsockopt(&copy, nix::sys::socket::sockopt::ReceiveTimeout)
+        .ok()
+        .map(|tv| {
+            Duration::from_secs(tv.tv_sec().max(0) as u64)
+                + Duration::from_micros(tv.tv_usec().max(0) as u64)
+        })
+}
+
 /// The calls that read from an fd.
 const READS: [&str; 5] = ["read", "readv", "recvfrom", "recvmsg", "pread64"];
 
@@ -437,8 +504,15 @@ fn all_wait_on(root: i32, row: &procfs::SocketRow) -> Option<(i32, Option<String
                 .fd()
                 .is_some_and(|fd| fd_inode(pid, fd) == Some(row.inode));
             match call.name() {
+                // A read with a receive timeout (SO_RCVTIMEO) ends by itself, and the
+                // program may then answer or close: that is what a request deadline
+                // looks like from outside.
                 Some(name) if on_it && READS.contains(&name) => {
-                    reading = Some(format!("{name}({})", call.fd().unwrap_or(-1)));
+                    let fd = call.fd().unwrap_or(-1);
+                    if receive_timeout(pid, fd).is_some_and(|t| !t.is_zero()) {
+                        return None;
+                    }
+                    reading = Some(format!("{name}({fd})"));
                 }
                 _ if waits_without_limit(pid, &call) => {}
                 _ => return None,
@@ -504,4 +578,30 @@ pub fn connection_is_nonblocking(root: i32, ours: SocketAddr, theirs: SocketAddr
             Some(flags & O_NONBLOCK != 0)
         })
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::fd::AsRawFd;
+
+    /// The receive timeout is read from a copy of another process's fd (here our own
+    /// process's, which pidfd_getfd allows as well).
+    #[test]
+    fn receive_timeout_reads_so_rcvtimeo_through_a_copy_of_the_fd() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let stream = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let me = std::process::id() as i32;
+        assert_eq!(
+            receive_timeout(me, stream.as_raw_fd()),
+            Some(Duration::ZERO)
+        );
+        stream
+            .set_read_timeout(Some(Duration::from_millis(2500)))
+            .unwrap();
+        assert_eq!(
+            receive_timeout(me, stream.as_raw_fd()),
+            Some(Duration::from_millis(2500))
+        );
+    }
 }
