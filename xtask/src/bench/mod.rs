@@ -318,6 +318,9 @@ fn describe(workload: Workload) -> String {
             format!("connect-echo-close (RST), {concurrency} concurrent, {size} B")
         }
         Workload::Udp { sockets, size } => format!("UDP echo, {sockets} sockets, {size} B"),
+        Workload::Http { conns } => {
+            format!("HTTP/1.1 GET /, {conns} keep-alive connections, one request in flight on each")
+        }
     }
 }
 
