@@ -300,8 +300,8 @@ enum Stage {
 /// Where an HTTP slot is in reading one response.
 #[derive(Debug)]
 enum HttpRead {
-    /// The head so far, until it parses whole.
-    Head(Vec<u8>),
+    /// Reading the head (kept in the slot's `head`) until it parses whole.
+    Head,
     /// `left` body bytes to come; `close`: the connection ends after them.
     Body { left: usize, close: bool },
     /// No `Content-Length`: the body runs to the end of the stream.
@@ -317,6 +317,9 @@ struct Slot {
     /// What the socket is registered for now.
     interest: EpollFlags,
     http: HttpRead,
+    /// HTTP: the response head read so far; kept from one response to the next, so
+    /// that reading a response allocates nothing.
+    head: Vec<u8>,
 }
 
 struct Generator {
@@ -428,7 +431,8 @@ impl Generator {
             received: 0,
             started: Instant::now(),
             interest,
-            http: HttpRead::Head(Vec::new()),
+            http: HttpRead::Head,
+            head: Vec::new(),
         });
         Ok(())
     }
@@ -674,8 +678,8 @@ impl Generator {
         let close = loop {
             let n = match (&slot.socket).read(&mut self.scratch) {
                 Ok(0) if matches!(slot.http, HttpRead::ToEnd) => break true,
-                Ok(0) => match &slot.http {
-                    HttpRead::Head(head) if head.is_empty() => {
+                Ok(0) => match slot.http {
+                    HttpRead::Head if slot.head.is_empty() => {
                         bail!("the server closed the connection before answering")
                     }
                     _ => bail!("the server closed the connection in the middle of a response"),
@@ -685,12 +689,13 @@ impl Generator {
                 Err(e) if e.kind() == ErrorKind::Interrupted => continue,
                 Err(e) => return Err(e).context("read"),
             };
-            if let Some(close) = slot.http.take(&self.scratch[..n])? {
+            if let Some(close) = slot.http.take(&mut slot.head, &self.scratch[..n])? {
                 break close;
             }
         };
         let took = slot.started.elapsed();
-        slot.http = HttpRead::Head(Vec::new());
+        slot.http = HttpRead::Head;
+        slot.head.clear();
         if close {
             self.reconnect(i)?;
         } else {
@@ -714,7 +719,8 @@ impl Generator {
 
     /// Closes slot `i`'s connection with an RST and starts a new one in its place.
     fn replace(&mut self, i: usize) -> anyhow::Result<()> {
-        self.slots[i].http = HttpRead::Head(Vec::new());
+        self.slots[i].http = HttpRead::Head;
+        self.slots[i].head.clear();
         let fresh = match self.workload {
             Workload::Udp { .. } => {
                 // A UDP socket is not spent by an error; send again.
@@ -774,11 +780,11 @@ struct Done {
 }
 
 impl HttpRead {
-    /// Takes `bytes` of the response; Some(close) once the response is whole (`close`:
-    /// the connection ends with it).
-    fn take(&mut self, bytes: &[u8]) -> anyhow::Result<Option<bool>> {
+    /// Takes `bytes` of the response (`head`: the head so far); Some(close) once the
+    /// response is whole (`close`: the connection ends with it).
+    fn take(&mut self, head: &mut Vec<u8>, bytes: &[u8]) -> anyhow::Result<Option<bool>> {
         match self {
-            HttpRead::Head(head) => {
+            HttpRead::Head => {
                 if head.len() + bytes.len() > HTTP_HEAD_LIMIT {
                     bail!("the response head is longer than {HTTP_HEAD_LIMIT} bytes");
                 }
