@@ -472,7 +472,8 @@ fn per_connection_table(md: &mut String, cell: &Cell) {
 }
 
 /// A horizontal bar per contender: the median ops/s, with a whisker from the slowest to
-/// the fastest round. Workbook servers blue, C twins grey, tokio orange, nginx green.
+/// the fastest round, and how many connections starved in its worst round, if any.
+/// Workbook servers blue, C twins grey, tokio orange, nginx green.
 fn chart(cell: &Cell, path: &Path) -> anyhow::Result<()> {
     use plotters::prelude::*;
     use plotters::style::text_anchor::{HPos, Pos, VPos};
@@ -523,8 +524,19 @@ fn chart(cell: &Cell, path: &Path) -> anyhow::Result<()> {
         );
         bar.set_margin(4, 4, 0, 0);
         chart.draw_series(std::iter::once(bar))?;
+        // A rate earned by serving some connections and starving the others says so
+        // beside its bar.
+        let p = &row.per_connection;
+        let label = if p.starved > 0 {
+            format!(
+                "{:.0} ({} of {} connections starved)",
+                row.ops_per_sec.median, p.starved, p.connections
+            )
+        } else {
+            format!("{:.0}", row.ops_per_sec.median)
+        };
         chart.draw_series(std::iter::once(Text::new(
-            format!("{:.0}", row.ops_per_sec.median),
+            label,
             (row.ops_per_sec.max + top * 0.01, SegmentValue::CenterOf(i)),
             TextStyle::from(("sans-serif", 12).into_font()).pos(Pos::new(HPos::Left, VPos::Center)),
         )))?;
