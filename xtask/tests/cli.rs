@@ -468,6 +468,18 @@ fn bench_quick_writes_a_report_of_the_documented_shape() {
         assert_eq!(row["rounds"].as_array().unwrap().len(), 1);
     }
     assert!(rows[0]["ratio_to_c"].is_number() && rows[1]["ratio_to_c"].is_null());
+    for row in rows {
+        let p = &row["per_connection"];
+        assert_eq!(p["connections"], 1, "{row}");
+        for figure in [
+            "min_over_median",
+            "starved",
+            "unanswered",
+            "longest_wait_us",
+        ] {
+            assert!(p[figure].is_number(), "{figure} in {row}");
+        }
+    }
     let md = std::fs::read_to_string(out.path().join("report.md")).unwrap();
     assert!(
         md.contains("## udp-1: UDP, 1 socket, 64 B datagrams"),
@@ -481,6 +493,62 @@ fn bench_quick_writes_a_report_of_the_documented_shape() {
         serde_json::from_str(&std::fs::read_to_string(out.path().join("report.json")).unwrap())
             .unwrap();
     assert_eq!(written["cells"][0]["id"], "udp-1");
+}
+
+/// The HTTP cell runs without wrk, on the bench's own generator, and reports how each
+/// server shared itself among its 50 connections: in the JSON and in a table of its own.
+/// nginx is a third row where it is installed.
+#[test]
+fn bench_http_cell_reports_each_servers_connections() {
+    let out = tempfile::tempdir().unwrap();
+    let built = std::path::Path::new(env!("CARGO_BIN_EXE_xtask"))
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    let assert = xtask()
+        .args(["bench", "--quick", "--json", "--cell", "http", "--prebuilt"])
+        .arg(&built)
+        .arg("--out")
+        .arg(out.path())
+        .assert()
+        .success();
+    let json: serde_json::Value = serde_json::from_slice(&assert.get_output().stdout).unwrap();
+    let cells = json["cells"].as_array().unwrap();
+    assert_eq!(cells.len(), 1, "{json}");
+    assert_eq!(cells[0]["id"], "http");
+    let rows = cells[0]["rows"].as_array().unwrap();
+    let labels: Vec<&str> = rows.iter().map(|r| r["label"].as_str().unwrap()).collect();
+    assert_eq!(
+        labels[..2],
+        ["ch24 --workers 1", "ch24 --workers 2"],
+        "{json}"
+    );
+    for row in rows {
+        assert!(
+            row["ops_per_sec"]["median"].as_f64().unwrap() > 0.0,
+            "{row}"
+        );
+        let p = &row["per_connection"];
+        assert_eq!(p["connections"], 50, "{row}");
+        assert!(p["max"].as_u64().unwrap() > 0, "{row}");
+        for figure in [
+            "min",
+            "median",
+            "min_over_median",
+            "starved",
+            "unanswered",
+            "failed",
+        ] {
+            assert!(p[figure].is_number(), "{figure} in {row}");
+        }
+        assert!(p["longest_wait_us"].as_f64().unwrap() > 0.0, "{row}");
+    }
+    let md = std::fs::read_to_string(out.path().join("report.md")).unwrap();
+    assert!(
+        md.contains("| server | conns | min | median | max | min/median | starved |"),
+        "{md}"
+    );
+    assert!(md.contains("| ch24 --workers 2 | 50 |"), "{md}");
 }
 
 #[test]

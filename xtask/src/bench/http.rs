@@ -1,33 +1,25 @@
 //! The HTTP cell: ch24 with one and two worker processes, and nginx serving the same
-//! page when it is installed, each under `wrk` (50 connections, keep-alive, one wrk
-//! thread pinned to the generator CPU).
+//! page when it is installed, each driven by the bench's own generator in its HTTP mode
+//! ([`Workload::Http`]: 50 keep-alive connections, one request in flight on each),
+//! which counts every connection's responses: a server that answers some connections
+//! and leaves the others waiting shows as such, not as a total rate alone.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use harness::loadgen::ServerUsage;
+use harness::loadgen::{self, Moment, Plan, ServerUsage, Workload};
 use harness::procfs::Proto;
 
 use super::report::{Cell, Sample};
-use super::servers::{Binaries, Maker, Model, Running, pinned_command};
+use super::servers::{Binaries, Maker, Model, Running};
 use super::{Placement, Timing};
 
-const CONNECTIONS: u32 = 50;
+const CONNECTIONS: usize = 50;
 
-/// Ok(Err(why)) when the cell cannot run here (no wrk), with how to fix it.
-pub fn run_cell(
-    binaries: &Binaries,
-    timing: Timing,
-    placement: Placement,
-) -> anyhow::Result<Result<Cell, String>> {
-    if which("wrk").is_none() {
-        return Ok(Err(
-            "http: wrk is not installed; install it with `apt-get install wrk` (Debian, Ubuntu)"
-                .into(),
-        ));
-    }
+/// The cell; without nginx, ch24 alone, with a note of how to install nginx.
+pub fn run_cell(binaries: &Binaries, timing: Timing, placement: Placement) -> anyhow::Result<Cell> {
     let mut contenders: Vec<(String, Maker, Vec<String>)> = Vec::new();
     let mut nginx_config = None;
     for workers in [1, 2] {
@@ -67,9 +59,9 @@ pub fn run_cell(
             )
         }
     }
-    let window = timing.window.max(Duration::from_secs(1));
+    let workload = Workload::Http { conns: CONNECTIONS };
     eprintln!(
-        "bench: http (ch24 under wrk): {} servers x {} rounds",
+        "bench: http (GET / on {CONNECTIONS} keep-alive connections): {} servers x {} rounds",
         contenders.len(),
         timing.rounds
     );
@@ -82,31 +74,22 @@ pub fn run_cell(
             }
             let mut server = Running::start_with(argv, Proto::Tcp, port, placement.server_cpu)
                 .with_context(|| format!("http: {label}"))?;
-            let before = ServerUsage::read(server.pid);
-            let wrk = run_wrk(port, window, placement.generator_cpu)
-                .with_context(|| format!("http: wrk against {label}"))?;
-            let after = ServerUsage::read(server.pid);
+            let plan = Plan {
+                target: server.addr,
+                workload,
+                warmup: timing.warmup,
+                window: timing.window,
+                cpu: placement.generator_cpu,
+            };
+            let pid = server.pid;
+            let (mut before, mut after) = (ServerUsage::default(), ServerUsage::default());
+            let measured = loadgen::run(&plan, |moment| match moment {
+                Moment::WindowOpens => before = ServerUsage::read(pid),
+                Moment::WindowCloses => after = ServerUsage::read(pid),
+            })
+            .with_context(|| format!("http: {label}"))?;
             server.stop();
-            let cpu = after.cpu.saturating_sub(before.cpu).as_secs_f64();
-            let requests = wrk.requests_per_sec * window.as_secs_f64();
-            samples[i].push(Sample {
-                ops_per_sec: wrk.requests_per_sec,
-                p50_us: wrk.p50_us,
-                p99_us: wrk.p99_us,
-                // wrk reports no per-connection counts.
-                fairness: f64::NAN,
-                server_cpu_us_per_op: if requests > 0.0 {
-                    cpu * 1e6 / requests
-                } else {
-                    0.0
-                },
-                server_load: cpu / window.as_secs_f64(),
-                pss_kib: after.pss_kib,
-                processes: after.processes,
-                generator_load: wrk.cpu.as_secs_f64() / window.as_secs_f64(),
-                resent: 0,
-                failures: wrk.errors,
-            });
+            samples[i].push(Sample::from_run(&measured, before, after));
         }
     }
     let labels = contenders
@@ -115,15 +98,16 @@ pub fn run_cell(
         .collect();
     let mut cell = Cell::from_rows(
         "http",
-        "ch24's HTTP server under wrk, 50 keep-alive connections",
-        format!("wrk -t1 -c{CONNECTIONS} -d{}s, GET /", window.as_secs()),
+        "ch24's HTTP server, 50 keep-alive connections",
+        super::describe(workload),
         labels,
         samples,
     );
+    cell.per_connection_table = true;
     if let Some(skip) = skipped {
         cell.workload.push_str(&format!(" ({skip})"));
     }
-    Ok(Ok(cell))
+    Ok(cell)
 }
 
 /// A program on `PATH`, or in /usr/sbin (where Debian puts nginx, off a user's PATH).
@@ -202,109 +186,4 @@ fn nginx_setup(nginx: &Path, dir: &Path, page: &[u8]) -> anyhow::Result<(Vec<Str
         format!("{}/nginx-{{port}}.conf", dir.display()),
     ];
     Ok((argv, conf))
-}
-
-struct WrkResult {
-    requests_per_sec: f64,
-    p50_us: f64,
-    p99_us: f64,
-    errors: u64,
-    cpu: Duration,
-}
-
-/// Runs wrk to the end and reads its summary. Its CPU time is what our reaped children
-/// used meanwhile (getrusage(RUSAGE_CHILDREN)): wrk is the only child reaped in between.
-fn run_wrk(port: u16, window: Duration, cpu: Option<usize>) -> anyhow::Result<WrkResult> {
-    let argv: Vec<String> = vec![
-        "wrk".into(),
-        "-t1".into(),
-        format!("-c{CONNECTIONS}"),
-        format!("-d{}s", window.as_secs().max(1)),
-        "--latency".into(),
-        format!("http://127.0.0.1:{port}/"),
-    ];
-    let before = children_cpu();
-    // pinned_command sends output to /dev/null, and output() keeps what was set.
-    let output = pinned_command(&argv, cpu)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .output()
-        .context("run wrk")?;
-    let used = children_cpu().saturating_sub(before);
-    if !output.status.success() {
-        bail!(
-            "wrk ended with {}: {}",
-            output.status,
-            String::from_utf8_lossy(&output.stderr).trim()
-        );
-    }
-    parse_wrk(&String::from_utf8_lossy(&output.stdout), used)
-}
-
-/// User + system CPU time of every child reaped so far.
-fn children_cpu() -> Duration {
-    harness::loadgen::cpu_time(nix::sys::resource::UsageWho::RUSAGE_CHILDREN)
-}
-
-fn parse_wrk(text: &str, cpu: Duration) -> anyhow::Result<WrkResult> {
-    let mut result = WrkResult {
-        requests_per_sec: 0.0,
-        p50_us: 0.0,
-        p99_us: 0.0,
-        errors: 0,
-        cpu,
-    };
-    for line in text.lines().map(str::trim) {
-        let words: Vec<&str> = line.split_whitespace().collect();
-        match words[..] {
-            ["Requests/sec:", rate] => result.requests_per_sec = rate.parse()?,
-            ["50%", value] => result.p50_us = micros(value)?,
-            ["99%", value] => result.p99_us = micros(value)?,
-            ["Non-2xx", "or", "3xx", "responses:", n] => result.errors += n.parse::<u64>()?,
-            _ if line.starts_with("Socket errors:") => {
-                result.errors += line
-                    .split(|c: char| !c.is_ascii_digit())
-                    .filter_map(|n| n.parse::<u64>().ok())
-                    .sum::<u64>();
-            }
-            _ => {}
-        }
-    }
-    if result.requests_per_sec == 0.0 {
-        bail!("wrk printed no Requests/sec:\n{text}");
-    }
-    Ok(result)
-}
-
-/// wrk's durations: `812.00us`, `1.23ms`, `2.01s`.
-fn micros(value: &str) -> anyhow::Result<f64> {
-    let (number, scale) = if let Some(n) = value.strip_suffix("us") {
-        (n, 1.0)
-    } else if let Some(n) = value.strip_suffix("ms") {
-        (n, 1e3)
-    } else if let Some(n) = value.strip_suffix('s') {
-        (n, 1e6)
-    } else {
-        (value, 1.0)
-    };
-    Ok(number.parse::<f64>()? * scale)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn reads_wrk_summary() {
-        let text = "Running 1s test @ http://127.0.0.1:1/\n  1 threads and 50 connections\n\
-            \x20 Latency Distribution\n     50%  812.00us\n     75%    1.00ms\n     90%    1.10ms\n\
-            \x20    99%    2.50ms\n  20000 requests in 1.00s, 2.00MB read\n\
-            \x20 Socket errors: connect 0, read 3, write 0, timeout 1\n\
-            Requests/sec:  19990.12\nTransfer/sec:      2.00MB\n";
-        let r = parse_wrk(text, Duration::ZERO).unwrap();
-        assert_eq!(r.requests_per_sec, 19990.12);
-        assert_eq!(r.p50_us, 812.0);
-        assert_eq!(r.p99_us, 2500.0);
-        assert_eq!(r.errors, 4);
-    }
 }

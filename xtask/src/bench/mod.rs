@@ -260,13 +260,9 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         report.cells.push(cell);
     }
     if with_http {
-        match http::run_cell(&binaries, timing, placement)? {
-            Ok(cell) => report.cells.push(cell),
-            Err(skip) => {
-                eprintln!("bench: http skipped: {skip}");
-                report.skipped.push(skip);
-            }
-        }
+        report
+            .cells
+            .push(http::run_cell(&binaries, timing, placement)?);
     }
     report.elapsed = started.elapsed();
     report.write(&out)?;
@@ -308,7 +304,7 @@ fn run_cell(
     ))
 }
 
-fn describe(workload: Workload) -> String {
+pub(crate) fn describe(workload: Workload) -> String {
     match workload {
         Workload::Echo { conns, idle, size } if idle > 0 => {
             format!("echo, {conns} connections + {idle} idle, {size} B")
@@ -318,6 +314,9 @@ fn describe(workload: Workload) -> String {
             format!("connect-echo-close (RST), {concurrency} concurrent, {size} B")
         }
         Workload::Udp { sockets, size } => format!("UDP echo, {sockets} sockets, {size} B"),
+        Workload::Http { conns } => {
+            format!("HTTP/1.1 GET /, {conns} keep-alive connections, one request in flight on each")
+        }
     }
 }
 

@@ -5,7 +5,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use anyhow::Context;
-use harness::loadgen::{Measured, ServerUsage};
+use harness::loadgen::{Measured, PerConnection, ServerUsage};
 use serde::Serialize;
 
 use super::servers::{Contender, Maker, Model};
@@ -33,6 +33,8 @@ pub struct Sample {
     pub generator_load: f64,
     pub resent: u64,
     pub failures: u64,
+    /// How the service was shared among the connections.
+    pub per_connection: PerConnection,
 }
 
 impl Sample {
@@ -54,6 +56,7 @@ impl Sample {
             generator_load: m.generator_load(),
             resent: m.resent,
             failures: m.failures,
+            per_connection: m.per_connection(),
         }
     }
 }
@@ -115,6 +118,9 @@ pub struct Row {
     pub generator_load: f64,
     pub resent: u64,
     pub failures: u64,
+    /// The sharing of the round whose least served connection fared worst: a server
+    /// that starves connections in one round of five is not to be hidden by a median.
+    pub per_connection: PerConnection,
     /// The workbook server's median ops/s over its C twin's (workbook rows only).
     pub ratio_to_c: Option<f64>,
     pub rounds: Vec<Sample>,
@@ -126,6 +132,25 @@ pub struct Cell {
     pub title: String,
     pub workload: String,
     pub rows: Vec<Row>,
+    /// The Markdown report shows the per-connection table for this cell.
+    #[serde(skip)]
+    pub per_connection_table: bool,
+}
+
+/// The round whose least served connection fared worst: the lowest min / median, then
+/// the most starved connections, then the longest wait.
+fn worst_round(samples: &[Sample]) -> PerConnection {
+    samples
+        .iter()
+        .map(|s| &s.per_connection)
+        .min_by(|a, b| {
+            a.min_over_median
+                .total_cmp(&b.min_over_median)
+                .then(b.starved.cmp(&a.starved))
+                .then(b.longest_wait_us.total_cmp(&a.longest_wait_us))
+        })
+        .cloned()
+        .unwrap_or_default()
 }
 
 fn median_of(samples: &[Sample], f: impl Fn(&Sample) -> f64) -> f64 {
@@ -172,6 +197,7 @@ impl Cell {
                 generator_load: median_of(&s, |x| x.generator_load),
                 resent: s.iter().map(|x| x.resent).sum(),
                 failures: s.iter().map(|x| x.failures).sum(),
+                per_connection: worst_round(&s),
                 ratio_to_c: None,
                 rounds: s,
             })
@@ -193,6 +219,7 @@ impl Cell {
             title: title.to_string(),
             workload,
             rows,
+            per_connection_table: false,
         }
     }
 }
@@ -344,16 +371,29 @@ impl Report {
             let notes: Vec<String> = cell
                 .rows
                 .iter()
-                .filter(|r| r.failures > 0 || r.resent > 0)
-                .map(|r| {
-                    format!(
-                        "{}: {} failed connections, {} datagrams resent",
-                        r.label, r.failures, r.resent
-                    )
+                .filter_map(|r| {
+                    let reconnects: u64 =
+                        r.rounds.iter().map(|s| s.per_connection.reconnects).sum();
+                    let mut parts = Vec::new();
+                    if r.failures > 0 {
+                        parts.push(format!("{} failed connections", r.failures));
+                    }
+                    if r.resent > 0 {
+                        parts.push(format!("{} datagrams resent", r.resent));
+                    }
+                    if reconnects > 0 {
+                        parts.push(format!(
+                            "{reconnects} responses that closed their connection"
+                        ));
+                    }
+                    (!parts.is_empty()).then(|| format!("{}: {}", r.label, parts.join(", ")))
                 })
                 .collect();
             if !notes.is_empty() {
                 let _ = writeln!(md, "\nOver all rounds: {}.", notes.join("; "));
+            }
+            if cell.per_connection_table {
+                per_connection_table(&mut md, cell);
             }
             let _ = writeln!(md);
         }
@@ -383,8 +423,57 @@ impl Report {
     }
 }
 
+/// Each row's sharing among its connections, in its worst round.
+fn per_connection_table(md: &mut String, cell: &Cell) {
+    use std::fmt::Write;
+    let _ = writeln!(
+        md,
+        "\nPer connection (each server's worst round; responses per connection in the \
+         window):\n"
+    );
+    let _ = writeln!(
+        md,
+        "| server | conns | min | median | max | min/median | starved | unanswered | failed | \
+         worst conn: responses, p99 µs | longest wait ms |"
+    );
+    let _ = writeln!(
+        md,
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    );
+    for r in &cell.rows {
+        let p = &r.per_connection;
+        let worst_p99 = p
+            .worst_p99_us
+            .map_or("none answered".to_string(), |us| format!("{us:.0}"));
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} | {:.0} | {} | {:.2} | {} | {} | {} | {}, {} | {:.1} |",
+            r.label,
+            p.connections,
+            p.min,
+            p.median,
+            p.max,
+            p.min_over_median,
+            p.starved,
+            p.unanswered,
+            p.failed,
+            p.worst_responses,
+            worst_p99,
+            p.longest_wait_us / 1000.0
+        );
+    }
+    let _ = writeln!(
+        md,
+        "\n*starved*: fewer than a tenth of an equal share (responses / connections); \
+         *unanswered*: no response in the window; *failed*: refused, reset or closed early \
+         at least once; *longest wait*: the longest one request waited, answered or still \
+         waiting when the window closed."
+    );
+}
+
 /// A horizontal bar per contender: the median ops/s, with a whisker from the slowest to
-/// the fastest round. Workbook servers blue, C twins grey, tokio orange, nginx green.
+/// the fastest round, and how many connections starved in its worst round, if any.
+/// Workbook servers blue, C twins grey, tokio orange, nginx green.
 fn chart(cell: &Cell, path: &Path) -> anyhow::Result<()> {
     use plotters::prelude::*;
     use plotters::style::text_anchor::{HPos, Pos, VPos};
@@ -435,8 +524,19 @@ fn chart(cell: &Cell, path: &Path) -> anyhow::Result<()> {
         );
         bar.set_margin(4, 4, 0, 0);
         chart.draw_series(std::iter::once(bar))?;
+        // A rate earned by serving some connections and starving the others says so
+        // beside its bar.
+        let p = &row.per_connection;
+        let label = if p.starved > 0 {
+            format!(
+                "{:.0} ({} of {} connections starved)",
+                row.ops_per_sec.median, p.starved, p.connections
+            )
+        } else {
+            format!("{:.0}", row.ops_per_sec.median)
+        };
         chart.draw_series(std::iter::once(Text::new(
-            format!("{:.0}", row.ops_per_sec.median),
+            label,
             (row.ops_per_sec.max + top * 0.01, SegmentValue::CenterOf(i)),
             TextStyle::from(("sans-serif", 12).into_font()).pos(Pos::new(HPos::Left, VPos::Center)),
         )))?;
