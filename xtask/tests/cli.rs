@@ -519,8 +519,12 @@ fn bench_http_cell_reports_each_servers_connections() {
     let rows = cells[0]["rows"].as_array().unwrap();
     let labels: Vec<&str> = rows.iter().map(|r| r["label"].as_str().unwrap()).collect();
     assert_eq!(
-        labels[..2],
-        ["ch24 --workers 1", "ch24 --workers 2"],
+        labels[..3],
+        [
+            "ch24 1 worker (fixed)",
+            "ch24 2 workers (fixed)",
+            "ch24 pool 2..64"
+        ],
         "{json}"
     );
     for row in rows {
@@ -548,7 +552,7 @@ fn bench_http_cell_reports_each_servers_connections() {
         md.contains("| server | conns | min | median | max | min/median | starved |"),
         "{md}"
     );
-    assert!(md.contains("| ch24 --workers 2 | 50 |"), "{md}");
+    assert!(md.contains("| ch24 2 workers (fixed) | 50 |"), "{md}");
 }
 
 #[test]

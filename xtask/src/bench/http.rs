@@ -22,8 +22,11 @@ const CONNECTIONS: usize = 50;
 pub fn run_cell(binaries: &Binaries, timing: Timing, placement: Placement) -> anyhow::Result<Cell> {
     let mut contenders: Vec<(String, Maker, Vec<String>)> = Vec::new();
     let mut nginx_config = None;
-    for workers in [1, 2] {
-        let Some(c) = binaries.http(workers) else {
+    // A fixed pool of 1 and of 2 (one connection per worker: 50 kept-alive connections
+    // shut all but one or two out), and the pool that grows with the load (a worker for
+    // each connection, up to 64).
+    for (workers, max) in [(1, 1), (2, 2), (2, 64)] {
+        let Some(c) = binaries.http(workers, max) else {
             bail!("ch24 was not built");
         };
         contenders.push((c.label.clone(), Maker::Workbook, c.argv.clone()));

@@ -234,13 +234,25 @@ impl Binaries {
         out
     }
 
-    /// ch24 with `workers` worker processes.
-    pub fn http(&self, workers: u32) -> Option<Contender> {
+    /// ch24 with a pool of `workers` worker processes that may grow to `max` (ch24
+    /// forks a spare worker while all are busy, up to `--max-workers`): `max == workers`
+    /// is a fixed pool.
+    pub fn http(&self, workers: u32, max: u32) -> Option<Contender> {
         let mut contender = self.workbook(Model::Http)?;
-        contender.label = format!("ch24 --workers {workers}");
-        contender
-            .argv
-            .extend(["--workers".into(), workers.to_string()]);
+        contender.label = if max == workers {
+            format!(
+                "ch24 {workers} worker{} (fixed)",
+                if workers == 1 { "" } else { "s" }
+            )
+        } else {
+            format!("ch24 pool {workers}..{max}")
+        };
+        contender.argv.extend([
+            "--workers".into(),
+            workers.to_string(),
+            "--max-workers".into(),
+            max.to_string(),
+        ]);
         Some(contender)
     }
 }
