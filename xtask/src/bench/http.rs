@@ -9,7 +9,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use harness::loadgen::{self, Moment, Plan, ServerUsage, Workload};
+use harness::loadgen::Workload;
 use harness::procfs::Proto;
 
 use super::report::{Cell, Sample};
@@ -75,24 +75,11 @@ pub fn run_cell(binaries: &Binaries, timing: Timing, placement: Placement) -> an
             if let (Maker::Nginx, Some(config)) = (maker, &nginx_config) {
                 write_nginx_config(site.path(), config, port)?;
             }
-            let mut server = Running::start_with(argv, Proto::Tcp, port, placement.server_cpu)
+            let server = Running::start_with(argv, Proto::Tcp, port, placement.server_cpu)
                 .with_context(|| format!("http: {label}"))?;
-            let plan = Plan {
-                target: server.addr,
-                workload,
-                warmup: timing.warmup,
-                window: timing.window,
-                cpu: placement.generator_cpu,
-            };
-            let pid = server.pid;
-            let (mut before, mut after) = (ServerUsage::default(), ServerUsage::default());
-            let measured = loadgen::run(&plan, |moment| match moment {
-                Moment::WindowOpens => before = ServerUsage::read(pid),
-                Moment::WindowCloses => after = ServerUsage::read(pid),
-            })
-            .with_context(|| format!("http: {label}"))?;
-            server.stop();
-            samples[i].push(Sample::from_run(&measured, before, after));
+            let sample = super::measure(server, workload, timing, placement)
+                .with_context(|| format!("http: {label}"))?;
+            samples[i].push(sample);
         }
     }
     let labels = contenders

@@ -327,7 +327,17 @@ fn run_once(
     timing: Timing,
     placement: Placement,
 ) -> anyhow::Result<Sample> {
-    let mut server = Running::start(contender, placement.server_cpu)?;
+    let server = Running::start(contender, placement.server_cpu)?;
+    measure(server, workload, timing, placement)
+}
+
+/// Loads a started server for one round, reads its usage around the window, stops it.
+pub(crate) fn measure(
+    mut server: Running,
+    workload: Workload,
+    timing: Timing,
+    placement: Placement,
+) -> anyhow::Result<Sample> {
     let plan = Plan {
         target: server.addr,
         workload,
