@@ -685,13 +685,17 @@ pub fn free_port() -> Result<u16, String> {
         if given.contains(&port) {
             continue;
         }
-        if TcpListener::bind(("0.0.0.0", port)).is_ok()
-            && std::net::UdpSocket::bind(("0.0.0.0", port)).is_ok()
-            && reserve_across_processes(port)
-        {
+        // Claimed first, then tried: another workbook process never tries a port this
+        // one holds (a try is a real bind, and a program under test binding that port
+        // at that moment would fail).
+        if !reserve_across_processes(port, true) {
+            continue;
+        }
+        if bindable_as_a_student_binds(port) {
             given.insert(port);
             return Ok(port);
         }
+        reserve_across_processes(port, false);
     }
     Err("no free port found below the ephemeral range".into())
 }
@@ -703,7 +707,20 @@ pub fn free_port() -> Result<u16, String> {
 /// one process the lock is not exclusive (record locks belong to the process), which is
 /// what [`free_port`]'s own registry is for. Without the lock file (an unwritable /tmp),
 /// a port is still checked free by binding it: the claim only narrows a race.
-fn reserve_across_processes(port: u16) -> bool {
+/// Whether `port` can be bound on every address the way the book's servers bind it:
+/// TCP and UDP, without SO_REUSEADDR (std's TcpListener sets it, and would not see a
+/// connection of an earlier run still in TIME_WAIT on the port, which makes such a
+/// server's bind() fail).
+fn bindable_as_a_student_binds(port: u16) -> bool {
+    let any = std::net::SocketAddr::from(([0, 0, 0, 0], port));
+    [Type::STREAM, Type::DGRAM].into_iter().all(|kind| {
+        Socket::new(Domain::IPV4, kind, None).is_ok_and(|socket| socket.bind(&any.into()).is_ok())
+    })
+}
+
+/// `claim`: takes the port (true when no other process holds it); otherwise gives it
+/// back.
+fn reserve_across_processes(port: u16, claim: bool) -> bool {
     use std::os::fd::AsRawFd;
     use std::sync::OnceLock;
     static LOCKS: OnceLock<Option<std::fs::File>> = OnceLock::new();
@@ -725,7 +742,7 @@ fn reserve_across_processes(port: u16) -> bool {
     };
     // SAFETY: a zeroed flock is a valid value; every field we rely on is set below.
     let mut lock: libc::flock = unsafe { std::mem::zeroed() };
-    lock.l_type = libc::F_WRLCK as libc::c_short;
+    lock.l_type = if claim { libc::F_WRLCK } else { libc::F_UNLCK } as libc::c_short;
     lock.l_whence = libc::SEEK_SET as libc::c_short;
     lock.l_start = libc::off_t::from(port);
     lock.l_len = 1;
