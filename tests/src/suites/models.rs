@@ -938,10 +938,22 @@ pub fn half_close_echo(ctx: &mut Ctx) -> Outcome {
         }
     }
     // Phase 2: let the server read what is still queued toward it (into its outbox),
-    // unless it has stopped reading.
-    let settle = Instant::now() + Duration::from_millis(300);
-    while Instant::now() < settle && read_by_server(&stream, sent) < sent {
-        std::thread::sleep(Duration::from_millis(1));
+    // unless it has stopped reading: seen asleep over 100 ms while bytes wait for it and
+    // none of them was taken. (Not a fixed wait: on a loaded machine a server that had
+    // not got round to reading them would read them after our end of stream, while we
+    // read, and its outbox would have emptied by the time it met the end: it passed by
+    // luck, once in twenty runs.)
+    let settle = Instant::now() + ctx.secs(10.0);
+    loop {
+        let before = read_by_server(&stream, sent);
+        if before >= sent || Instant::now() >= settle {
+            break;
+        }
+        let asleep = crate::observe::runnable_fraction(server.pid, Duration::from_millis(100))
+            .is_some_and(|f| f < 0.05);
+        if asleep && read_by_server(&stream, sent) == before {
+            break;
+        }
     }
     // Phase 3: end of stream, then read everything.
     let _ = stream.set_nonblocking(false);
