@@ -67,13 +67,24 @@ static int readable_within(int fd, long ms)
     return ms > 0 && poll(&p, 1, (int)ms) > 0;
 }
 
+/* Sends all n bytes (a head, or one chunk of a file) within SEND_TIMEOUT_S: one deadline
+ * for the whole piece. (SO_SNDTIMEO would restart its clock at every write that takes a
+ * little, so a client that reads a trickle now and then would hold the worker forever.) */
 static int send_all(int fd, const char *p, size_t n)
 {
+    long deadline = now_ms() + SEND_TIMEOUT_S * 1000L;
     while (n > 0) {
-        ssize_t w = write(fd, p, n);
+        ssize_t w = send(fd, p, n, MSG_DONTWAIT | MSG_NOSIGNAL);
         if (w < 0) {
             if (errno == EINTR)
                 continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK) {
+                struct pollfd q = {fd, POLLOUT, 0};
+                long left = deadline - now_ms();
+                if (left <= 0 || poll(&q, 1, (int)left) <= 0)
+                    return -1; /* the client takes nothing: let it go */
+                continue;
+            }
             return -1;
         }
         p += w;
@@ -394,7 +405,6 @@ static int idle_workers(void)
 
 static void worker(int serv, int slot)
 {
-    struct timeval send_timeout = {SEND_TIMEOUT_S, 0};
     struct sigaction act = {0};
     sigset_t none;
     act.sa_handler = on_stop; /* no SA_RESTART: accept() returns EINTR */
@@ -410,8 +420,6 @@ static void worker(int serv, int slot)
         __sync_bool_compare_and_swap(&board[slot].state, IDLE, BUSY);
         if (idle_workers() == 0)
             kill(getppid(), SIGUSR1);
-        /* A client that never reads: send() gives up after SEND_TIMEOUT_S with EAGAIN. */
-        setsockopt(cl, SOL_SOCKET, SO_SNDTIMEO, &send_timeout, sizeof(send_timeout));
         serve(cl);
         linger_close(cl);
         __sync_bool_compare_and_swap(&board[slot].state, BUSY, IDLE);
