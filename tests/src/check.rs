@@ -225,6 +225,18 @@ impl Server {
     }
 }
 
+/// Whether a program's last words say its bind() failed: `Address already in use`
+/// (perror, Python, Go, Node: EADDRINUSE), or the book's `bind() error`.
+fn says_its_bind_failed(stderr: &str, output: &[u8]) -> bool {
+    let output = String::from_utf8_lossy(output);
+    [stderr, output.as_ref()].iter().any(|text| {
+        let text = text.to_ascii_lowercase();
+        text.contains("address already in use")
+            || text.contains("eaddrinuse")
+            || text.contains("bind() error")
+    })
+}
+
 /// Whether some socket of `proto` holds `port` now (any state: listening, bound,
 /// connected, TIME_WAIT), when the program that was to listen on it has ended.
 fn port_taken_by_another(proto: Proto, port: u16) -> bool {
@@ -479,12 +491,19 @@ impl<'a> Ctx<'a> {
                 }
                 // The port was free when it was chosen, but something outside this
                 // checker took it before the program's bind() (another program on the
-                // machine may pick any port): the program's failure is not its own. It
-                // starts again, on another port, as a person would.
+                // machine may pick any port, and may hold it only a moment): the
+                // program's failure is not its own. It starts again, on another port, as
+                // a person would. Seen by the port still being held, or by the program's
+                // own last words about its bind(); a program that fails to bind for its
+                // own reasons fails the same way on every port, so its verdict stands.
                 Err(_)
                     if attempt < 3
                         && self.sup.status(spawned.pid).is_some()
-                        && port_taken_by_another(proto, port) =>
+                        && (port_taken_by_another(proto, port)
+                            || says_its_bind_failed(
+                                &spawned.stderr_tail(5),
+                                &terminal.output_now(),
+                            )) =>
                 {
                     self.sup.forget(spawned.pid);
                     attempt += 1;
