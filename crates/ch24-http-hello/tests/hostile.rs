@@ -188,13 +188,7 @@ fn a_large_file_is_streamed_whole() {
 #[test]
 fn conflicting_content_lengths_are_refused_and_nothing_is_smuggled() {
     let server = start(&["--workers", "1"]);
-    let hidden = b"GET /smuggled HTTP/1.1\r\nHost: localhost\r\n\r\n";
-    let mut request = format!(
-        "GET / HTTP/1.1\r\nHost: localhost\r\nContent-Length: 0\r\nContent-Length: {}\r\n\r\n",
-        hidden.len()
-    )
-    .into_bytes();
-    request.extend_from_slice(hidden);
+    let (request, _hidden) = harness::suites::ch24::smuggling_request();
     let got = exchange(server.addr(), &request);
     assert_eq!(status_of(&got), 400, "{}", String::from_utf8_lossy(&got));
     assert_eq!(
@@ -296,6 +290,8 @@ fn workers_that_die_at_once_are_restarted_with_a_pause() {
     assert!(wait_until(DEADLINE, || server
         .stderr_text()
         .contains("EMFILE")));
+    // A window to count restarts in (the measure is how many there were in 3 s), not a
+    // wait for something to be ready.
     while started.elapsed() < Duration::from_secs(3) {
         std::thread::sleep(Duration::from_millis(100));
     }

@@ -952,8 +952,10 @@ fn send_timeout(ctx: &mut Ctx) -> Outcome {
     }
 }
 
-fn framing(ctx: &mut Ctx) -> Outcome {
-    let server = ctx.server()?;
+/// A request with two Content-Lengths that differ (0, and the length of a second
+/// request hidden in what it calls the body), and that hidden request: request smuggling
+/// (RFC 9112 §6.3). Shared with ch24's own hostile tests.
+pub fn smuggling_request() -> (Vec<u8>, &'static [u8]) {
     let hidden = b"GET /smuggled HTTP/1.1\r\nHost: localhost\r\n\r\n";
     let mut request = format!(
         "GET / HTTP/1.1\r\nHost: localhost\r\nContent-Length: 0\r\nContent-Length: {}\r\n\r\n",
@@ -961,6 +963,12 @@ fn framing(ctx: &mut Ctx) -> Outcome {
     )
     .into_bytes();
     request.extend_from_slice(hidden);
+    (request, hidden)
+}
+
+fn framing(ctx: &mut Ctx) -> Outcome {
+    let server = ctx.server()?;
+    let (request, hidden) = smuggling_request();
     // Whatever it answers, the answers end once it closes; a server that kept the
     // connection open has shown what it made of the bytes within 2 s.
     let mut conn = ctx.connect(&server)?;
