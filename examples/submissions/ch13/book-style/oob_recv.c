@@ -2,7 +2,9 @@
  * urgent byte with recv(MSG_OOB) and prints it with write(), not printf(), which is not
  * async-signal-safe; errno is saved; the main loop ends on an error other than EINTR (the
  * book continues on every error, and loops for ever on a reset connection); buf keeps
- * room for its terminating 0. */
+ * room for its terminating 0; SA_RESTART, so that a SIGURG that lands while puts() writes
+ * the last in-band bytes to the terminal does not make that write() fail with EINTR (stdio
+ * then drops the line: "123" went missing once in a loaded CI run). */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -34,7 +36,7 @@ int main(int argc, char *argv[])
     }
     act.sa_handler = urg_handler;
     sigemptyset(&act.sa_mask);
-    act.sa_flags = 0;
+    act.sa_flags = SA_RESTART; /* FIX: the book's 0 lets the signal cut a write() short */
 
     acpt_sock = socket(PF_INET, SOCK_STREAM, 0);
     memset(&recv_adr, 0, sizeof(recv_adr));
