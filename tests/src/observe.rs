@@ -356,6 +356,22 @@ pub fn asleep(pid: i32, gap: Duration) -> bool {
     sleeping()
 }
 
+/// Waits, `deadline` at most, until `pid` is seen [`asleep`] or has ended (gone, or a
+/// zombie): a program that has settled, waiting for something outside it. Whether it
+/// fell asleep before the deadline.
+pub fn wait_asleep(pid: i32, deadline: Duration) -> bool {
+    let until = Instant::now() + deadline;
+    loop {
+        if asleep(pid, Duration::from_millis(20)) {
+            return true;
+        }
+        if threads(pid).iter().all(|t| t.state == 'Z') || Instant::now() >= until {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
 /// The calls that write to an fd.
 const WRITES: [&str; 5] = ["write", "writev", "sendto", "sendmsg", "pwrite64"];
 

@@ -139,10 +139,7 @@ fn fd_setsize(ctx: &mut Ctx, chat: bool) -> Outcome {
     let context = format!("with {CLIENTS} clients connected (ulimit -n {LIMIT})");
     // What it holds is read once it has settled (asleep again, in select()): a
     // connection it is refusing is held for a moment, between accept() and close().
-    let until = Instant::now() + ctx.secs(2.0);
-    while Instant::now() < until && !crate::observe::asleep(server.pid, Duration::from_millis(20)) {
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    crate::observe::wait_asleep(server.pid, ctx.secs(2.0));
     if ctx.server_gone(&server).is_some() {
         return Err(ctx.explain(&server, Evidence::new(context)));
     }

@@ -88,7 +88,7 @@ pub fn end_of_input(ctx: &mut Ctx, talk: Talk, extra: &[(&'static str, String)])
     // The clock starts once the client waits for input: a program still starting (an
     // interpreter loading its modules on a busy machine, runnable all the while) has not
     // had its chance to see the end yet, and would look like one that spins.
-    until_it_waits(ctx, &client);
+    crate::observe::wait_asleep(client.spawned.pid, ctx.secs(10.0));
     client.end_input().map_err(|e| fail(format!("{e:#}")))?;
     ctx.stated_deadline_starts();
     let deadline = ctx.secs(2.0);
@@ -121,20 +121,6 @@ pub fn end_of_input(ctx: &mut Ctx, talk: Talk, extra: &[(&'static str, String)])
                 "end of input (Ctrl-D)",
             ));
         }
-    }
-}
-
-/// Waits (10 s at most) until every thread of `client` is asleep in a system call, as a
-/// client waiting for typed input is, or until it has ended.
-fn until_it_waits(ctx: &Ctx, client: &TerminalProgram) {
-    let pid = client.spawned.pid;
-    let until = Instant::now() + ctx.secs(10.0);
-    while Instant::now() < until && !crate::observe::asleep(pid, Duration::from_millis(20)) {
-        let threads = crate::observe::threads(pid);
-        if threads.iter().all(|t| t.state == 'Z') {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(10));
     }
 }
 
