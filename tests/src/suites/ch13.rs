@@ -3,7 +3,9 @@
 
 use std::time::{Duration, Instant};
 
-use crate::check::{Chapter, Check, Ctx, Evidence, Outcome, Readme, Role, RoleKind, Server, fail};
+use crate::check::{
+    Chapter, Check, Ctx, Evidence, Hint, Outcome, Readme, Role, RoleKind, Server, fail,
+};
 use crate::observe;
 use crate::peer::Conn;
 use crate::report::{list, quote};
@@ -459,6 +461,30 @@ fn writev_sends_everything(ctx: &mut Ctx) -> Outcome {
             expected.len()
         ))
         .expected("every byte: when writev() returns less than the total, call it again for the rest")
+        .into());
+    }
+    // A body that is not the README's pattern from its first byte is the sender's own
+    // choice of bytes, not a writev() that lost its place (that still sends the pattern,
+    // out of place): a wording mismatch, said as one, with the count that arrived.
+    let header = format!("size {size}\n");
+    let body = &got[header.len().min(got.len())..];
+    if got.starts_with(header.as_bytes()) && !body.starts_with(&expected[header.len()..][..26]) {
+        return Err(Evidence::new(format!(
+            "{} of {} bytes arrived, but the {size} after \"size {size}\\n\" are not the README's pattern, the letters a to z again and again: only in that pattern can the checker see a byte out of place",
+            got.len(),
+            expected.len()
+        ))
+        .expected(format!(
+            "\"size {size}\\n\", then {size} bytes abcdefghijklmnopqrstuvwxyzabc... (byte i is 'a' + i % 26), then \"end\\n\""
+        ))
+        .got(&body[..32.min(body.len())])
+        .cause(
+            "the body is not the README's pattern",
+            Some(Hint {
+                text: "fill the N bytes with the letters a to z, again and again (byte i is 'a' + i % 26), as the README says; then whether every byte arrives in order can be checked",
+                see: README.at("writev writes what it can"),
+            }),
+        )
         .into());
     }
     Err(Evidence::new(format!(
